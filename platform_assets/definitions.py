@@ -1,0 +1,11 @@
+"""The code location: every domain's definitions merged with the shared resources."""
+
+import dagster as dg
+
+from platform_assets.defs import resources
+from platform_assets.defs.sales import assets as sales_assets
+
+defs = dg.Definitions.merge(
+    dg.Definitions(assets=dg.load_assets_from_modules([sales_assets])),
+    resources.defs,
+)

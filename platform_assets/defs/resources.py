@@ -1,0 +1,26 @@
+"""The resources every domain uses, chosen from the environment in this one place."""
+
+import dagster as dg
+
+from platform_assets.lib import settings
+from platform_assets.lib.landing.landing_zone import LandingZone
+from platform_assets.lib.postgres.io_manager import PostgresIOManager
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+
+def build_warehouse() -> Warehouse:
+    """The warehouse at ``PLATFORM_DATABASE_URL`` when set, else the embedded server."""
+    if settings.configured_url(settings.WAREHOUSE_URL_VAR):
+        return Warehouse(database_url=dg.EnvVar(settings.WAREHOUSE_URL_VAR))
+    return Warehouse()
+
+
+warehouse = build_warehouse()
+
+defs = dg.Definitions(
+    resources={
+        "warehouse": warehouse,
+        "io_manager": PostgresIOManager(warehouse=warehouse),
+        "landing": LandingZone(directory=str(settings.landing_dir())),
+    }
+)

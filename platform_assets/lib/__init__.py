@@ -1,0 +1,1 @@
+"""Platform machinery with no Dagster definitions: Postgres, landing files, logging."""

@@ -1,0 +1,1 @@
+"""Landing files: the seeded sample-data generator and the raw file reader."""

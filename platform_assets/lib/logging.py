@@ -1,0 +1,70 @@
+"""Structured logging: structlog, rendered once, emitted through the ``platform_assets`` stdlib logger.
+
+``dagster.yaml`` lists that logger under ``python_logs.managed_python_loggers``, so every line lands in
+the Dagster run's event log (the UI's run logs), not only on stderr. Lines are JSON when
+``PLATFORM_LOG_FORMAT=json`` (production) and ``key=value`` console text otherwise.
+"""
+
+import logging
+
+import dagster as dg
+import structlog
+
+from platform_assets.lib import settings
+
+LOGGER_NAME = "platform_assets"
+
+
+def configure_logging() -> None:
+    """Configure structlog for the platform; safe to call more than once."""
+    if structlog.is_configured():
+        return
+    # Dagster captures this logger into run logs; without a level it would inherit root's WARNING.
+    logging.getLogger(LOGGER_NAME).setLevel(logging.INFO)
+    renderer: structlog.typing.Processor = (
+        structlog.processors.JSONRenderer(sort_keys=True)
+        if settings.log_format() == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
+        cache_logger_on_first_use=True,
+    )
+
+
+AnyContext = dg.AssetExecutionContext | dg.OutputContext | dg.InputContext
+
+
+def partition_label(context: AnyContext) -> str | None:
+    """The partition being processed: one key, ``first..last`` for a range, or None if unpartitioned."""
+    if isinstance(context, dg.AssetExecutionContext):
+        partitioned = context.has_partition_key or context.has_partition_key_range
+        key_range = context.partition_key_range if partitioned else None
+    else:
+        key_range = context.asset_partition_key_range if context.has_asset_partitions else None
+    if key_range is None:
+        return None
+    return (
+        key_range.start
+        if key_range.start == key_range.end
+        else f"{key_range.start}..{key_range.end}"
+    )
+
+
+def run_logger(context: AnyContext) -> structlog.stdlib.BoundLogger:
+    """A logger bound to the run id, asset key and partition of ``context``."""
+    configure_logging()
+    run_id = context.step_context.run_id if isinstance(context, dg.InputContext) else context.run_id
+    return structlog.get_logger(LOGGER_NAME).bind(
+        run_id=run_id,
+        asset_key=context.asset_key.to_user_string(),
+        partition=partition_label(context),
+    )

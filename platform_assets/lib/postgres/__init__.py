@@ -1,0 +1,1 @@
+"""PostgreSQL layer: the embedded server, the warehouse resource, the IO manager. All SQL lives here."""

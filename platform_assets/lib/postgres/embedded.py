@@ -1,0 +1,79 @@
+"""The embedded PostgreSQL server used when no database URL is configured.
+
+``pgserver`` ships a real PostgreSQL 16. The server is started once under ``<data dir>/pgdata`` and
+left running (``cleanup_mode=None``) so that every process of ``dagster dev`` (webserver, daemon,
+code server, run workers) shares it; it listens only on a unix socket inside the data directory.
+``platform-db stop`` stops it; deleting the data directory resets everything.
+"""
+
+import argparse
+import contextlib
+import warnings
+from pathlib import Path
+
+import psycopg
+from psycopg import sql
+
+with warnings.catch_warnings():
+    # pgserver resolves a runtime dir at import; without XDG_RUNTIME_DIR it warns and uses /tmp.
+    warnings.simplefilter("ignore")
+    import pgserver
+    from pgserver import PostgresServer
+
+from platform_assets.lib import settings
+
+SUPERUSER = "postgres"
+
+
+def pgdata_dir(data_dir: Path | None = None) -> Path:
+    """Where the embedded server keeps its cluster."""
+    return (data_dir or settings.data_dir()) / "pgdata"
+
+
+def embedded_server(data_dir: Path | None = None) -> PostgresServer:
+    """Start the embedded server if it is not running yet, and return a handle to it."""
+    pgdata = pgdata_dir(data_dir)
+    pgdata.parent.mkdir(parents=True, exist_ok=True)
+    return pgserver.get_server(pgdata, cleanup_mode=None)
+
+
+def embedded_database_url(database: str, data_dir: Path | None = None) -> str:
+    """libpq URL of ``database`` on the embedded server, creating the database on first use."""
+    server = embedded_server(data_dir)
+    ensure_database(server.get_uri(), database)
+    return server.get_uri(database)
+
+
+def ensure_database(admin_url: str, database: str) -> None:
+    """Create ``database`` unless it exists (CREATE DATABASE cannot run in a transaction)."""
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        exists = conn.execute(
+            "SELECT 1 FROM pg_database WHERE datname = %s", (database,)
+        ).fetchone()
+        if exists is None:
+            # Another process may create it between our check and our CREATE: the same outcome.
+            with contextlib.suppress(psycopg.errors.DuplicateDatabase):
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
+def stop_embedded_server(data_dir: Path | None = None) -> bool:
+    """Stop the embedded server if it runs; return whether one was running."""
+    from pgserver._commands import pg_ctl  # pgserver exposes no public stop-without-delete call
+
+    pgdata = pgdata_dir(data_dir)
+    if not (pgdata / "postmaster.pid").exists():
+        return False
+    server = pgserver.get_server(pgdata, cleanup_mode=None)
+    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=server.system_user)
+    return True
+
+
+def main() -> None:
+    """``platform-db``: start, inspect or stop the embedded server from the shell."""
+    parser = argparse.ArgumentParser(prog="platform-db", description=main.__doc__)
+    parser.add_argument("action", choices=["start", "url", "stop"])
+    args = parser.parse_args()
+    if args.action == "stop":
+        print("stopped" if stop_embedded_server() else "not running")
+    else:
+        print(embedded_database_url(settings.WAREHOUSE_DATABASE))

@@ -1,0 +1,45 @@
+"""Dagster instance storage (runs, event log, schedules) on PostgreSQL, embedded by default.
+
+Referenced from ``dagster.yaml`` as a custom storage class, so that plain ``dagster dev`` starts the
+embedded server itself when ``PLATFORM_DAGSTER_STORAGE_URL`` is unset. Everything else is
+dagster-postgres's own storage.
+"""
+
+from collections.abc import Mapping
+from typing import Any
+
+from dagster._config.config_schema import UserConfigSchema
+from dagster._serdes import ConfigurableClassData
+from dagster_postgres import DagsterPostgresStorage
+
+from platform_assets.lib import settings
+from platform_assets.lib.postgres.embedded import embedded_database_url
+
+
+def instance_storage_url() -> str:
+    """SQLAlchemy URL of the Dagster storage database.
+
+    dagster-postgres is driven through psycopg2: under SQLAlchemy 2.1 a bare ``postgresql://`` URL
+    selects psycopg 3, with which the webserver's ``/graphql`` fails ("the connection is closed").
+    """
+    url = settings.configured_url(settings.DAGSTER_STORAGE_URL_VAR) or embedded_database_url(
+        settings.DAGSTER_DATABASE
+    )
+    scheme, _, rest = url.partition("://")
+    if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
+        return f"postgresql+psycopg2://{rest}"
+    return url
+
+
+class PlatformPostgresStorage(DagsterPostgresStorage):
+    """dagster-postgres storage whose URL comes from the environment or the embedded server."""
+
+    @classmethod
+    def config_type(cls) -> UserConfigSchema:
+        return {}
+
+    @classmethod
+    def from_config_value(  # type: ignore[override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> "PlatformPostgresStorage":
+        return cls(postgres_url=instance_storage_url(), inst_data=inst_data)

@@ -1,0 +1,82 @@
+"""The warehouse resource: connections to the PostgreSQL database that holds the platform's tables."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import adbc_driver_postgresql.dbapi as adbc
+import dagster as dg
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+from psycopg_pool import ConnectionPool
+from pydantic import Field, PrivateAttr
+
+from platform_assets.lib import settings
+from platform_assets.lib.postgres.embedded import embedded_database_url
+
+
+def libpq_url(url: str) -> str:
+    """Accept SQLAlchemy-style URLs (``postgresql+psycopg://``) as well as libpq ones."""
+    scheme, separator, rest = url.partition("://")
+    if separator and scheme.startswith("postgresql+"):
+        return f"postgresql://{rest}"
+    return url
+
+
+class Warehouse(dg.ConfigurableResource):
+    """Connections to the warehouse database.
+
+    ``database_url`` comes from ``PLATFORM_DATABASE_URL`` (through ``dg.EnvVar``); when it is unset the
+    embedded server's ``warehouse`` database is used. Every connection carries ``application_name``
+    and the timeouts, so a stuck statement or lock wait ends instead of hanging a run. Ordinary SQL
+    goes through a small psycopg pool; bulk loads and reads go through ADBC (binary COPY of Arrow).
+    """
+
+    database_url: str | None = Field(
+        default=None, description="libpq URL of the warehouse; None means the embedded server."
+    )
+    application_name: str = Field(default="platform_assets")
+    statement_timeout_ms: int = Field(default=15 * 60 * 1000, ge=0)
+    lock_timeout_ms: int = Field(default=60 * 1000, ge=0)
+    pool_max_size: int = Field(default=4, ge=1)
+
+    _pool: ConnectionPool | None = PrivateAttr(default=None)
+
+    def conninfo(self) -> str:
+        """The libpq connection string (may hold a password: never log it)."""
+        base = libpq_url(self.database_url) if self.database_url else None
+        return make_conninfo(
+            base or embedded_database_url(settings.WAREHOUSE_DATABASE),
+            application_name=self.application_name,
+            options=(
+                f"-c statement_timeout={self.statement_timeout_ms} "
+                f"-c lock_timeout={self.lock_timeout_ms}"
+            ),
+        )
+
+    @contextmanager
+    def connection(self) -> Iterator[psycopg.Connection]:
+        """A pooled psycopg connection inside a transaction: committed on success, else rolled back."""
+        if self._pool is None:
+            self._pool = ConnectionPool(
+                self.conninfo(), min_size=1, max_size=self.pool_max_size, open=True
+            )
+        with self._pool.connection() as conn:
+            yield conn
+
+    @contextmanager
+    def bulk_connection(self) -> Iterator[adbc.Connection]:
+        """An ADBC connection (autocommit off) for Arrow-speed COPY in and out of Postgres."""
+        with adbc.connect(self.conninfo()) as conn:
+            yield conn
+
+    def ensure_schema(self, schema: str) -> None:
+        """Create ``schema`` if it does not exist yet."""
+        with self.connection() as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the pool when the run (or step) that opened it ends."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None

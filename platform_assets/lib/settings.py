@@ -1,0 +1,39 @@
+"""The environment variables the platform reads, in one place.
+
+Everything that depends on where the platform runs (database URLs, data directories, log format) is
+resolved here, so that the rest of the code never reads ``os.environ`` itself.
+"""
+
+import os
+from pathlib import Path
+
+WAREHOUSE_URL_VAR = "PLATFORM_DATABASE_URL"
+DAGSTER_STORAGE_URL_VAR = "PLATFORM_DAGSTER_STORAGE_URL"
+DATA_DIR_VAR = "PLATFORM_DATA_DIR"
+LANDING_DIR_VAR = "PLATFORM_LANDING_DIR"
+LOG_FORMAT_VAR = "PLATFORM_LOG_FORMAT"
+
+WAREHOUSE_DATABASE = "warehouse"
+DAGSTER_DATABASE = "dagster"
+
+
+def data_dir() -> Path:
+    """Project-local directory for the embedded server and sample data (``./.platform`` by default)."""
+    return Path(os.environ.get(DATA_DIR_VAR, ".platform")).expanduser().resolve()
+
+
+def landing_dir() -> Path:
+    """Directory holding the daily landing files (``<data dir>/landing`` by default)."""
+    configured = os.environ.get(LANDING_DIR_VAR)
+    return Path(configured).expanduser().resolve() if configured else data_dir() / "landing"
+
+
+def configured_url(variable: str) -> str | None:
+    """The database URL set in ``variable``, or None when it is unset or blank."""
+    value = os.environ.get(variable, "").strip()
+    return value or None
+
+
+def log_format() -> str:
+    """``json`` for machine-read logs (production), ``console`` for people (the default)."""
+    return os.environ.get(LOG_FORMAT_VAR, "console").strip().lower()
