@@ -1,1 +1,1 @@
-"""A Dagster data platform on PostgreSQL: idempotent partitioned assets loaded through a Postgres IO manager."""
+"""A Dagster data platform on PostgreSQL: idempotent partitioned assets, loaded by an IO manager."""

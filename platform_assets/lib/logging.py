@@ -1,7 +1,7 @@
-"""Structured logging: structlog, rendered once, emitted through the ``platform_assets`` stdlib logger.
+"""Structured logging: structlog lines emitted through the ``platform_assets`` stdlib logger.
 
-``dagster.yaml`` lists that logger under ``python_logs.managed_python_loggers``, so every line lands in
-the Dagster run's event log (the UI's run logs), not only on stderr. Lines are JSON when
+``dagster.yaml`` lists that logger under ``python_logs.managed_python_loggers``, so every line
+lands in the Dagster run's event log (the UI's run logs), not only on stderr. Lines are JSON when
 ``PLATFORM_LOG_FORMAT=json`` (production) and ``key=value`` console text otherwise.
 """
 
@@ -44,7 +44,7 @@ AnyContext = dg.AssetExecutionContext | dg.OutputContext | dg.InputContext
 
 
 def partition_label(context: AnyContext) -> str | None:
-    """The partition being processed: one key, ``first..last`` for a range, or None if unpartitioned."""
+    """The partition being processed: a key, ``first..last`` for a range, None if unpartitioned."""
     if isinstance(context, dg.AssetExecutionContext):
         partitioned = context.has_partition_key or context.has_partition_key_range
         key_range = context.partition_key_range if partitioned else None

@@ -18,7 +18,7 @@ DAGSTER_DATABASE = "dagster"
 
 
 def data_dir() -> Path:
-    """Project-local directory for the embedded server and sample data (``./.platform`` by default)."""
+    """Project-local directory for the embedded server and sample data (default ``./.platform``)."""
     return Path(os.environ.get(DATA_DIR_VAR, ".platform")).expanduser().resolve()
 
 

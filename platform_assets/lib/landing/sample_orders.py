@@ -111,7 +111,7 @@ def write_day(directory: Path, day: date, orders: int, seed: int, malformed_shar
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``platform-sample-data``: write sample order files for a span of days (existing ones kept)."""
+    """``platform-sample-data``: write sample order files for a span of days (keeps existing)."""
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     parser = argparse.ArgumentParser(prog="platform-sample-data", description=main.__doc__)
     parser.add_argument("--start", type=date.fromisoformat, default=yesterday - timedelta(days=13))

@@ -1,1 +1,1 @@
-"""PostgreSQL layer: the embedded server, the warehouse resource, the IO manager. All SQL lives here."""
+"""PostgreSQL layer: embedded server, warehouse resource, IO manager. All SQL lives here."""

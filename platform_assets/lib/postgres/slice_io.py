@@ -102,7 +102,7 @@ def slice_bounds(table_slice: TableSlice, columns: list[Column]) -> tuple[object
 def replace_slice(
     conn: adbc.Connection, table_slice: TableSlice, data: pa.Table, columns: list[Column]
 ) -> WriteResult:
-    """Delete the slice's rows and COPY ``data`` in, in one transaction (see the module docstring)."""
+    """Delete the slice's rows and COPY ``data`` in, in one transaction (see module docstring)."""
     bounds = slice_bounds(table_slice, columns)
     if bounds:
         outside = count_rows_outside(data, table_slice.partition_column, *bounds)
@@ -146,7 +146,7 @@ def read_slice(conn: adbc.Connection, table_slice: TableSlice) -> pa.Table:
         columns = table_columns(cursor, table_slice.schema, table_slice.table)
         if not columns:
             raise LookupError(
-                f"table {table_slice.qualified_name} does not exist yet: materialise its asset first"
+                f"table {table_slice.qualified_name} does not exist: materialise its asset first"
             )
         bounds = slice_bounds(table_slice, columns)
         cursor.execute(statements.select_slice(table_slice), parameters=bounds or None)

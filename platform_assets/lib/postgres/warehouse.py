@@ -1,4 +1,4 @@
-"""The warehouse resource: connections to the PostgreSQL database that holds the platform's tables."""
+"""The warehouse resource: connections to the database that holds the platform's tables."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -26,10 +26,11 @@ def libpq_url(url: str) -> str:
 class Warehouse(dg.ConfigurableResource):
     """Connections to the warehouse database.
 
-    ``database_url`` comes from ``PLATFORM_DATABASE_URL`` (through ``dg.EnvVar``); when it is unset the
-    embedded server's ``warehouse`` database is used. Every connection carries ``application_name``
-    and the timeouts, so a stuck statement or lock wait ends instead of hanging a run. Ordinary SQL
-    goes through a small psycopg pool; bulk loads and reads go through ADBC (binary COPY of Arrow).
+    ``database_url`` comes from ``PLATFORM_DATABASE_URL`` (through ``dg.EnvVar``); when it is unset
+    the embedded server's ``warehouse`` database is used. Every connection carries
+    ``application_name`` and the timeouts, so a stuck statement or lock wait ends instead of hanging
+    a run. Ordinary SQL goes through a small psycopg pool; bulk loads and reads go through ADBC
+    (binary COPY of Arrow).
     """
 
     database_url: str | None = Field(
@@ -56,7 +57,7 @@ class Warehouse(dg.ConfigurableResource):
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
-        """A pooled psycopg connection inside a transaction: committed on success, else rolled back."""
+        """A pooled psycopg connection in a transaction: committed on success, else rolled back."""
         if self._pool is None:
             self._pool = ConnectionPool(
                 self.conninfo(), min_size=1, max_size=self.pool_max_size, open=True
