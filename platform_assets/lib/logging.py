@@ -62,7 +62,12 @@ def partition_label(context: AnyContext) -> str | None:
 def run_logger(context: AnyContext) -> structlog.stdlib.BoundLogger:
     """A logger bound to the run id, asset key and partition of ``context``."""
     configure_logging()
-    run_id = context.step_context.run_id if isinstance(context, dg.InputContext) else context.run_id
+    if isinstance(context, dg.AssetExecutionContext):
+        run_id = context.run.run_id
+    elif isinstance(context, dg.InputContext):
+        run_id = context.step_context.run_id
+    else:
+        run_id = context.run_id
     return structlog.get_logger(LOGGER_NAME).bind(
         run_id=run_id,
         asset_key=context.asset_key.to_user_string(),

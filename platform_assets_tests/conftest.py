@@ -1,0 +1,88 @@
+"""Shared fixtures: one real PostgreSQL for the session, fresh warehouse schemas per test.
+
+Without ``PLATFORM_DATABASE_URL`` the tests start the embedded server in a temporary data directory
+(never the developer's ``./.platform``) and stop it at the end; with it, they use that server.
+"""
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from platform_assets.lib import settings
+from platform_assets.lib.landing.landing_zone import LandingZone
+from platform_assets.lib.landing.sample_orders import write_day
+from platform_assets.lib.postgres.embedded import stop_embedded_server
+from platform_assets.lib.postgres.io_manager import PostgresIOManager
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SAMPLE_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
+SAMPLE_SEED = 11
+_session_data_dir: Path | None = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Point the embedded server at a throwaway data directory before anything starts it."""
+    global _session_data_dir
+    if settings.DATA_DIR_VAR not in os.environ:
+        _session_data_dir = Path(tempfile.mkdtemp(prefix="platform-tests-"))
+        os.environ[settings.DATA_DIR_VAR] = str(_session_data_dir)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Stop the session's embedded server and delete its data directory."""
+    if _session_data_dir is not None:
+        stop_embedded_server(_session_data_dir)
+        shutil.rmtree(_session_data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def warehouse() -> Warehouse:
+    """The warehouse the tests write to: ``PLATFORM_DATABASE_URL`` or the embedded server."""
+    return Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
+
+
+@pytest.fixture
+def clean_warehouse(warehouse: Warehouse) -> Iterator[Warehouse]:
+    """The warehouse with the schemas the tests write to dropped first."""
+    with warehouse.connection() as conn:
+        for schema in ("sales", "io_test"):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+    yield warehouse
+
+
+@pytest.fixture(scope="session")
+def landing_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A landing zone holding seeded sample order files for ``SAMPLE_DAYS``."""
+    directory = tmp_path_factory.mktemp("landing")
+    for day in SAMPLE_DAYS:
+        write_day(directory / "orders", day, orders=400, seed=SAMPLE_SEED, malformed_share=0.03)
+    return directory
+
+
+@pytest.fixture
+def resources(clean_warehouse: Warehouse, landing_dir: Path) -> dict[str, object]:
+    """Real resources bound to the test warehouse and landing zone."""
+    return {
+        "warehouse": clean_warehouse,
+        "io_manager": PostgresIOManager(warehouse=clean_warehouse),
+        "landing": LandingZone(directory=str(landing_dir)),
+    }
+
+
+@pytest.fixture
+def instance() -> Iterator[dg.DagsterInstance]:
+    """An ephemeral instance capturing the platform's structlog lines, as dagster.yaml does."""
+    with dg.DagsterInstance.ephemeral(
+        settings={
+            "python_logs": {"managed_python_loggers": ["platform_assets"], "python_log_level": "INFO"}
+        }
+    ) as ephemeral:
+        yield ephemeral
