@@ -44,9 +44,11 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 @pytest.fixture(scope="session")
-def warehouse() -> Warehouse:
+def warehouse() -> Iterator[Warehouse]:
     """The warehouse the tests write to: ``PLATFORM_DATABASE_URL`` or the embedded server."""
-    return Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
+    session_warehouse = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
+    yield session_warehouse
+    session_warehouse.close()
 
 
 @pytest.fixture

@@ -76,8 +76,12 @@ class Warehouse(dg.ConfigurableResource):
         with self.connection() as conn:
             conn.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
-    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        """Close the pool when the run (or step) that opened it ends."""
+    def close(self) -> None:
+        """Close the pool; callers using the resource outside a Dagster run must call this."""
         if self._pool is not None:
             self._pool.close()
             self._pool = None
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        """Close the pool when the run (or step) that opened it ends."""
+        self.close()

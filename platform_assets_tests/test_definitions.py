@@ -1,0 +1,34 @@
+"""The code location loads, validates, and has the asset graph we expect."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets.definitions import defs
+from platform_assets_tests.conftest import REPO_ROOT
+
+
+def test_definitions_validate() -> None:
+    dg.Definitions.validate_loadable(defs)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert keys == {"sales/raw_orders", "sales/orders", "sales/daily_order_metrics"}
+    graph = defs.resolve_asset_graph()
+    assert graph.get(dg.AssetKey(["sales", "orders"])).parent_keys == {
+        dg.AssetKey(["sales", "raw_orders"])
+    }
+    assert set(defs.resources) >= {"warehouse", "io_manager", "landing"}
+
+
+def test_dg_check_defs_validates_the_project() -> None:
+    """`dg check defs`, run from the repository root, loads the project's definitions."""
+    completed = subprocess.run(
+        [str(Path(sys.executable).with_name("dg")), "check", "defs"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert completed.returncode == 0, completed.stdout + completed.stderr
+    assert "All definitions loaded successfully" in completed.stdout + completed.stderr

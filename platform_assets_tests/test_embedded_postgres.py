@@ -1,0 +1,74 @@
+"""The embedded server starts when no URL is configured, and is left alone when one is."""
+
+from contextlib import closing
+from pathlib import Path
+
+import dagster as dg
+import psycopg
+import pytest
+from dagster._core.instance.ref import InstanceRef
+
+from platform_assets.defs.resources import build_warehouse
+from platform_assets.lib import settings
+from platform_assets.lib.postgres.embedded import embedded_server, stop_embedded_server
+from platform_assets.lib.postgres.instance_storage import instance_storage_url
+from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets_tests.conftest import REPO_ROOT
+
+
+@pytest.fixture
+def session_url() -> str:
+    """A libpq URL of the tests' server, standing in for an external one."""
+    return settings.configured_url(settings.WAREHOUSE_URL_VAR) or embedded_server().get_uri()
+
+
+def test_embedded_server_starts_without_a_url(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
+    monkeypatch.delenv(settings.WAREHOUSE_URL_VAR, raising=False)
+    monkeypatch.delenv(settings.DAGSTER_STORAGE_URL_VAR, raising=False)
+    warehouse = Warehouse()
+    try:
+        with warehouse.connection() as conn:
+            database, app = conn.execute(
+                "SELECT current_database(), current_setting('application_name')"
+            ).fetchone()
+        assert (database, app) == ("warehouse", "platform_assets")
+        assert (tmp_path / "pgdata" / "PG_VERSION").exists()
+        storage_url = instance_storage_url()
+        assert storage_url.startswith("postgresql+psycopg2://")
+        assert f"host={tmp_path / 'pgdata'}" in storage_url
+    finally:
+        warehouse.close()
+        stop_embedded_server(tmp_path)
+
+
+def test_configured_urls_never_start_the_embedded_server(
+    tmp_path: Path, monkeypatch, session_url: str
+) -> None:
+    monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
+    monkeypatch.setenv(settings.WAREHOUSE_URL_VAR, session_url)
+    monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_VAR, session_url)
+
+    warehouse = build_warehouse()
+    resolved = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
+    with closing(resolved), resolved.connection() as conn:
+        assert conn.execute("SELECT 1").fetchone() == (1,)
+    assert isinstance(warehouse.database_url, dg.EnvVar)
+    assert instance_storage_url().startswith("postgresql+psycopg2://")
+    assert not (tmp_path / "pgdata").exists()
+
+
+def test_dagster_yaml_keeps_runs_in_postgres(tmp_path: Path, resources) -> None:
+    """The repository's dagster.yaml gives an instance whose runs live in the Postgres database."""
+    ref = InstanceRef.from_dir(str(tmp_path), config_dir=str(REPO_ROOT))
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        from platform_assets.defs.sales.assets import raw_orders
+
+        result = dg.materialize(
+            [raw_orders], partition_key="2026-11-01", resources=resources, instance=instance
+        )
+        assert result.success
+    storage_url = instance_storage_url().replace("postgresql+psycopg2://", "postgresql://")
+    with psycopg.connect(storage_url) as conn:
+        stored = conn.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,)).fetchone()
+    assert stored == ("SUCCESS",)
