@@ -84,7 +84,10 @@ def instance() -> Iterator[dg.DagsterInstance]:
     """An ephemeral instance capturing the platform's structlog lines, as dagster.yaml does."""
     with dg.DagsterInstance.ephemeral(
         settings={
-            "python_logs": {"managed_python_loggers": ["platform_assets"], "python_log_level": "INFO"}
+            "python_logs": {
+                "managed_python_loggers": ["platform_assets"],
+                "python_log_level": "INFO",
+            }
         }
     ) as ephemeral:
         yield ephemeral

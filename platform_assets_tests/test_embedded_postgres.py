@@ -70,5 +70,7 @@ def test_dagster_yaml_keeps_runs_in_postgres(tmp_path: Path, resources) -> None:
         assert result.success
     storage_url = instance_storage_url().replace("postgresql+psycopg2://", "postgresql://")
     with psycopg.connect(storage_url) as conn:
-        stored = conn.execute("SELECT status FROM runs WHERE run_id = %s", (result.run_id,)).fetchone()
+        stored = conn.execute(
+            "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)
+        ).fetchone()
     assert stored == ("SUCCESS",)

@@ -12,12 +12,6 @@ import pandas as pd
 
 from platform_assets.lib.landing.sample_orders import CHANNELS, CURRENCIES, STATUSES
 
-ORDER_DTYPES = {
-    "order_id": "Int64",
-    "customer_id": "Int64",
-    "quantity": "Int64",
-}
-
 
 @dataclass(frozen=True)
 class CleanedOrders:
@@ -72,8 +66,17 @@ def clean_orders(raw: pd.DataFrame, day: date) -> CleanedOrders:
     rejected_mask = reasons.map(bool)
 
     good = ~rejected_mask
-    unit_price_exact = raw.loc[good, "unit_price"].map(Decimal)
-    discount_exact = raw.loc[good, "discount"].map(Decimal)
+    unit_price_exact = pd.Series([Decimal(v) for v in raw.loc[good, "unit_price"]], dtype=object)
+    discount_exact = pd.Series([Decimal(v) for v in raw.loc[good, "discount"]], dtype=object)
+    amount = pd.Series(
+        [
+            price * int(count) - cut
+            for price, count, cut in zip(
+                unit_price_exact, quantity[good], discount_exact, strict=True
+            )
+        ],
+        dtype=object,
+    )
     orders = pd.DataFrame(
         {
             "order_id": order_id[good],
@@ -84,10 +87,10 @@ def clean_orders(raw: pd.DataFrame, day: date) -> CleanedOrders:
             "channel": raw.loc[good, "channel"],
             "currency": raw.loc[good, "currency"],
             "quantity": quantity[good],
-            "unit_price": unit_price_exact,
-            "discount": discount_exact,
-            "amount": unit_price_exact * quantity[good].astype(object) - discount_exact,
         }
     ).reset_index(drop=True)
+    orders["unit_price"] = unit_price_exact
+    orders["discount"] = discount_exact
+    orders["amount"] = amount
     rejected = raw[rejected_mask].assign(reasons=reasons[rejected_mask].map("; ".join))
     return CleanedOrders(orders=orders, rejected=rejected.reset_index(drop=True))

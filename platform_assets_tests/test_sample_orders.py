@@ -1,0 +1,59 @@
+"""The seeded landing-file generator and the raw CSV reader."""
+
+import csv
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from platform_assets.lib.landing.csv_reader import LandingFileError, read_landing_csv
+from platform_assets.lib.landing.sample_orders import ORDER_COLUMNS, main, write_day
+
+DAY = date(2026, 11, 5)
+
+
+def test_same_seed_and_day_give_identical_files(tmp_path: Path) -> None:
+    first = write_day(tmp_path / "a", DAY, orders=300, seed=3, malformed_share=0.05).read_bytes()
+    second = write_day(tmp_path / "b", DAY, orders=300, seed=3, malformed_share=0.05).read_bytes()
+    other = write_day(tmp_path / "c", DAY, orders=300, seed=4, malformed_share=0.05).read_bytes()
+    assert first == second and first != other
+
+
+def test_cli_writes_a_span_and_keeps_existing_files(tmp_path: Path) -> None:
+    args = ["--start", "2026-11-01", "--end", "2026-11-03", "--landing-dir", str(tmp_path)]
+    main([*args, "--orders-per-day", "50"])
+    files = sorted((tmp_path / "orders").glob("*.csv"))
+    assert [f.name for f in files] == [f"orders_2026-11-0{d}.csv" for d in (1, 2, 3)]
+    before = files[0].read_bytes()
+    main([*args, "--orders-per-day", "80"])
+    assert files[0].read_bytes() == before
+
+
+def test_reader_keeps_every_value_as_text_with_line_numbers(tmp_path: Path) -> None:
+    path = write_day(tmp_path, DAY, orders=200, seed=1, malformed_share=0.2)
+    with path.open(newline="") as handle:
+        expected = list(csv.DictReader(handle))
+    table = read_landing_csv(path, ORDER_COLUMNS)
+    assert table.column("quantity").to_pylist() == [row["quantity"] for row in expected]
+    assert table.column("_source_line").to_pylist() == list(range(2, len(expected) + 2))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"", "cannot be read as CSV"),
+        (("\n".join([",".join(ORDER_COLUMNS), "1,2,3"]) + "\n").encode(), "cannot be read as CSV"),
+        (b"a,b\n1,2\n", "has columns"),
+        (
+            (",".join(ORDER_COLUMNS) + "\n" + ",".join(["\xff"] * 10) + "\n").encode("latin-1"),
+            "cannot be read as CSV",
+        ),
+    ],
+    ids=["empty", "ragged", "wrong-header", "not-utf8"],
+)
+def test_unreadable_files_fail_with_the_file_named(tmp_path: Path, content: bytes, message: str):
+    path = tmp_path / "orders_2026-11-05.csv"
+    path.write_bytes(content)
+    with pytest.raises(LandingFileError, match=message) as raised:
+        read_landing_csv(path, ORDER_COLUMNS)
+    assert str(path) in str(raised.value)
