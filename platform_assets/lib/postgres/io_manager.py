@@ -6,7 +6,8 @@ Per asset, through definition metadata:
   partition; a time window ``[start, end)`` selects the rows a partition owns.
 - ``primary_key`` (optional): list of columns, declared on the table when it is created.
 - ``schema`` (optional): the Postgres schema; default is the asset key's prefix, else
-  ``default_schema``. The table is the asset key's last part.
+  ``default_schema``.
+- ``table`` (optional): the table name; default is the asset key's last part.
 
 Writing replaces the partition in one transaction (see ``slice_io``): DELETE exactly the partition's
 rows, binary COPY the new ones. An empty frame empties the partition, and says so.
@@ -34,8 +35,9 @@ def _table_slice(
     """Where the asset of ``context`` lives, and which of its rows this call concerns."""
     path = context.asset_key.path
     schema = definition_metadata.get("schema") or ("_".join(path[:-1]) or default_schema)
+    table = definition_metadata.get("table") or path[-1]
     if not context.has_asset_partitions:
-        return TableSlice(schema=schema, table=path[-1], columns=columns)
+        return TableSlice(schema=schema, table=table, columns=columns)
     partition_column = definition_metadata.get("partition_column")
     if not partition_column:
         raise dg.DagsterInvariantViolationError(
@@ -50,7 +52,7 @@ def _table_slice(
     window = context.asset_partitions_time_window
     return TableSlice(
         schema=schema,
-        table=path[-1],
+        table=table,
         partition_column=partition_column,
         time_range=TimeRange(window.start, window.end),
         partition_label=partition_label(context),

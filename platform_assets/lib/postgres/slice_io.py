@@ -80,6 +80,8 @@ def prepare_table(
 def count_rows_outside(data: pa.Table, column: str, low: object, high: object) -> int:
     """Rows whose ``column`` is null or outside ``[low, high)``."""
     values = data.column(column)
+    if pa.types.is_null(values.type):  # an empty frame's column, or one holding only nulls
+        return data.num_rows
     low_scalar, high_scalar = pa.scalar(low, type=values.type), pa.scalar(high, type=values.type)
     inside = pc.and_(pc.greater_equal(values, low_scalar), pc.less(values, high_scalar))
     return data.num_rows - pc.sum(pc.fill_null(inside, False).cast(pa.int64())).as_py()

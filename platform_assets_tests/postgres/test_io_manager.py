@@ -1,0 +1,214 @@
+"""The Postgres IO manager through real materialisations: types, partitions, schema, concurrency."""
+
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from decimal import Decimal
+
+import dagster as dg
+import pandas as pd
+import psycopg
+import pytest
+from psycopg import sql
+
+from platform_assets.lib.postgres.io_manager import PostgresIOManager
+from platform_assets.lib.postgres.table_slice import TableSlice
+from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets_tests.helpers import fetch_all, row_count, table_checksum
+
+DAY = "2026-11-01"
+NEXT_DAY = "2026-11-02"
+daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
+
+
+def partitioned_asset(
+    frame_for_day: Callable[[date], pd.DataFrame],
+    name: str = "events",
+    column: str = "event_date",
+    **metadata: object,
+) -> dg.AssetsDefinition:
+    """A daily asset under ``io_test`` whose value is ``frame_for_day(partition_date)``."""
+
+    @dg.asset(
+        key=["io_test", name],
+        partitions_def=daily,
+        metadata={"partition_column": column, **metadata},
+    )
+    def _asset(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        return frame_for_day(context.partition_time_window.start.date())
+
+    return _asset
+
+
+def events(day: date, rows: int = 3, **extra: object) -> pd.DataFrame:
+    """A small frame of every supported type, with a null in each column of the last row."""
+    frame = pd.DataFrame(
+        {
+            "event_id": pd.array([*range(1, rows), None], dtype="Int64"),
+            "event_date": [day] * rows,
+            "seen_at": pd.Series(
+                [datetime(2026, 11, 1, 12, i % 60, tzinfo=UTC) for i in range(rows - 1)] + [None],
+                dtype="datetime64[us, UTC]",
+            ),
+            "label": pd.Series([*(f"é{i} ✓" for i in range(rows - 1)), None], dtype="str"),
+            "price": pd.Series(
+                [*(Decimal(f"{i}.10") for i in range(rows - 1)), None], dtype=object
+            ),
+            "ratio": [*(i / 4 for i in range(rows - 1)), None],
+            "flag": pd.array([*([True] * (rows - 1)), None], dtype="boolean"),
+        }
+    )
+    for name, value in extra.items():
+        frame[name] = value
+    return frame
+
+
+def run(assets: list, resources: dict, partition: str = DAY, **kwargs) -> dg.ExecuteInProcessResult:
+    """Materialise ``assets`` for one partition."""
+    return dg.materialize(assets, partition_key=partition, resources=resources, **kwargs)
+
+
+@pytest.fixture
+def io_resources(clean_warehouse: Warehouse) -> dict:
+    return {"io_manager": PostgresIOManager(warehouse=clean_warehouse)}
+
+
+def test_types_round_trip_through_load_input(io_resources: dict) -> None:
+    upstream = partitioned_asset(events)
+    captured: dict[str, pd.DataFrame] = {}
+
+    @dg.asset(
+        key=["io_test", "copy"],
+        partitions_def=daily,
+        ins={"frame": dg.AssetIn(key=upstream.key)},
+        metadata={"partition_column": "event_date"},
+    )
+    def copy(frame: pd.DataFrame) -> pd.DataFrame:
+        captured["frame"] = frame
+        return frame
+
+    assert run([upstream, copy], io_resources).success
+    read = captured["frame"].sort_values("event_id", na_position="last").reset_index(drop=True)
+    pd.testing.assert_frame_equal(read, events(date(2026, 11, 1)))
+    types = dict(
+        fetch_all(
+            io_resources["io_manager"].warehouse,
+            sql.SQL(
+                "SELECT column_name, data_type FROM information_schema.columns"
+                " WHERE table_schema = 'io_test' AND table_name = 'events'"
+            ),
+        )
+    )
+    assert types == {
+        "event_id": "bigint",
+        "event_date": "date",
+        "seen_at": "timestamp with time zone",
+        "label": "text",
+        "price": "numeric",
+        "ratio": "double precision",
+        "flag": "boolean",
+    }
+
+
+def test_rows_outside_the_partition_are_refused(io_resources: dict) -> None:
+    warehouse = io_resources["io_manager"].warehouse
+    assert run([partitioned_asset(events)], io_resources).success
+    before = table_checksum(warehouse, "io_test", "events")
+
+    stray = partitioned_asset(lambda d: events(d).assign(event_date=[d, d, date(2026, 11, 2)]))
+    result = run([stray], io_resources, raise_on_error=False)
+
+    assert not result.success
+    cause = result.failure_data_for_node("io_test__events").error.cause
+    assert cause.cls_name == "RowsOutsidePartitionError" and "1 of 3 rows" in cause.message
+    assert table_checksum(warehouse, "io_test", "events") == before
+
+
+def test_empty_frame_empties_only_its_partition(io_resources: dict) -> None:
+    warehouse = io_resources["io_manager"].warehouse
+    assert run([partitioned_asset(events)], io_resources, DAY).success
+    assert run([partitioned_asset(events)], io_resources, NEXT_DAY).success
+
+    result = run([partitioned_asset(lambda d: events(d).iloc[0:0])], io_resources, DAY)
+
+    metadata = result.asset_materializations_for_node("io_test__events")[0].metadata
+    assert metadata["dagster/row_count"].value == 0 and metadata["rows_deleted"].value == 3
+    remaining = fetch_all(warehouse, sql.SQL("SELECT DISTINCT event_date FROM io_test.events"))
+    assert remaining == [(date(2026, 11, 2),)]
+
+
+def test_new_column_is_added_and_incompatible_changes_are_refused(io_resources: dict) -> None:
+    warehouse = io_resources["io_manager"].warehouse
+    assert run([partitioned_asset(events)], io_resources, DAY).success
+    assert run([partitioned_asset(lambda d: events(d, note="x"))], io_resources, NEXT_DAY).success
+    notes = fetch_all(
+        warehouse,
+        sql.SQL("SELECT event_date, count(note) FROM io_test.events GROUP BY 1 ORDER BY 1"),
+    )
+    assert notes == [(date(2026, 11, 1), 0), (date(2026, 11, 2), 3)]
+
+    retyped = partitioned_asset(lambda d: events(d, note=1.5))
+    result = run([retyped], io_resources, NEXT_DAY, raise_on_error=False)
+    cause = result.failure_data_for_node("io_test__events").error.cause
+    assert "'note'" in cause.message and "needs a migration" in cause.message
+
+    dropped = partitioned_asset(lambda d: events(d).drop(columns=["ratio"]))
+    result = run([dropped], io_resources, NEXT_DAY, raise_on_error=False)
+    cause = result.failure_data_for_node("io_test__events").error.cause
+    assert "ratio" in cause.message and "needs a migration" in cause.message
+
+
+def test_hostile_identifiers_are_quoted(io_resources: dict) -> None:
+    warehouse = io_resources["io_manager"].warehouse
+    name = 'we"ird; DROP TABLE x; --'
+    hostile = partitioned_asset(
+        lambda d: pd.DataFrame({"select": [1], 'a "quoted" col': ["v"], "day here": [d]}),
+        column="day here",
+        primary_key=["select"],
+        table=name,
+    )
+    assert run([hostile], io_resources).success
+    assert run([hostile], io_resources).success
+    assert row_count(warehouse, "io_test", name) == 1
+
+
+def test_writer_waits_for_the_partition_lock(io_resources: dict) -> None:
+    """A second writer of a partition blocks on its advisory lock instead of interleaving."""
+    warehouse = io_resources["io_manager"].warehouse
+    assert run([partitioned_asset(events)], io_resources).success
+    lock_key = TableSlice("io_test", "events", partition_label=DAY).lock_key
+    writer = partitioned_asset(lambda d: events(d, rows=5))
+    outcome: list[bool] = []
+
+    with psycopg.connect(warehouse.conninfo()) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key,))
+        thread = threading.Thread(
+            target=lambda: outcome.append(run([writer], io_resources).success)
+        )
+        thread.start()
+        waiting = wait_for_advisory_waiter(warehouse)
+        assert waiting and thread.is_alive() and outcome == []
+        assert row_count(warehouse, "io_test", "events") == 3
+        holder.rollback()  # releases the lock
+        thread.join(timeout=60)
+
+    assert outcome == [True]
+    assert row_count(warehouse, "io_test", "events") == 5
+
+
+def wait_for_advisory_waiter(warehouse: Warehouse, attempts: int = 100) -> bool:
+    """Whether a session is seen waiting on an advisory lock (polled for up to ~10 s).
+
+    Polled from its own autocommit connection: pg_stat_activity is a snapshot within a transaction.
+    """
+    with psycopg.connect(warehouse.conninfo(), autocommit=True) as observer:
+        for _ in range(attempts):
+            waiting = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
+            ).fetchone()[0]
+            if waiting:
+                return True
+            time.sleep(0.1)
+    return False
