@@ -8,6 +8,8 @@ code server, run workers) shares it; it listens only on a unix socket inside the
 
 import argparse
 import contextlib
+import os
+import subprocess
 import warnings
 from pathlib import Path
 
@@ -22,7 +24,7 @@ with warnings.catch_warnings():
 
 from platform_assets.lib import settings
 
-SUPERUSER = "postgres"
+SERVER_SYSTEM_USER = "pgserver"  # the account pgserver runs the server as when started by root
 
 
 def pgdata_dir(data_dir: Path | None = None) -> Path:
@@ -56,15 +58,29 @@ def ensure_database(admin_url: str, database: str) -> None:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
 
 
-def stop_embedded_server(data_dir: Path | None = None) -> bool:
-    """Stop the embedded server if it runs; return whether one was running."""
-    from pgserver._commands import pg_ctl  # pgserver exposes no public stop-without-delete call
+def _pg_ctl(pgdata: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run pgserver's bundled ``pg_ctl`` on ``pgdata``, as the server's system user when root."""
+    from pgserver._commands import POSTGRES_BIN_PATH  # pgserver has no public stop-only call
 
+    return subprocess.run(
+        [str(POSTGRES_BIN_PATH / "pg_ctl"), "-D", str(pgdata), *args],
+        user=SERVER_SYSTEM_USER if os.geteuid() == 0 else None,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def stop_embedded_server(data_dir: Path | None = None) -> bool:
+    """Stop the embedded server if it runs (never starting it); return whether it was running."""
     pgdata = pgdata_dir(data_dir)
-    if not (pgdata / "postmaster.pid").exists():
+    if not (pgdata / "PG_VERSION").exists() or _pg_ctl(pgdata, "status").returncode != 0:
         return False
-    server = pgserver.get_server(pgdata, cleanup_mode=None)
-    pg_ctl(["-w", "stop", "-m", "fast"], pgdata=pgdata, user=server.system_user)
+    stopped = _pg_ctl(pgdata, "stop", "-w", "-m", "fast")
+    if stopped.returncode != 0:
+        raise RuntimeError(f"pg_ctl could not stop the server in {pgdata}: {stopped.stderr}")
     return True
 
 
