@@ -128,12 +128,14 @@ def row_hashes(table: pa.Table, columns: list[str]) -> pa.FixedSizeBinaryArray:
     )
 
 
-def content_version(hashes: pa.Array) -> str:
+def content_version(hashes: pa.Array | pa.ChunkedArray) -> str:
     """An order-independent digest of a set of row hashes: md5 of the sorted 16-byte hashes.
 
     Postgres computes the same value as ``md5(string_agg(_row_hash, '' ORDER BY _row_hash))``,
     so a version taken from the frame written and one read back from the table agree.
     """
+    if isinstance(hashes, pa.ChunkedArray):
+        hashes = hashes.combine_chunks()
     raw = np.frombuffer(hashes.buffers()[1], dtype=">u8")[
         hashes.offset * 2 : (hashes.offset + len(hashes)) * 2
     ].reshape(-1, 2)

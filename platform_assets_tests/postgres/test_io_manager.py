@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.table_slice import TableSlice
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets_tests.helpers import fetch_all, row_count, table_checksum
 
@@ -108,6 +108,7 @@ def test_types_round_trip_through_load_input(io_resources: dict) -> None:
         "price": "numeric",
         "ratio": "double precision",
         "flag": "boolean",
+        "_row_hash": "bytea",
     }
 
 
@@ -177,7 +178,9 @@ def test_writer_waits_for_the_partition_lock(io_resources: dict) -> None:
     """A second writer of a partition blocks on its advisory lock instead of interleaving."""
     warehouse = io_resources["io_manager"].warehouse
     assert run([partitioned_asset(events)], io_resources).success
-    lock_key = TableSlice("io_test", "events", partition_label=DAY).lock_key
+    (lock_key,) = TableSlice(
+        "io_test", "events", ("event_date",), (PartitionSlice(DAY),)
+    ).lock_keys()
     writer = partitioned_asset(lambda d: events(d, rows=5))
     outcome: list[bool] = []
 

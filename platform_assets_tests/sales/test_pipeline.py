@@ -143,7 +143,7 @@ def test_structured_logs_reach_the_run_log(resources, instance) -> None:
     lines = [
         entry.user_message
         for entry in instance.all_logs(result.run_id)
-        if "partition_replaced" in entry.user_message
+        if "partition_written" in entry.user_message
     ]
     assert len(lines) == 3
     for line in lines:

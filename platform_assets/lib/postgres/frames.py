@@ -1,9 +1,12 @@
 """Conversion between pandas frames and Arrow tables, the IO manager's wire format."""
 
+import json
 from decimal import Decimal
 
 import pandas as pd
 import pyarrow as pa
+
+from platform_assets.lib.postgres.table_schema import JSONB_METADATA
 
 _NULLABLE_DTYPES = {
     pa.int16(): pd.Int16Dtype(),
@@ -11,32 +14,55 @@ _NULLABLE_DTYPES = {
     pa.int64(): pd.Int64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
+# Postgres's binary COPY format for jsonb: a version byte, then the JSON text.
+_JSONB_VERSION = b"\x01"
+
+
+def _is_json_column(values: pd.Series) -> bool:
+    if values.dtype != object:
+        return False
+    first = values.dropna().head(1)
+    return not first.empty and isinstance(first.iloc[0], dict | list)
+
+
+def _jsonb_bytes(value: object) -> bytes | None:
+    if value is None or (isinstance(value, float) and pd.isna(value)):
+        return None
+    return _JSONB_VERSION + json.dumps(value, sort_keys=True, ensure_ascii=False).encode()
 
 
 def frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
-    """The frame as Arrow, its index dropped (a frame's index is never a table column)."""
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    """The frame as Arrow, its index dropped; dict/list columns become jsonb-ready binary."""
+    json_columns = [name for name in frame.columns if _is_json_column(frame[name])]
+    plain = frame.drop(columns=json_columns)
+    table = pa.Table.from_pandas(plain, preserve_index=False)
+    for name in json_columns:
+        values = pa.array([_jsonb_bytes(v) for v in frame[name]], pa.binary())
+        table = table.append_column(pa.field(name, pa.binary(), metadata=JSONB_METADATA), values)
+    return table.select([str(name) for name in frame.columns])
 
 
-def _decimal_or_none(text: str | None) -> Decimal | None:
-    return None if text is None else Decimal(text)
+def _postgres_type_of(field: pa.Field) -> bytes | None:
+    return (field.metadata or {}).get(b"POSTGRESQL:type")
 
 
 def arrow_to_frame(table: pa.Table) -> pd.DataFrame:
-    """A frame with nullable integer/boolean dtypes and ``Decimal`` for numeric columns.
+    """A frame with nullable integer/boolean dtypes, ``Decimal`` numerics, parsed jsonb.
 
-    ADBC returns Postgres ``numeric`` as an opaque extension over its text form; it is turned back
-    into ``Decimal`` so money keeps its exact value.
+    ADBC returns ``numeric`` and ``jsonb`` as extension types over their text form; they are turned
+    back into ``Decimal`` and Python objects so values round-trip exactly.
     """
-    numeric = [
-        field.name
+    converters = {b"numeric": Decimal, b"jsonb": json.loads, b"json": json.loads}
+    special = {
+        field.name: converters[_postgres_type_of(field)]
         for field in table.schema
-        if isinstance(field.type, pa.BaseExtensionType)
-        and (field.metadata or {}).get(b"POSTGRESQL:type") == b"numeric"
-    ]
-    plain = table.select([name for name in table.column_names if name not in numeric])
+        if isinstance(field.type, pa.BaseExtensionType) and _postgres_type_of(field) in converters
+    }
+    plain = table.select([name for name in table.column_names if name not in special])
     frame = plain.to_pandas(types_mapper=_NULLABLE_DTYPES.get)
-    for name in numeric:
+    for name, convert in special.items():
         storage = table.column(name).combine_chunks().storage
-        frame[name] = pd.Series([_decimal_or_none(v) for v in storage.to_pylist()], dtype=object)
+        frame[name] = pd.Series(
+            [None if v is None else convert(v) for v in storage.to_pylist()], dtype=object
+        )
     return frame[table.column_names]

@@ -1,16 +1,17 @@
-"""The Postgres IO manager: pandas frames in and out of warehouse tables, one partition at a time.
+"""The Postgres IO manager: pandas frames in and out of warehouse tables, exactly per partition.
 
-Per asset, through definition metadata:
+Configured per asset through definition metadata (see docs/io-manager.md for examples):
 
-- ``partition_column`` (required for partitioned assets): the column whose value places a row in a
-  partition; a time window ``[start, end)`` selects the rows a partition owns.
-- ``primary_key`` (optional): list of columns, declared on the table when it is created.
-- ``schema`` (optional): the Postgres schema; default is the asset key's prefix, else
-  ``default_schema``.
-- ``table`` (optional): the table name; default is the asset key's last part.
+- ``partition_column``: the column holding a row's partition (time-window, static and dynamic
+  partitions); for multi-partitions ``partition_columns``: ``{dimension: column}``.
+- ``write_mode``: ``replace_partition`` (default when partitioned), ``replace_table`` (default
+  otherwise), ``upsert`` or ``append``.
+- ``primary_key``: list of columns (required by ``upsert``); ``indexes``: list of column lists.
+- ``row_hash_columns``: the columns ``_row_hash`` covers (default: all of the frame's).
+- ``schema`` / ``table``: override the names (default: the asset key's prefix / last part).
 
-Writing replaces the partition in one transaction (see ``slice_io``): DELETE exactly the partition's
-rows, binary COPY the new ones. An empty frame empties the partition, and says so.
+and per IO manager through its config (``default_schema``, ``write_mode``, timeouts). Inputs may
+set ``columns`` (projection) and ``include_row_hash`` in ``dg.AssetIn(metadata=...)``.
 """
 
 from collections.abc import Mapping
@@ -19,95 +20,197 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from platform_assets.lib.logging import partition_label, run_logger
+from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
-from platform_assets.lib.postgres.slice_io import prepare_table, read_slice, replace_slice
-from platform_assets.lib.postgres.table_slice import TableSlice, TimeRange
+from platform_assets.lib.postgres.slice_io import (
+    WHOLE_TABLE,
+    WriteMode,
+    WriteRequest,
+    WriteResult,
+    prepare_table,
+    read_slice,
+    write_slice,
+)
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
 
 
-def _table_slice(
+def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
+    return dg.DagsterInvariantViolationError(f"{context.asset_key.to_user_string()}: {message}")
+
+
+def _partitions(
+    context: dg.OutputContext | dg.InputContext, metadata: Mapping[str, Any]
+) -> tuple[tuple[str, ...], tuple[PartitionSlice, ...]]:
+    """The partition columns, and the exact partitions this call concerns."""
+    partitions_def = context.asset_partitions_def
+    keys = context.asset_partition_keys
+    if isinstance(partitions_def, dg.MultiPartitionsDefinition):
+        by_dimension = metadata.get("partition_columns") or {}
+        dimensions = [d.name for d in partitions_def.partitions_defs]
+        if set(by_dimension) != set(dimensions):
+            raise _invalid(
+                context,
+                f"multi-partitioned: declare metadata={{'partition_columns': {{<dimension>: "
+                f"<column>}}}} for the dimensions {dimensions}",
+            )
+        return tuple(by_dimension[d] for d in dimensions), tuple(
+            PartitionSlice(key=key, values=tuple(key.keys_by_dimension[d] for d in dimensions))
+            for key in keys
+        )
+    column = metadata.get("partition_column")
+    if not column:
+        raise _invalid(context, "partitioned: declare metadata={'partition_column': '<column>'}")
+    if isinstance(partitions_def, dg.TimeWindowPartitionsDefinition):
+        windows = [partitions_def.time_window_for_partition_key(key) for key in keys]
+        return (column,), tuple(
+            PartitionSlice(key=key, window=TimeRange(w.start, w.end))
+            for key, w in zip(keys, windows, strict=True)
+        )
+    return (column,), tuple(PartitionSlice(key=key, values=(key,)) for key in keys)
+
+
+def table_slice_for(
     context: dg.OutputContext | dg.InputContext,
-    definition_metadata: Mapping[str, Any],
+    metadata: Mapping[str, Any],
     default_schema: str,
     columns: tuple[str, ...] | None = None,
 ) -> TableSlice:
-    """Where the asset of ``context`` lives, and which of its rows this call concerns."""
+    """Where the asset of ``context`` lives, and exactly which of its partitions this call concerns."""
     path = context.asset_key.path
-    schema = definition_metadata.get("schema") or ("_".join(path[:-1]) or default_schema)
-    table = definition_metadata.get("table") or path[-1]
+    schema = metadata.get("schema") or ("_".join(path[:-1]) or default_schema)
+    table = metadata.get("table") or path[-1]
     if not context.has_asset_partitions:
         return TableSlice(schema=schema, table=table, columns=columns)
-    partition_column = definition_metadata.get("partition_column")
-    if not partition_column:
-        raise dg.DagsterInvariantViolationError(
-            f"{context.asset_key.to_user_string()} is partitioned: declare the column that holds "
-            "its partition with metadata={'partition_column': '<column>'}"
-        )
-    if not isinstance(context.asset_partitions_def, dg.TimeWindowPartitionsDefinition):
-        raise dg.DagsterInvariantViolationError(
-            f"{context.asset_key.to_user_string()}: the Postgres IO manager supports time-window "
-            "partitions only so far"
-        )
-    window = context.asset_partitions_time_window
-    return TableSlice(
-        schema=schema,
-        table=table,
-        partition_column=partition_column,
-        time_range=TimeRange(window.start, window.end),
-        partition_label=partition_label(context),
-        columns=columns,
-    )
+    partition_columns, partitions = _partitions(context, metadata)
+    return TableSlice(schema, table, partition_columns, partitions, columns)
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):
-    """Stores pandas frames as Postgres tables, replacing exactly the partition being written."""
+    """Stores pandas frames in Postgres tables: per-partition replace, upsert, append or swap."""
 
     warehouse: dg.ResourceDependency[Warehouse]
     default_schema: str = "public"
+    write_mode: WriteMode | None = None
+    lock_timeout_ms: int | None = None
+    statement_timeout_ms: int | None = None
+
+    def _write_mode(self, context: dg.OutputContext, table_slice: TableSlice) -> WriteMode:
+        declared = context.definition_metadata.get("write_mode") or self.write_mode
+        if declared is None:
+            return (
+                WriteMode.REPLACE_PARTITION
+                if table_slice.is_partitioned
+                else WriteMode.REPLACE_TABLE
+            )
+        try:
+            mode = WriteMode(declared)
+        except ValueError:
+            choices = [m.value for m in WriteMode]
+            raise _invalid(context, f"unknown write_mode {declared!r}; choose one of {choices}")
+        if mode is WriteMode.REPLACE_TABLE and table_slice.is_partitioned:
+            raise _invalid(context, "replace_table is for unpartitioned assets")
+        return mode
+
+    def _settings(self) -> dict[str, str]:
+        settings = {}
+        if self.lock_timeout_ms is not None:
+            settings["lock_timeout"] = f"{self.lock_timeout_ms}ms"
+        if self.statement_timeout_ms is not None:
+            settings["statement_timeout"] = f"{self.statement_timeout_ms}ms"
+        return settings
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        """Replace the output's partition (or the whole unpartitioned table) with ``obj``."""
-        table_slice = _table_slice(context, context.definition_metadata, self.default_schema)
-        primary_key = list(context.definition_metadata.get("primary_key") or [])
-        data = frame_to_arrow(obj)
+        """Write ``obj`` to the output's partitions (or table) in one transaction."""
+        metadata = context.definition_metadata
+        table_slice = table_slice_for(context, metadata, self.default_schema)
+        data = frame_to_arrow(obj.drop(columns=[ROW_HASH_COLUMN], errors="ignore"))
+        hashed = list(metadata.get("row_hash_columns") or data.column_names)
+        data = data.append_column(ROW_HASH_COLUMN, row_hashes(data, hashed))
+        request = WriteRequest(
+            table_slice=table_slice,
+            data=data,
+            mode=self._write_mode(context, table_slice),
+            primary_key=list(metadata.get("primary_key") or []),
+            indexes=[list(columns) for columns in metadata.get("indexes") or []],
+            settings=self._settings(),
+        )
         with self.warehouse.bulk_connection() as conn:
-            columns = prepare_table(conn, table_slice, data.schema, primary_key)
-            result = replace_slice(conn, table_slice, data, columns)
+            result = write_slice(conn, request, prepare_table(conn, request))
+        self._log(context, table_slice, request.mode, result)
+        self._record(context, table_slice, request.mode, result)
 
-        log = run_logger(context).bind(table=table_slice.qualified_name)
-        if result.rows_inserted == 0:
-            log.info("partition_emptied", rows_deleted=result.rows_deleted)
-        else:
-            log.info(
-                "partition_replaced",
-                rows_deleted=result.rows_deleted,
-                rows_inserted=result.rows_inserted,
-            )
+    def _log(
+        self,
+        context: dg.OutputContext,
+        table_slice: TableSlice,
+        mode: WriteMode,
+        result: WriteResult,
+    ) -> None:
+        log = run_logger(context).bind(table=table_slice.qualified_name, write_mode=mode)
+        for key, count in result.row_counts.items():
+            figures = {
+                "partition_key": key,
+                "rows_deleted": result.rows_deleted[key],
+                "rows_inserted": result.rows_inserted[key],
+                "rows_updated": result.rows_updated[key],
+                "rows_unchanged": result.rows_unchanged[key],
+                "row_count": count,
+            }
+            log.info("partition_emptied" if count == 0 else "partition_written", **figures)
+
+    def _record(
+        self,
+        context: dg.OutputContext,
+        table_slice: TableSlice,
+        mode: WriteMode,
+        result: WriteResult,
+    ) -> None:
+        """Metadata per partition (each its own figures, even in a range run) and a DataVersion."""
         context.add_output_metadata(
             {
                 "dagster/table_name": table_slice.qualified_name,
-                "dagster/row_count": result.rows_inserted,
-                "dagster/partition_row_count": result.rows_inserted,
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(c.name, c.pg_type) for c in result.columns]
                 ),
-                "rows_deleted": result.rows_deleted,
-                "rows_inserted": result.rows_inserted,
+                "write_mode": mode.value,
+                "content_version": result.content_version,
             }
+        )
+        for key, count in result.row_counts.items():
+            figures = {
+                "dagster/row_count": count,
+                "dagster/partition_row_count": count,
+                "rows_deleted": result.rows_deleted[key],
+                "rows_inserted": result.rows_inserted[key],
+                "rows_updated": result.rows_updated[key],
+                "rows_unchanged": result.rows_unchanged[key],
+            }
+            if key == WHOLE_TABLE:
+                context.add_output_metadata(figures)
+            else:
+                context.step_context.add_asset_metadata(
+                    figures, asset_key=context.asset_key, partition_key=key
+                )
+        # Same content, same version: an unchanged partition does not make downstream stale.
+        context.step_context.set_data_version(
+            context.asset_key, dg.DataVersion(result.content_version)
         )
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        """Read the upstream partition(s), projected to ``metadata={'columns': [...]}`` if given."""
+        """Read the upstream partition(s) exactly, projected to the input's ``columns`` if given."""
         upstream = context.upstream_output
         if upstream is None:
             raise dg.DagsterInvariantViolationError("PostgresIOManager loads asset inputs only")
-        projection = (context.definition_metadata or {}).get("columns")
-        table_slice = _table_slice(
+        input_metadata = context.definition_metadata or {}
+        projection = input_metadata.get("columns")
+        table_slice = table_slice_for(
             context,
             upstream.definition_metadata,
             self.default_schema,
             columns=tuple(projection) if projection else None,
         )
         with self.warehouse.bulk_connection() as conn:
-            return arrow_to_frame(read_slice(conn, table_slice))
+            table = read_slice(conn, table_slice, bool(input_metadata.get("include_row_hash")))
+        return arrow_to_frame(table)

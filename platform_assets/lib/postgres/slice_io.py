@@ -1,21 +1,43 @@
-"""Write and read slices of a table through ADBC.
+"""Write and read slices of a table through ADBC, one transaction per write.
 
-A write replaces the slice in one transaction: lock, DELETE its rows, COPY the new ones, commit.
+Write modes:
 
-Readers see the old rows or the new ones, never half a partition; a failure anywhere rolls the whole
-write back and leaves the previous rows in place. A second writer of the same slice waits on the
-transaction-scoped advisory lock instead of interleaving.
+- ``replace_partition``: DELETE exactly each partition's rows, COPY the new ones.
+- ``upsert``: COPY into a temporary staging table, then ``INSERT … ON CONFLICT (primary key) DO
+  UPDATE … WHERE target._row_hash IS DISTINCT FROM excluded._row_hash``: unchanged rows are not
+  rewritten at all.
+- ``append``: COPY the new rows in.
+- ``replace_table`` (unpartitioned): COPY into a new table shaped like the target, then swap the two
+  by renaming and drop the old one; readers see the old table or the new one, never a mix.
+
+Readers see a partition's old rows or its new ones, never half; a failure anywhere rolls the whole
+write back. Writers of the same partition serialise on a transaction-scoped advisory lock.
 """
 
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
+from enum import StrEnum
 
 import adbc_driver_postgresql.dbapi as adbc
+import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from platform_assets.lib.postgres import statements
+from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
-from platform_assets.lib.postgres.table_slice import TableSlice
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version
+
+WHOLE_TABLE = "*"
+
+
+class WriteMode(StrEnum):
+    """How a write changes the table (see the module docstring)."""
+
+    REPLACE_PARTITION = "replace_partition"
+    UPSERT = "upsert"
+    APPEND = "append"
+    REPLACE_TABLE = "replace_table"
 
 
 class PartitionWriteError(Exception):
@@ -23,16 +45,36 @@ class PartitionWriteError(Exception):
 
 
 class RowsOutsidePartitionError(ValueError):
-    """The frame holds rows whose partition column falls outside the partition being written."""
+    """The frame holds rows whose partition columns fall outside the partitions being written."""
+
+
+class DuplicateKeyError(ValueError):
+    """The frame repeats a primary key, which an upsert cannot apply unambiguously."""
+
+
+@dataclass(frozen=True)
+class WriteRequest:
+    """One write: where, what, how."""
+
+    table_slice: TableSlice
+    data: pa.Table
+    mode: WriteMode
+    primary_key: list[str] = field(default_factory=list)
+    indexes: list[list[str]] = field(default_factory=list)
+    settings: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class WriteResult:
-    """What one replace did to the table."""
+    """What one write did, per partition key (``*`` for an unpartitioned table)."""
 
-    rows_deleted: int
-    rows_inserted: int
     columns: tuple[Column, ...]
+    rows_deleted: dict[str, int]
+    rows_inserted: dict[str, int]
+    rows_updated: dict[str, int]
+    rows_unchanged: dict[str, int]
+    row_counts: dict[str, int]
+    content_version: str
 
 
 def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
@@ -43,14 +85,14 @@ def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
     return [Column(name, pg_type) for name, pg_type in cursor.fetchall()]
 
 
-def prepare_table(
-    conn: adbc.Connection, table_slice: TableSlice, frame_schema: pa.Schema, primary_key: list[str]
-) -> list[Column]:
+def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
     """Create the schema and table, or add the frame's new columns; commit; return the columns.
 
     Runs in its own short transaction under an advisory lock on the table, so concurrent first
-    writers of different partitions do not race each other's CREATE TABLE.
+    writers of different partitions do not race each other's CREATE TABLE, and never wait on each
+    other once the table exists.
     """
+    table_slice = request.table_slice
     schema, table = table_slice.schema, table_slice.table
     cursor = conn.cursor()
     try:
@@ -60,12 +102,13 @@ def prepare_table(
         cursor.execute(statements.create_schema(schema))
         existing = table_columns(cursor, schema, table)
         if not existing:
-            existing = [Column(field.name, postgres_type(field.type)) for field in frame_schema]
-            cursor.execute(statements.create_table(schema, table, existing, primary_key))
-            if table_slice.partition_column is not None:
-                cursor.execute(statements.create_index(schema, table, table_slice.partition_column))
+            existing = [Column(f.name, postgres_type(f)) for f in request.data.schema]
+            cursor.execute(statements.create_table(schema, table, existing, request.primary_key))
+            for columns in [list(table_slice.partition_columns), *request.indexes]:
+                if columns:
+                    cursor.execute(statements.create_index(schema, table, columns))
         else:
-            for column in plan_evolution(existing, frame_schema, table_slice.qualified_name):
+            for column in plan_evolution(existing, request.data.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
         conn.commit()
@@ -77,59 +120,172 @@ def prepare_table(
     return existing
 
 
-def count_rows_outside(data: pa.Table, column: str, low: object, high: object) -> int:
-    """Rows whose ``column`` is null or outside ``[low, high)``."""
-    values = data.column(column)
-    if pa.types.is_null(values.type):  # an empty frame's column, or one holding only nulls
-        return data.num_rows
-    low_scalar, high_scalar = pa.scalar(low, type=values.type), pa.scalar(high, type=values.type)
-    inside = pc.and_(pc.greater_equal(values, low_scalar), pc.less(values, high_scalar))
-    return data.num_rows - pc.sum(pc.fill_null(inside, False).cast(pa.int64())).as_py()
+def _partition_bounds(
+    table_slice: TableSlice, pg_types: dict[str, str]
+) -> list[tuple[object, object]]:
+    if not table_slice.partitions or table_slice.partitions[0].window is None:
+        return []
+    pg_type = pg_types[table_slice.partition_columns[0]]
+    return [statements.window_bounds(p.window, pg_type) for p in table_slice.partitions]  # type: ignore[arg-type]
 
 
-def slice_bounds(table_slice: TableSlice, columns: list[Column]) -> tuple[object, ...]:
-    """The ``$1, $2`` bounds of the slice's time window, typed like its partition column."""
-    if table_slice.time_range is None or table_slice.partition_column is None:
-        return ()
-    pg_types = {column.name: column.pg_type for column in columns}
-    if table_slice.partition_column not in pg_types:
-        raise ValueError(
-            f"{table_slice.qualified_name} has no partition column {table_slice.partition_column!r}"
+def _rows_per_partition(table_slice: TableSlice, assignment: np.ndarray) -> dict[str, int]:
+    if not table_slice.partitions:
+        return {WHOLE_TABLE: len(assignment)}
+    counts = np.bincount(assignment[assignment != OUTSIDE], minlength=len(table_slice.partitions))
+    return {p.key: int(n) for p, n in zip(table_slice.partitions, counts, strict=True)}
+
+
+def _check_rows_inside(table_slice: TableSlice, assignment: np.ndarray, total: int) -> None:
+    outside = int((assignment == OUTSIDE).sum())
+    if outside:
+        raise RowsOutsidePartitionError(
+            f"{table_slice.qualified_name}: {outside} of {total} rows have "
+            f"{list(table_slice.partition_columns)} outside partition(s) {table_slice.label} or "
+            "null; nothing was written."
         )
-    return statements.partition_bounds(
-        table_slice.time_range, pg_types[table_slice.partition_column]
+
+
+def _check_unique_keys(request: WriteRequest) -> None:
+    if not request.primary_key:
+        raise ValueError(
+            f"{request.table_slice.qualified_name}: upsert needs metadata={{'primary_key': [...]}}"
+        )
+    keys = request.data.select(request.primary_key).group_by(request.primary_key).aggregate([])
+    repeated = request.data.num_rows - keys.num_rows
+    if repeated:
+        raise DuplicateKeyError(
+            f"{request.table_slice.qualified_name}: {repeated} rows repeat a primary key "
+            f"{request.primary_key} of another row in the same frame; nothing was written."
+        )
+
+
+def _partitions_or_whole(table_slice: TableSlice) -> list[PartitionSlice | None]:
+    return list(table_slice.partitions) or [None]
+
+
+def _key(partition: PartitionSlice | None) -> str:
+    return WHOLE_TABLE if partition is None else partition.key
+
+
+def _delete_partitions(
+    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str]
+) -> dict[str, int]:
+    deleted = {}
+    for partition in _partitions_or_whole(table_slice):
+        query, params = statements.delete_partition(table_slice, partition, pg_types)
+        cursor.execute(query, parameters=params or None)
+        deleted[_key(partition)] = cursor.fetchone()[0]
+    return deleted
+
+
+def _count_partitions(
+    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str]
+) -> dict[str, int]:
+    counts = {}
+    for partition in _partitions_or_whole(table_slice):
+        query, params = statements.count_partition(table_slice, partition, pg_types)
+        cursor.execute(query, parameters=params or None)
+        counts[_key(partition)] = cursor.fetchone()[0]
+    return counts
+
+
+def _upsert(
+    cursor: adbc.Cursor, request: WriteRequest, columns: list[str], bounds: list
+) -> tuple[dict[str, int], dict[str, int]]:
+    """Stage and merge; return rows inserted and updated per partition."""
+    table_slice = request.table_slice
+    staging = f"staging_{uuid.uuid4().hex[:12]}"
+    cursor.execute(
+        statements.create_staging_like(
+            table_slice.schema, table_slice.table, staging, temporary=True
+        )
     )
-
-
-def replace_slice(
-    conn: adbc.Connection, table_slice: TableSlice, data: pa.Table, columns: list[Column]
-) -> WriteResult:
-    """Delete the slice's rows and COPY ``data`` in, in one transaction (see module docstring)."""
-    bounds = slice_bounds(table_slice, columns)
-    if bounds:
-        outside = count_rows_outside(data, table_slice.partition_column, *bounds)
-        if outside:
-            raise RowsOutsidePartitionError(
-                f"{table_slice.qualified_name}: {outside} of {data.num_rows} rows have "
-                f"{table_slice.partition_column!r} outside partition {table_slice.partition_label} "
-                f"[{bounds[0]}, {bounds[1]}) or null; nothing was written."
+    cursor.adbc_ingest(staging, request.data, mode="append", temporary=True)
+    cursor.execute(
+        statements.upsert_from_staging(
+            table_slice.schema,
+            table_slice.table,
+            staging,
+            columns,
+            request.primary_key,
+            ROW_HASH_COLUMN,
+            list(table_slice.partition_columns),
+        )
+    )
+    written = cursor.fetch_arrow_table()
+    inserted = {_key(p): 0 for p in _partitions_or_whole(table_slice)}
+    updated = dict(inserted)
+    if written.num_rows:
+        assignment = assign_partitions(written, table_slice, bounds)
+        for row, partition_index in enumerate(assignment):
+            key = (
+                table_slice.partitions[partition_index].key
+                if table_slice.partitions
+                else WHOLE_TABLE
             )
+            target = inserted if written.column("inserted")[row].as_py() else updated
+            target[key] += written.column("rows")[row].as_py()
+    return inserted, updated
+
+
+def _replace_table(cursor: adbc.Cursor, request: WriteRequest) -> None:
+    schema, table = request.table_slice.schema, request.table_slice.table
+    suffix = uuid.uuid4().hex[:8]
+    staging, retired = f"{table[:40]}__new_{suffix}", f"{table[:40]}__old_{suffix}"
+    cursor.execute(statements.create_staging_like(schema, table, staging, temporary=False))
+    if request.data.num_rows:
+        cursor.adbc_ingest(staging, request.data, mode="append", db_schema_name=schema)
+    for statement in statements.swap_tables(schema, table, staging, retired):
+        cursor.execute(statement)
+
+
+def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Column]) -> WriteResult:
+    """Apply ``request`` in one transaction (see the module docstring)."""
+    table_slice, data = request.table_slice, request.data
+    pg_types = {column.name: column.pg_type for column in columns}
+    bounds = _partition_bounds(table_slice, pg_types)
+    assignment = assign_partitions(data, table_slice, bounds)
+    _check_rows_inside(table_slice, assignment, data.num_rows)
+    in_frame = _rows_per_partition(table_slice, assignment)
+    if request.mode is WriteMode.UPSERT:
+        _check_unique_keys(request)
+    zero = dict.fromkeys(in_frame, 0)
+    deleted, inserted, updated = dict(zero), dict(in_frame), dict(zero)
+
     cursor = conn.cursor()
     try:
-        cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(table_slice.lock_key,))
-        cursor.execute(statements.delete_slice(table_slice), parameters=bounds or None)
-        (rows_deleted,) = cursor.fetchone()
-        if data.num_rows:
-            cursor.adbc_ingest(
-                table_slice.table, data, mode="append", db_schema_name=table_slice.schema
-            )
+        for name, value in request.settings.items():
+            cursor.execute(statements.SET_LOCAL, parameters=(name, value))
+        for lock_key in table_slice.lock_keys():
+            cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))
+        if request.mode is WriteMode.REPLACE_TABLE:
+            _replace_table(cursor, request)
+        elif request.mode is WriteMode.UPSERT:
+            if data.num_rows:
+                inserted, updated = _upsert(cursor, request, data.column_names, bounds)
+            else:
+                inserted = dict(zero)
+        else:
+            if request.mode is WriteMode.REPLACE_PARTITION:
+                deleted = _delete_partitions(cursor, table_slice, pg_types)
+            if data.num_rows:
+                cursor.adbc_ingest(
+                    table_slice.table, data, mode="append", db_schema_name=table_slice.schema
+                )
+        if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
+            row_counts, version = dict(in_frame), content_version(data.column(ROW_HASH_COLUMN))
+        else:
+            row_counts = _count_partitions(cursor, table_slice, pg_types)
+            query, params = statements.content_version(table_slice, pg_types, ROW_HASH_COLUMN)
+            cursor.execute(query, parameters=params or None)
+            version = cursor.fetchone()[0]
         conn.commit()
     except adbc.Error as error:
         conn.rollback()
         raise PartitionWriteError(
-            f"writing partition {table_slice.partition_label or '(whole table)'} of "
-            f"{table_slice.qualified_name} failed and was rolled back; its previous rows are "
-            f"unchanged. Cause: {error}"
+            f"{request.mode} of {table_slice.qualified_name} partition(s) {table_slice.label} "
+            f"failed and was rolled back; the previous rows are unchanged. Cause: {error}"
         ) from error
     except BaseException:
         conn.rollback()
@@ -137,21 +293,39 @@ def replace_slice(
     finally:
         cursor.close()
     return WriteResult(
-        rows_deleted=rows_deleted, rows_inserted=data.num_rows, columns=tuple(columns)
+        columns=tuple(columns),
+        rows_deleted=deleted,
+        rows_inserted=inserted,
+        rows_updated=updated,
+        rows_unchanged={key: in_frame[key] - inserted[key] - updated[key] for key in in_frame}
+        if request.mode is WriteMode.UPSERT
+        else dict(zero),
+        row_counts=row_counts,
+        content_version=version,
     )
 
 
-def read_slice(conn: adbc.Connection, table_slice: TableSlice) -> pa.Table:
+def read_slice(conn: adbc.Connection, table_slice: TableSlice, include_row_hash: bool) -> pa.Table:
     """The slice's rows as Arrow, read through ADBC's binary COPY."""
     cursor = conn.cursor()
     try:
-        columns = table_columns(cursor, table_slice.schema, table_slice.table)
-        if not columns:
+        existing = table_columns(cursor, table_slice.schema, table_slice.table)
+        if not existing:
             raise LookupError(
                 f"table {table_slice.qualified_name} does not exist: materialise its asset first"
             )
-        bounds = slice_bounds(table_slice, columns)
-        cursor.execute(statements.select_slice(table_slice), parameters=bounds or None)
+        names = (
+            list(table_slice.columns)
+            if table_slice.columns
+            else [c.name for c in existing if include_row_hash or c.name != ROW_HASH_COLUMN]
+        )
+        missing = sorted(set(names) - {c.name for c in existing})
+        if missing:
+            raise LookupError(f"{table_slice.qualified_name} has no column(s) {missing}")
+        query, params = statements.select_slice(
+            table_slice, names, {c.name: c.pg_type for c in existing}
+        )
+        cursor.execute(query, parameters=params or None)
         return cursor.fetch_arrow_table()
     finally:
         cursor.close()

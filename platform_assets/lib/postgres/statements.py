@@ -1,14 +1,17 @@
 """The SQL the IO manager runs, as text for ADBC (``$n`` parameters).
 
 Names are quoted by psycopg's ``sql.Identifier``; values are always parameters, never formatted in.
+Partition bounds and keys are converted to the partition column's own type before binding, so
+Postgres compares like with like (no session time zone, no text casts).
 """
 
 from datetime import date, datetime, time
+from decimal import Decimal
 
 from psycopg import sql
 
 from platform_assets.lib.postgres.table_schema import Column
-from platform_assets.lib.postgres.table_slice import TableSlice, TimeRange
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 
 TABLE_COLUMNS = (
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
@@ -16,10 +19,28 @@ TABLE_COLUMNS = (
     " ORDER BY a.attnum"
 )
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+SET_LOCAL = "SELECT set_config($1, $2, true)"
+_INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+class Params:
+    """Collects parameter values and hands out their ``$n`` placeholders in order."""
+
+    def __init__(self) -> None:
+        self.values: list[object] = []
+
+    def add(self, value: object) -> sql.Composable:
+        """Append ``value`` and return its placeholder."""
+        self.values.append(value)
+        return sql.SQL(f"${len(self.values)}")
 
 
 def _render(statement: sql.Composable) -> str:
     return statement.as_string()
+
+
+def _names(columns: list[str] | tuple[str, ...]) -> sql.Composable:
+    return sql.SQL(", ").join(map(sql.Identifier, columns))
 
 
 def table_identifier(schema: str, table: str) -> str:
@@ -39,9 +60,7 @@ def create_table(schema: str, table: str, columns: list[Column], primary_key: li
         for column in columns
     ]
     if primary_key:
-        parts.append(
-            sql.SQL("PRIMARY KEY ({})").format(sql.SQL(", ").join(map(sql.Identifier, primary_key)))
-        )
+        parts.append(sql.SQL("PRIMARY KEY ({})").format(_names(primary_key)))
     return _render(
         sql.SQL("CREATE TABLE {} ({})").format(
             sql.Identifier(schema, table), sql.SQL(", ").join(parts)
@@ -49,12 +68,12 @@ def create_table(schema: str, table: str, columns: list[Column], primary_key: li
     )
 
 
-def create_index(schema: str, table: str, column: str) -> str:
-    """An index on ``column`` (the partition column), named so it stays under 63 bytes."""
-    name = f"{table[:40]}_{column[:16]}_idx"
+def create_index(schema: str, table: str, columns: list[str]) -> str:
+    """An index on ``columns``, named after them and kept under Postgres's 63-byte limit."""
+    name = f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
     return _render(
         sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-            sql.Identifier(name), sql.Identifier(schema, table), sql.Identifier(column)
+            sql.Identifier(name), sql.Identifier(schema, table), _names(columns)
         )
     )
 
@@ -68,58 +87,208 @@ def add_column(schema: str, table: str, column: Column) -> str:
     )
 
 
-def partition_bounds(
-    time_range: TimeRange, pg_type: str
-) -> tuple[date | datetime, date | datetime]:
-    """The window's bounds typed like the partition column, so Postgres compares without casting.
+def window_bounds(window: TimeRange, pg_type: str) -> tuple[date | datetime, date | datetime]:
+    """A window's bounds typed like the partition column.
 
     A ``date`` column takes the window's calendar dates in the partitions' time zone; a
-    ``timestamptz`` column takes the aware instants; a naive ``timestamp`` the wall-clock times.
+    ``timestamptz`` column the aware instants; a naive ``timestamp`` the wall-clock times.
     """
     if pg_type == "date":
-        if time_range.start.time() != time.min or time_range.end.time() != time.min:
-            raise ValueError(
-                f"a date partition column needs day-aligned partitions, got {time_range}"
-            )
-        return time_range.start.date(), time_range.end.date()
+        if window.start.time() != time.min or window.end.time() != time.min:
+            raise ValueError(f"a date partition column needs day-aligned partitions, got {window}")
+        return window.start.date(), window.end.date()
     if pg_type == "timestamp with time zone":
-        return time_range.start, time_range.end
+        return window.start, window.end
     if pg_type == "timestamp without time zone":
-        return time_range.start.replace(tzinfo=None), time_range.end.replace(tzinfo=None)
-    raise ValueError(f"partition column of type {pg_type} cannot hold a time window")
+        return window.start.replace(tzinfo=None), window.end.replace(tzinfo=None)
+    raise ValueError(f"a partition column of type {pg_type} cannot hold a time window")
 
 
-def _slice_predicate(table_slice: TableSlice) -> sql.Composable:
-    """The rows the slice owns; a time window binds its bounds as $1 and $2."""
-    if table_slice.partition_column is None:
+def key_value(text: str, pg_type: str) -> object:
+    """A partition key's text converted to the partition column's type."""
+    if pg_type == "date":
+        return date.fromisoformat(text)
+    if pg_type in _INTEGER_TYPES:
+        return int(text)
+    if pg_type.startswith("numeric"):
+        return Decimal(text)
+    if pg_type == "text":
+        return text
+    raise ValueError(f"a partition column of type {pg_type} cannot hold partition keys")
+
+
+def partition_predicate(
+    table_slice: TableSlice, partition: PartitionSlice, pg_types: dict[str, str], params: Params
+) -> sql.Composable:
+    """The rows ``partition`` owns, exactly."""
+    if partition.window is not None:
+        column = table_slice.partition_columns[0]
+        low, high = window_bounds(partition.window, pg_types[column])
+        return sql.SQL("({col} >= {low} AND {col} < {high})").format(
+            col=sql.Identifier(column), low=params.add(low), high=params.add(high)
+        )
+    terms = [
+        sql.SQL("{} = {}").format(
+            sql.Identifier(column), params.add(key_value(value, pg_types[column]))
+        )
+        for column, value in zip(table_slice.partition_columns, partition.values or (), strict=True)
+    ]
+    return sql.SQL("({})").format(sql.SQL(" AND ").join(terms))
+
+
+def _merged(partitions: tuple[PartitionSlice, ...]) -> list[PartitionSlice]:
+    """Adjacent time windows merged, so a range reads as one index range scan."""
+    if not partitions or partitions[0].window is None:
+        return list(partitions)
+    ordered = sorted(partitions, key=lambda p: p.window.start)  # type: ignore[union-attr]
+    merged = [ordered[0]]
+    for partition in ordered[1:]:
+        last = merged[-1].window
+        if last is not None and partition.window is not None and partition.window.start == last.end:
+            merged[-1] = PartitionSlice(
+                key=merged[-1].key, window=TimeRange(last.start, partition.window.end)
+            )
+        else:
+            merged.append(partition)
+    return merged
+
+
+def slice_predicate(
+    table_slice: TableSlice, pg_types: dict[str, str], params: Params
+) -> sql.Composable:
+    """The rows the whole slice owns: the union of its partitions' rows, never widened."""
+    if not table_slice.partitions:
         return sql.SQL("TRUE")
-    return sql.SQL("{col} >= $1 AND {col} < $2").format(
-        col=sql.Identifier(table_slice.partition_column)
+    return sql.SQL(" OR ").join(
+        partition_predicate(table_slice, partition, pg_types, params)
+        for partition in _merged(table_slice.partitions)
     )
 
 
-def delete_slice(table_slice: TableSlice) -> str:
-    """DELETE the slice's rows and return how many went (parameters: the window's bounds)."""
+def delete_partition(
+    table_slice: TableSlice, partition: PartitionSlice | None, pg_types: dict[str, str]
+) -> tuple[str, list[object]]:
+    """DELETE one partition's rows (or the whole table's) and return how many went."""
+    params = Params()
+    predicate = (
+        sql.SQL("TRUE")
+        if partition is None
+        else partition_predicate(table_slice, partition, pg_types, params)
+    )
+    statement = sql.SQL(
+        "WITH deleted AS (DELETE FROM {} WHERE {} RETURNING 1) SELECT count(*) FROM deleted"
+    ).format(sql.Identifier(table_slice.schema, table_slice.table), predicate)
+    return _render(statement), params.values
+
+
+def count_partition(
+    table_slice: TableSlice, partition: PartitionSlice | None, pg_types: dict[str, str]
+) -> tuple[str, list[object]]:
+    """How many rows one partition (or the whole table) holds."""
+    params = Params()
+    predicate = (
+        sql.SQL("TRUE")
+        if partition is None
+        else partition_predicate(table_slice, partition, pg_types, params)
+    )
+    statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        sql.Identifier(table_slice.schema, table_slice.table), predicate
+    )
+    return _render(statement), params.values
+
+
+def content_version(
+    table_slice: TableSlice, pg_types: dict[str, str], hash_column: str
+) -> tuple[str, list[object]]:
+    """The slice's content version, as ``row_hash.content_version`` computes it client-side."""
+    params = Params()
+    statement = sql.SQL(
+        "SELECT md5(coalesce(string_agg({h}, ''::bytea ORDER BY {h}), ''::bytea)) FROM {t} WHERE {p}"
+    ).format(
+        h=sql.Identifier(hash_column),
+        t=sql.Identifier(table_slice.schema, table_slice.table),
+        p=slice_predicate(table_slice, pg_types, params),
+    )
+    return _render(statement), params.values
+
+
+def select_slice(
+    table_slice: TableSlice, columns: list[str], pg_types: dict[str, str]
+) -> tuple[str, list[object]]:
+    """SELECT ``columns`` of the slice's rows."""
+    params = Params()
+    statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
+        _names(columns),
+        sql.Identifier(table_slice.schema, table_slice.table),
+        slice_predicate(table_slice, pg_types, params),
+    )
+    return _render(statement), params.values
+
+
+def create_staging_like(schema: str, table: str, staging: str, temporary: bool) -> str:
+    """A new empty table shaped like the target (temporary ones vanish at commit)."""
+    if temporary:
+        return _render(
+            sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
+                sql.Identifier(staging), sql.Identifier(schema, table)
+            )
+        )
     return _render(
-        sql.SQL(
-            "WITH deleted AS (DELETE FROM {} WHERE {} RETURNING 1) SELECT count(*) FROM deleted"
-        ).format(
-            sql.Identifier(table_slice.schema, table_slice.table), _slice_predicate(table_slice)
+        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
+            sql.Identifier(schema, staging), sql.Identifier(schema, table)
         )
     )
 
 
-def select_slice(table_slice: TableSlice) -> str:
-    """SELECT the slice's rows, projected to ``table_slice.columns`` when given."""
-    columns = (
-        sql.SQL(", ").join(map(sql.Identifier, table_slice.columns))
-        if table_slice.columns
-        else sql.SQL("*")
+def upsert_from_staging(
+    schema: str,
+    table: str,
+    staging: str,
+    columns: list[str],
+    primary_key: list[str],
+    hash_column: str,
+    partition_columns: list[str],
+) -> str:
+    """INSERT the staged rows; on a key conflict UPDATE only rows whose hash changed.
+
+    Returns rows ``(inserted, <partition columns>, rows)``: how many rows were inserted (``xmax =
+    0`` marks a fresh row) or updated, per distinct partition value.
+    """
+    updates = [c for c in columns if c not in primary_key]
+    group = sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(c)) for c in partition_columns)
+    statement = sql.SQL(
+        "WITH written AS ("
+        " INSERT INTO {target} AS target ({cols}) SELECT {cols} FROM {staging}"
+        " ON CONFLICT ({key}) DO UPDATE SET {assignments}"
+        " WHERE target.{hash} IS DISTINCT FROM excluded.{hash}"
+        " RETURNING (xmax = 0) AS inserted{group})"
+        " SELECT inserted{group}, count(*) AS rows FROM written GROUP BY inserted{group}"
+    ).format(
+        group=group,
+        target=sql.Identifier(schema, table),
+        cols=_names(columns),
+        staging=sql.Identifier(staging),
+        key=_names(primary_key),
+        assignments=sql.SQL(", ").join(
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in updates
+        ),
+        hash=sql.Identifier(hash_column),
     )
-    return _render(
-        sql.SQL("SELECT {} FROM {} WHERE {}").format(
-            columns,
-            sql.Identifier(table_slice.schema, table_slice.table),
-            _slice_predicate(table_slice),
-        )
-    )
+    return _render(statement)
+
+
+def swap_tables(schema: str, table: str, staging: str, retired: str) -> list[str]:
+    """Put ``staging`` in place of ``table`` and drop the old one (run inside one transaction)."""
+    return [
+        _render(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, table), sql.Identifier(retired)
+            )
+        ),
+        _render(
+            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+                sql.Identifier(schema, staging), sql.Identifier(table)
+            )
+        ),
+        _render(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, retired))),
+    ]

@@ -21,8 +21,14 @@ class Column:
     pg_type: str
 
 
-def postgres_type(arrow_type: pa.DataType) -> str:
-    """The Postgres type a column of ``arrow_type`` is stored as."""
+JSONB_METADATA = {b"postgres_type": b"jsonb"}
+
+
+def postgres_type(field: pa.Field) -> str:
+    """The Postgres type a column of this Arrow field is stored as."""
+    if (field.metadata or {}).get(b"postgres_type") == b"jsonb":
+        return "jsonb"
+    arrow_type = field.type
     if pa.types.is_boolean(arrow_type):
         return "boolean"
     if pa.types.is_int8(arrow_type) or pa.types.is_int16(arrow_type):
@@ -51,7 +57,11 @@ def postgres_type(arrow_type: pa.DataType) -> str:
         return "date"
     if pa.types.is_timestamp(arrow_type):
         return "timestamp with time zone" if arrow_type.tz else "timestamp without time zone"
-    if pa.types.is_binary(arrow_type) or pa.types.is_large_binary(arrow_type):
+    if (
+        pa.types.is_binary(arrow_type)
+        or pa.types.is_large_binary(arrow_type)
+        or pa.types.is_fixed_size_binary(arrow_type)
+    ):
         return "bytea"
     raise TypeError(f"no Postgres type for Arrow type {arrow_type}")
 
@@ -74,7 +84,7 @@ def plan_evolution(
         )
     additions = []
     for field in frame_schema:
-        wanted = postgres_type(field.type)
+        wanted = postgres_type(field)
         current = by_name.get(field.name)
         if current is None:
             additions.append(Column(field.name, wanted))

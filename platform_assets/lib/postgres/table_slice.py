@@ -1,4 +1,4 @@
-"""What part of which table an IO-manager call writes or reads."""
+"""What part of which table an IO-manager call writes or reads: the exact partitions, never widened."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -6,25 +6,34 @@ from datetime import datetime
 
 @dataclass(frozen=True)
 class TimeRange:
-    """A half-open, time-zone-aware window ``[start, end)`` of a time-partitioned asset."""
+    """A half-open, time-zone-aware window ``[start, end)``."""
 
     start: datetime
     end: datetime
 
 
 @dataclass(frozen=True)
-class TableSlice:
-    """A table, and the rows of it that one partition (or a range of partitions) owns.
+class PartitionSlice:
+    """One partition and the rows it owns.
 
-    ``partition_column`` and ``time_range`` are both None for an unpartitioned asset, which owns
-    the whole table. ``partition_label`` names the partition in logs, lock keys and errors.
+    A time-window partition owns the rows whose single partition column falls in ``window``; a
+    static, dynamic or multi-dimensional partition owns the rows whose partition columns equal
+    ``values`` (one per column, as the partition key's text).
     """
+
+    key: str
+    window: TimeRange | None = None
+    values: tuple[str, ...] | None = None
+
+
+@dataclass(frozen=True)
+class TableSlice:
+    """A table, and the partitions of it one call concerns (none: the whole, unpartitioned table)."""
 
     schema: str
     table: str
-    partition_column: str | None = None
-    time_range: TimeRange | None = None
-    partition_label: str | None = None
+    partition_columns: tuple[str, ...] = ()
+    partitions: tuple[PartitionSlice, ...] = ()
     columns: tuple[str, ...] | None = None
 
     @property
@@ -33,6 +42,20 @@ class TableSlice:
         return f"{self.schema}.{self.table}"
 
     @property
-    def lock_key(self) -> str:
-        """The advisory-lock key serialising writers of this slice."""
-        return f"{self.qualified_name}|{self.partition_label or '*'}"
+    def is_partitioned(self) -> bool:
+        """Whether the slice is a set of partitions rather than the whole table."""
+        return bool(self.partitions)
+
+    @property
+    def label(self) -> str:
+        """The partitions in logs and errors: one key, ``first..last``, or ``(whole table)``."""
+        if not self.partitions:
+            return "(whole table)"
+        keys = [partition.key for partition in self.partitions]
+        return keys[0] if len(keys) == 1 else f"{keys[0]}..{keys[-1]} ({len(keys)} partitions)"
+
+    def lock_keys(self) -> list[str]:
+        """Advisory-lock keys serialising writers, one per partition, in a fixed (sorted) order."""
+        if not self.partitions:
+            return [f"{self.qualified_name}|*"]
+        return sorted(f"{self.qualified_name}|{partition.key}" for partition in self.partitions)

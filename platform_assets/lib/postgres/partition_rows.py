@@ -1,0 +1,60 @@
+"""Which partition each row of a frame belongs to: pure Arrow and numpy, no database.
+
+Used to refuse rows outside the partitions being written and to count rows per partition, so the
+per-partition figures of a range run are each partition's own.
+"""
+
+from datetime import date, datetime
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from platform_assets.lib.postgres.table_slice import TableSlice
+
+OUTSIDE = -1
+_KEY_SEPARATOR = "\x1f"
+
+
+def _as_int64(values: pa.Array, bound: date | datetime) -> tuple[np.ndarray, int]:
+    """The column and a bound as comparable integers (days, or microseconds since the epoch)."""
+    if pa.types.is_date(values.type):
+        days = values.cast(pa.date32()).cast(pa.int32()).cast(pa.int64())
+        return days.fill_null(0).to_numpy(), pa.scalar(bound, pa.date32()).cast(pa.int32()).as_py()
+    unit = pa.timestamp("us", tz=values.type.tz)
+    micros = values.cast(unit).cast(pa.int64()).fill_null(0).to_numpy()
+    return micros, pa.scalar(bound, unit).cast(pa.int64()).as_py()
+
+
+def assign_partitions(
+    data: pa.Table, table_slice: TableSlice, bounds: list[tuple[object, object]]
+) -> np.ndarray:
+    """Index into ``table_slice.partitions`` for every row, or ``OUTSIDE``.
+
+    ``bounds`` are each time-window partition's ``(low, high)`` typed like the partition column
+    (unused for key partitions). A null partition value is always outside.
+    """
+    if not table_slice.partitions:
+        return np.zeros(data.num_rows, dtype=np.int64)
+    columns = [data.column(name).combine_chunks() for name in table_slice.partition_columns]
+    if any(pa.types.is_null(column.type) for column in columns):
+        return np.full(data.num_rows, OUTSIDE, dtype=np.int64)
+    valid = np.logical_and.reduce(
+        [pc.is_valid(column).to_numpy(zero_copy_only=False) for column in columns]
+    )
+    if table_slice.partitions[0].window is not None:
+        values, _ = _as_int64(columns[0], bounds[0][0])
+        starts = np.array([_as_int64(columns[0], low)[1] for low, _ in bounds])
+        ends = np.array([_as_int64(columns[0], high)[1] for _, high in bounds])
+        order = np.argsort(starts)
+        slot = np.searchsorted(starts[order], values, side="right") - 1
+        candidate = order[np.clip(slot, 0, None)]
+        inside = (slot >= 0) & (values < ends[candidate]) & valid
+        return np.where(inside, candidate, OUTSIDE)
+    as_text = [column.cast(pa.string()) for column in columns]
+    row_keys = (
+        as_text[0] if len(as_text) == 1 else pc.binary_join_element_wise(*as_text, _KEY_SEPARATOR)
+    )
+    wanted = pa.array(_KEY_SEPARATOR.join(p.values or ()) for p in table_slice.partitions)
+    found = pc.index_in(row_keys, value_set=wanted)
+    return np.where(valid, found.fill_null(OUTSIDE).to_numpy(zero_copy_only=False), OUTSIDE)
