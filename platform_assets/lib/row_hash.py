@@ -1,12 +1,13 @@
 """A stable 128-bit hash of each row, for change detection (upsert) and content versions.
 
-The hash depends only on the *values*, read through Arrow's canonical representations: integers of
-any width as int64, timestamps as UTC microseconds, dates as days, decimals by their text, strings by
-their UTF-8 bytes, JSON by its sorted-key text. So the same row hashes the same across runs,
-processes, machines, and pandas dtypes or versions (``Int64`` or ``int64``, ``str`` or ``object``),
-which ``pandas.util.hash_pandas_object`` does not promise. It is vectorised in numpy: no per-row
-Python. Two independent 64-bit lanes (splitmix64 mixing, polynomial hashing of variable-length
-bytes) make an accidental collision on a changed row negligible; it is not a cryptographic hash.
+The hash depends only on the *values*, read through Arrow's canonical representations: integers
+of any width as int64, timestamps as UTC microseconds, dates as days, decimals by their text,
+strings by their UTF-8 bytes, JSON by its sorted-key text. So the same row hashes the same across
+runs, processes, machines, and pandas dtypes or versions (``Int64`` or ``int64``, ``str`` or
+``object``), which ``pandas.util.hash_pandas_object`` does not promise. It is vectorised in
+numpy: no per-row Python. Two independent 64-bit lanes (splitmix64 mixing, polynomial hashing of
+variable-length bytes) make an accidental collision on a changed row negligible; it is not a
+cryptographic hash.
 """
 
 import hashlib

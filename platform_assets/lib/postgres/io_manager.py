@@ -77,7 +77,7 @@ def table_slice_for(
     default_schema: str,
     columns: tuple[str, ...] | None = None,
 ) -> TableSlice:
-    """Where the asset of ``context`` lives, and exactly which of its partitions this call concerns."""
+    """Where the asset of ``context`` lives, and exactly which partitions this call concerns."""
     path = context.asset_key.path
     schema = metadata.get("schema") or ("_".join(path[:-1]) or default_schema)
     table = metadata.get("table") or path[-1]
@@ -106,9 +106,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
         try:
             mode = WriteMode(declared)
-        except ValueError:
+        except ValueError as unknown:
             choices = [m.value for m in WriteMode]
-            raise _invalid(context, f"unknown write_mode {declared!r}; choose one of {choices}")
+            message = f"unknown write_mode {declared!r}; choose one of {choices}"
+            raise _invalid(context, message) from unknown
         if mode is WriteMode.REPLACE_TABLE and table_slice.is_partitioned:
             raise _invalid(context, "replace_table is for unpartitioned assets")
         return mode

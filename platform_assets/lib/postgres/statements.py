@@ -203,7 +203,8 @@ def content_version(
     """The slice's content version, as ``row_hash.content_version`` computes it client-side."""
     params = Params()
     statement = sql.SQL(
-        "SELECT md5(coalesce(string_agg({h}, ''::bytea ORDER BY {h}), ''::bytea)) FROM {t} WHERE {p}"
+        "SELECT md5(coalesce(string_agg({h}, ''::bytea ORDER BY {h}), ''::bytea))"
+        " FROM {t} WHERE {p}"
     ).format(
         h=sql.Identifier(hash_column),
         t=sql.Identifier(table_slice.schema, table_slice.table),

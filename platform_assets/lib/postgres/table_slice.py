@@ -1,4 +1,4 @@
-"""What part of which table an IO-manager call writes or reads: the exact partitions, never widened."""
+"""Which table an IO-manager call writes or reads, and exactly which partitions of it."""
 
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +28,7 @@ class PartitionSlice:
 
 @dataclass(frozen=True)
 class TableSlice:
-    """A table, and the partitions of it one call concerns (none: the whole, unpartitioned table)."""
+    """A table and the partitions one call concerns (none: the whole, unpartitioned table)."""
 
     schema: str
     table: str
