@@ -51,7 +51,12 @@ def test_same_values_in_other_dtypes_hash_the_same() -> None:
 
 
 def test_another_process_computes_the_same_hashes() -> None:
-    script = "from platform_assets_tests.test_row_hash import SAMPLE, hashes; print(','.join(hashes(SAMPLE)))"
+    script = "\n".join(
+        [
+            "from platform_assets_tests.test_row_hash import SAMPLE, hashes",
+            "print(','.join(hashes(SAMPLE)))",
+        ]
+    )
     completed = subprocess.run(
         [sys.executable, "-c", script],
         capture_output=True,
@@ -85,9 +90,10 @@ def test_null_empty_and_shifted_values_differ() -> None:
     assert len(set(hashes(frame))) == 4
 
 
-def test_content_version_ignores_row_order() -> None:
+def test_content_version_counts_rows_and_ignores_order() -> None:
     table = pa.Table.from_pandas(SAMPLE, preserve_index=False)
     reversed_table = table.take([2, 1, 0])
-    assert content_version(row_hashes(table, table.column_names)) == content_version(
-        row_hashes(reversed_table, reversed_table.column_names)
-    )
+    doubled = pa.concat_tables([table, table.slice(0, 1)])
+    version = content_version(row_hashes(table, table.column_names))
+    assert version == content_version(row_hashes(reversed_table, reversed_table.column_names))
+    assert version != content_version(row_hashes(doubled, doubled.column_names))

@@ -130,15 +130,18 @@ def row_hashes(table: pa.Table, columns: list[str]) -> pa.FixedSizeBinaryArray:
 
 
 def content_version(hashes: pa.Array | pa.ChunkedArray) -> str:
-    """An order-independent digest of a set of row hashes: md5 of the sorted 16-byte hashes.
+    """An order-independent digest of a multiset of row hashes, in O(n).
 
-    Postgres computes the same value as ``md5(string_agg(_row_hash, '' ORDER BY _row_hash))``,
-    so a version taken from the frame written and one read back from the table agree.
+    The two 64-bit lanes are summed with wrap-around (a repeated row counts twice) and digested
+    together with the row count; the same rows in any order give the same version.
     """
     if isinstance(hashes, pa.ChunkedArray):
         hashes = hashes.combine_chunks()
-    raw = np.frombuffer(hashes.buffers()[1], dtype=">u8")[
+    if not pa.types.is_fixed_size_binary(hashes.type):  # as read back from a bytea column
+        hashes = hashes.cast(pa.binary(16))
+    lanes = np.frombuffer(hashes.buffers()[1], dtype="<u8")[
         hashes.offset * 2 : (hashes.offset + len(hashes)) * 2
     ].reshape(-1, 2)
-    ordered = raw[np.lexsort((raw[:, 1], raw[:, 0]))]  # bytewise order, as Postgres sorts bytea
-    return hashlib.md5(ordered.tobytes(), usedforsecurity=False).hexdigest()
+    sums = lanes.sum(axis=0, dtype=np.uint64)
+    summary = np.array([*sums, len(hashes)], dtype="<u8").tobytes()
+    return hashlib.md5(summary, usedforsecurity=False).hexdigest()

@@ -181,34 +181,23 @@ def delete_partition(
     return _render(statement), params.values
 
 
-def count_partition(
-    table_slice: TableSlice, partition: PartitionSlice | None, pg_types: dict[str, str]
+def partition_hashes(
+    table_slice: TableSlice,
+    partition: PartitionSlice | None,
+    pg_types: dict[str, str],
+    hash_column: str,
 ) -> tuple[str, list[object]]:
-    """How many rows one partition (or the whole table) holds."""
+    """A partition's (or the whole table's) row count and its row hashes concatenated."""
     params = Params()
     predicate = (
         sql.SQL("TRUE")
         if partition is None
         else partition_predicate(table_slice, partition, pg_types, params)
     )
-    statement = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-        sql.Identifier(table_slice.schema, table_slice.table), predicate
-    )
-    return _render(statement), params.values
-
-
-def content_version(
-    table_slice: TableSlice, pg_types: dict[str, str], hash_column: str
-) -> tuple[str, list[object]]:
-    """The slice's content version, as ``row_hash.content_version`` computes it client-side."""
-    params = Params()
-    statement = sql.SQL(
-        "SELECT md5(coalesce(string_agg({h}, ''::bytea ORDER BY {h}), ''::bytea))"
-        " FROM {t} WHERE {p}"
-    ).format(
-        h=sql.Identifier(hash_column),
-        t=sql.Identifier(table_slice.schema, table_slice.table),
-        p=slice_predicate(table_slice, pg_types, params),
+    statement = sql.SQL("SELECT count(*), string_agg({}, ''::bytea) FROM {} WHERE {}").format(
+        sql.Identifier(hash_column),
+        sql.Identifier(table_slice.schema, table_slice.table),
+        predicate,
     )
     return _render(statement), params.values
 

@@ -1,0 +1,368 @@
+"""IO-manager benchmark: every figure is a ratio against a baseline measured in the same run.
+
+    python benchmarks/io_manager.py [--rows 1000000]
+
+Uses PLATFORM_DATABASE_URL when set, otherwise an embedded server in a temporary directory. Our
+side always runs through ``dg.materialize`` (Dagster's overhead included); the baselines are bare
+library calls. The last line printed is one JSON object with the figures.
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import date, timedelta
+from pathlib import Path
+
+import adbc_driver_postgresql.dbapi as adbc
+import dagster as dg
+import numpy as np
+import pandas as pd
+import psutil
+import pyarrow as pa
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert
+
+from platform_assets.lib import settings
+from platform_assets.lib.postgres.embedded import stop_embedded_server
+from platform_assets.lib.postgres.frames import arrow_to_frame
+from platform_assets.lib.postgres.io_manager import PostgresIOManager
+from platform_assets.lib.postgres.slice_io import read_slice
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+DAY = date(2026, 11, 1)
+daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
+ORDERS_METADATA = {"partition_column": "order_date", "primary_key": ["order_id"]}
+
+
+def orders_frame(rows: int, day: date = DAY, first_id: int = 0, seed: int = 1) -> pd.DataFrame:
+    """A 10-column orders frame of ``rows`` rows, all on ``day``."""
+    rng = np.random.default_rng(seed)
+    midnight = pd.Timestamp(day, tz="UTC")
+    return pd.DataFrame(
+        {
+            "order_id": np.arange(first_id, first_id + rows, dtype="int64"),
+            "customer_id": rng.integers(1, 50_000, rows),
+            "order_date": [day] * rows,
+            "ordered_at": midnight + pd.to_timedelta(rng.integers(0, 86_400, rows), unit="s"),
+            "status": pd.Series(rng.choice(["placed", "shipped", "delivered"], rows), dtype="str"),
+            "currency": pd.Series(rng.choice(["EUR", "USD", "GBP"], rows), dtype="str"),
+            "quantity": pd.array(rng.integers(1, 10, rows), dtype="Int64"),
+            "unit_price": rng.random(rows) * 100,
+            "amount": rng.random(rows) * 1000,
+            "is_gift": rng.random(rows) < 0.1,
+        }
+    )
+
+
+def timed(action: Callable[[], object]) -> float:
+    started = time.perf_counter()
+    action()
+    return time.perf_counter() - started
+
+
+def materialize_frame(
+    warehouse: Warehouse, name: str, frame: pd.DataFrame, metadata: dict, partition: str | None
+) -> None:
+    @dg.asset(key=["bench", name], partitions_def=daily if partition else None, metadata=metadata)
+    def _asset() -> pd.DataFrame:
+        return frame
+
+    result = dg.materialize(
+        [_asset],
+        partition_key=partition,
+        resources={"io_manager": PostgresIOManager(warehouse=warehouse)},
+    )
+    assert result.success
+
+
+def run_sql(warehouse: Warehouse, statement: str) -> object:
+    with warehouse.connection() as conn:
+        cursor = conn.execute(statement)
+        return cursor.fetchone() if cursor.description else None
+
+
+def engine_for(warehouse: Warehouse) -> sa.Engine:
+    conninfo = warehouse.conninfo()
+    return sa.create_engine(
+        "postgresql+psycopg://", creator=lambda: __import__("psycopg").connect(conninfo)
+    )
+
+
+def bench_replace(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, float]:
+    frame = orders_frame(rows)
+    materialize_frame(warehouse, "orders", frame.head(10), ORDERS_METADATA, DAY.isoformat())
+    ours = timed(
+        lambda: materialize_frame(warehouse, "orders", frame, ORDERS_METADATA, DAY.isoformat())
+    )
+
+    run_sql(warehouse, "DROP TABLE IF EXISTS bench.orders_to_sql")
+    run_sql(warehouse, "CREATE TABLE bench.orders_to_sql (LIKE bench.orders INCLUDING ALL)")
+    run_sql(warehouse, "ALTER TABLE bench.orders_to_sql DROP COLUMN _row_hash")
+
+    def delete_and_to_sql() -> None:
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text("DELETE FROM bench.orders_to_sql WHERE order_date = :d"), {"d": DAY}
+            )
+            frame.to_sql("orders_to_sql", conn, schema="bench", if_exists="append", index=False)
+
+    to_sql = timed(delete_and_to_sql)
+    run_sql(warehouse, "TRUNCATE bench.orders_to_sql")
+
+    def adbc_ingest() -> None:
+        with adbc.connect(warehouse.conninfo()) as conn, conn.cursor() as cursor:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            cursor.adbc_ingest("orders_to_sql", table, mode="append", db_schema_name="bench")
+            conn.commit()
+
+    adbc_time = timed(adbc_ingest)
+    return {"replace_s": ours, "to_sql_s": to_sql, "adbc_ingest_s": adbc_time}
+
+
+def customers(ids: np.ndarray, tag: str) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "customer_id": ids.astype("int64"),
+            "name": pd.Series([f"customer {i} {tag}" for i in ids], dtype="str"),
+            "email": pd.Series(
+                [None if i % 7 == 0 else f"c{i}@example.com" for i in ids], dtype="str"
+            ),
+            "score": (ids % 1000).astype("float64"),
+        }
+    )
+
+
+def bench_upsert(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, float]:
+    base = customers(np.arange(rows), "v1")
+    batch_size = rows // 10
+    unchanged = np.arange(0, int(batch_size * 0.4))
+    changed = np.arange(int(batch_size * 0.4), batch_size // 2)
+    new = np.arange(rows, rows + batch_size // 2)
+    batch = pd.concat([customers(unchanged, "v1"), customers(changed, "v2"), customers(new, "v1")])
+    metadata = {"write_mode": "upsert", "primary_key": ["customer_id"]}
+
+    def reset(table: str) -> None:
+        run_sql(warehouse, f"DROP TABLE IF EXISTS bench.{table}")
+        materialize_frame(warehouse, table, base, {**metadata, "write_mode": "replace_table"}, None)
+
+    reset("customers")
+    run_sql(warehouse, "SELECT pg_stat_force_next_flush()")
+    updates_before = updated_rows(warehouse, "customers")
+    ours = timed(lambda: materialize_frame(warehouse, "customers", batch, metadata, None))
+    run_sql(warehouse, "SELECT pg_stat_force_next_flush()")
+    time.sleep(0.5)
+    updates = updated_rows(warehouse, "customers") - updates_before
+
+    reset("customers_dicts")
+    table = sa.Table("customers_dicts", sa.MetaData(), schema="bench", autoload_with=engine)
+
+    def dict_batches() -> None:
+        records = batch.to_dict("records")
+        with engine.begin() as conn:
+            for start in range(0, len(records), 1000):
+                statement = insert(table).values(records[start : start + 1000])
+                statement = statement.on_conflict_do_update(
+                    index_elements=["customer_id"],
+                    set_={c: statement.excluded[c] for c in ("name", "email", "score")},
+                )
+                conn.execute(statement)
+
+    baseline = timed(dict_batches)
+    nan_text = run_sql(warehouse, "SELECT count(*) FROM bench.customers_dicts WHERE email = 'NaN'")[
+        0
+    ]
+    our_nan_text = run_sql(warehouse, "SELECT count(*) FROM bench.customers WHERE email = 'NaN'")[0]
+    return {
+        "upsert_s": ours,
+        "dict_batches_s": baseline,
+        "unchanged_rows_updated": updates - len(changed),
+        "dict_batches_nan_strings": nan_text,
+        "our_nan_strings": our_nan_text,
+    }
+
+
+def updated_rows(warehouse: Warehouse, table: str) -> int:
+    with warehouse.connection() as conn:
+        conn.execute("SELECT pg_stat_clear_snapshot()")
+        return conn.execute(
+            "SELECT n_tup_upd FROM pg_stat_user_tables WHERE schemaname = 'bench' AND relname = %s",
+            (table,),
+        ).fetchone()[0]
+
+
+def bench_read(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, float]:
+    day = DAY + timedelta(days=1)
+    materialize_frame(
+        warehouse,
+        "orders",
+        orders_frame(rows, day, first_id=10**9),
+        ORDERS_METADATA,
+        day.isoformat(),
+    )
+    midnight = pd.Timestamp(day, tz="UTC").to_pydatetime()
+    table_slice = TableSlice(
+        "bench",
+        "orders",
+        ("order_date",),
+        (
+            PartitionSlice(
+                day.isoformat(), window=TimeRange(midnight, midnight + timedelta(days=1))
+            ),
+        ),
+    )
+
+    def ours() -> pd.DataFrame:
+        with warehouse.bulk_connection() as conn:
+            return arrow_to_frame(read_slice(conn, table_slice, include_row_hash=False))
+
+    def read_sql() -> pd.DataFrame:
+        query = sa.text(
+            "SELECT order_id, customer_id, order_date, ordered_at, status, currency, quantity,"
+            " unit_price, amount, is_gift FROM bench.orders WHERE order_date = :d"
+        )
+        with engine.connect() as conn:
+            return pd.read_sql(query, conn, params={"d": day})
+
+    assert len(ours()) == len(read_sql()) == rows
+    return {
+        "read_s": min(timed(ours) for _ in range(3)),
+        "read_sql_s": min(timed(read_sql) for _ in range(3)),
+    }
+
+
+def bench_backfill(warehouse: Warehouse, rows_per_day: int, days: int = 30) -> dict[str, float]:
+    start = date(2026, 10, 1)
+    frames = {
+        start + timedelta(d): orders_frame(rows_per_day, start + timedelta(d), d * rows_per_day)
+        for d in range(days)
+    }
+    io_manager = PostgresIOManager(warehouse=warehouse)
+
+    @dg.asset(
+        key=["bench", "daily_orders"],
+        partitions_def=daily,
+        backfill_policy=dg.BackfillPolicy.single_run(),
+        metadata=ORDERS_METADATA,
+    )
+    def daily_orders(context: dg.AssetExecutionContext) -> pd.DataFrame:
+        window = context.partition_time_window
+        count = (window.end - window.start).days
+        return pd.concat([frames[window.start.date() + timedelta(d)] for d in range(count)])
+
+    last = start + timedelta(days=days - 1)
+    range_tags = {
+        "dagster/asset_partition_range_start": start.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+    dg.materialize(
+        [daily_orders], partition_key=start.isoformat(), resources={"io_manager": io_manager}
+    )
+    single_run = timed(
+        lambda: dg.materialize(
+            [daily_orders], tags=range_tags, resources={"io_manager": io_manager}
+        )
+    )
+    per_partition = timed(
+        lambda: [
+            dg.materialize(
+                [daily_orders], partition_key=day.isoformat(), resources={"io_manager": io_manager}
+            )
+            for day in frames
+        ]
+    )
+    return {"backfill_single_run_s": single_run, "backfill_per_partition_s": per_partition}
+
+
+def peak_rss_child(rows: int) -> None:
+    """In a fresh process: the write's peak memory above the frame, against the frame's size."""
+    warehouse = Warehouse(database_url=os.environ[settings.WAREHOUSE_URL_VAR])
+    frame = orders_frame(rows, first_id=0, seed=2)
+    frame_bytes = int(frame.memory_usage(deep=True).sum())
+    process = psutil.Process()
+    before = process.memory_info().rss
+    peak = [before]
+    done = threading.Event()
+
+    def sample() -> None:
+        while not done.is_set():
+            peak[0] = max(peak[0], process.memory_info().rss)
+            time.sleep(0.005)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    materialize_frame(warehouse, "orders", frame, ORDERS_METADATA, DAY.isoformat())
+    done.set()
+    sampler.join()
+    print(
+        json.dumps({"frame_mb": frame_bytes / 2**20, "write_peak_mb": (peak[0] - before) / 2**20})
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--rows", type=int, default=1_000_000, help="rows of the replace/upsert table"
+    )
+    parser.add_argument("--child-rss", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child_rss:
+        peak_rss_child(args.rows)
+        return
+
+    data_dir = None
+    if not settings.configured_url(settings.WAREHOUSE_URL_VAR):
+        data_dir = Path(tempfile.mkdtemp(prefix="bench-io-"))
+        os.environ[settings.DATA_DIR_VAR] = str(data_dir)
+    warehouse = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
+    try:
+        run_sql(warehouse, "DROP SCHEMA IF EXISTS bench CASCADE")
+        engine = engine_for(warehouse)
+        figures: dict[str, float] = {"rows": args.rows}
+        figures |= bench_replace(warehouse, engine, args.rows)
+        child_env = {**os.environ, settings.WAREHOUSE_URL_VAR: warehouse.conninfo()}
+        child = subprocess.run(
+            [sys.executable, __file__, "--child-rss", "--rows", str(args.rows)],
+            env=child_env,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        rss = json.loads(child.stdout.strip().splitlines()[-1])
+        figures |= bench_upsert(warehouse, engine, args.rows)
+        figures |= bench_read(warehouse, engine, args.rows // 10)
+        figures |= bench_backfill(warehouse, max(args.rows // 100, 1000))
+        figures |= rss
+        ratios = {
+            "replace_vs_to_sql": figures["to_sql_s"] / figures["replace_s"],
+            "replace_vs_adbc": figures["replace_s"] / figures["adbc_ingest_s"],
+            "upsert_vs_dict_batches": figures["dict_batches_s"] / figures["upsert_s"],
+            "unchanged_rows_updated": figures["unchanged_rows_updated"],
+            "read_vs_read_sql": figures["read_sql_s"] / figures["read_s"],
+            "backfill_range_vs_per_partition": (
+                figures["backfill_per_partition_s"] / figures["backfill_single_run_s"]
+            ),
+            "peak_rss_vs_frame": rss["write_peak_mb"] / rss["frame_mb"],
+        }
+        print(
+            json.dumps(
+                {
+                    **{k: round(v, 3) for k, v in figures.items()},
+                    **{k: round(v, 3) for k, v in ratios.items()},
+                }
+            )
+        )
+    finally:
+        warehouse.close()
+        if data_dir is not None:
+            stop_embedded_server(data_dir)
+
+
+if __name__ == "__main__":
+    main()
