@@ -102,8 +102,22 @@ def _is_fixed_width(kind: pa.DataType) -> bool:
     )
 
 
+HASH_CHUNK_ROWS = 131_072  # bounds the numpy temporaries to a few MB whatever the frame size
+
+
 def row_hashes(table: pa.Table, columns: list[str]) -> pa.FixedSizeBinaryArray:
     """The 16-byte hash of every row of ``table`` over ``columns`` (in the order given)."""
+    chunks = [
+        _chunk_hashes(table.slice(start, HASH_CHUNK_ROWS), columns)
+        for start in range(0, table.num_rows, HASH_CHUNK_ROWS)
+    ]
+    digest = b"".join(chunks)
+    return pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(16), table.num_rows, [None, pa.py_buffer(digest)]
+    )
+
+
+def _chunk_hashes(table: pa.Table, columns: list[str]) -> bytes:
     lanes = [np.full(table.num_rows, seed, dtype=np.uint64) for seed, _ in _LANES]
     for position, name in enumerate(columns):
         column = table.column(name).combine_chunks()
@@ -123,10 +137,7 @@ def row_hashes(table: pa.Table, columns: list[str]) -> pa.FixedSizeBinaryArray:
             lanes[lane] = _splitmix64(
                 lanes[lane] * multiplier + _splitmix64(words + np.uint64(lane))
             )
-    digest = np.stack(lanes, axis=1).astype("<u8")
-    return pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(16), table.num_rows, [None, pa.py_buffer(digest.tobytes())]
-    )
+    return np.stack(lanes, axis=1).astype("<u8").tobytes()
 
 
 def content_version(hashes: pa.Array | pa.ChunkedArray) -> str:

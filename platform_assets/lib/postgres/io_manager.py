@@ -6,7 +6,8 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
   partitions); for multi-partitions ``partition_columns``: ``{dimension: column}``.
 - ``write_mode``: ``replace_partition`` (default when partitioned), ``replace_table`` (default
   otherwise), ``upsert`` or ``append``.
-- ``primary_key``: list of columns (required by ``upsert``); ``indexes``: list of column lists.
+- ``primary_key``: list of columns (required by ``upsert``); ``indexes``: list of column lists;
+  ``partition_index``: ``btree`` (default) or ``brin`` for the partition column(s).
 - ``row_hash_columns``: the columns ``_row_hash`` covers (default: all of the frame's).
 - ``schema`` / ``table``: override the names (default: the asset key's prefix / last part).
 
@@ -135,6 +136,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             mode=self._write_mode(context, table_slice),
             primary_key=list(metadata.get("primary_key") or []),
             indexes=[list(columns) for columns in metadata.get("indexes") or []],
+            partition_index=metadata.get("partition_index", "btree"),
             settings=self._settings(),
         )
         with self.warehouse.bulk_connection() as conn:

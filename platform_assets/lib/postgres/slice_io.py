@@ -29,6 +29,7 @@ from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version
 
 WHOLE_TABLE = "*"
+INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
 
 
 class WriteMode(StrEnum):
@@ -61,6 +62,7 @@ class WriteRequest:
     mode: WriteMode
     primary_key: list[str] = field(default_factory=list)
     indexes: list[list[str]] = field(default_factory=list)
+    partition_index: str = "btree"
     settings: dict[str, str] = field(default_factory=dict)
 
 
@@ -104,9 +106,15 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
         if not existing:
             existing = [Column(f.name, postgres_type(f)) for f in request.data.schema]
             cursor.execute(statements.create_table(schema, table, existing, request.primary_key))
-            for columns in [list(table_slice.partition_columns), *request.indexes]:
-                if columns:
-                    cursor.execute(statements.create_index(schema, table, columns))
+            if table_slice.partition_columns:
+                partition_columns = list(table_slice.partition_columns)
+                cursor.execute(
+                    statements.create_index(
+                        schema, table, partition_columns, request.partition_index
+                    )
+                )
+            for columns in request.indexes:
+                cursor.execute(statements.create_index(schema, table, columns))
         else:
             for column in plan_evolution(existing, request.data.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
@@ -158,6 +166,10 @@ def _check_unique_keys(request: WriteRequest) -> None:
             f"{request.table_slice.qualified_name}: {repeated} rows repeat a primary key "
             f"{request.primary_key} of another row in the same frame; nothing was written."
         )
+
+
+def _batches(data: pa.Table) -> pa.RecordBatchReader:
+    return data.to_reader(max_chunksize=INGEST_BATCH_ROWS)
 
 
 def _partitions_or_whole(table_slice: TableSlice) -> list[PartitionSlice | None]:
@@ -215,7 +227,7 @@ def _upsert(
             table_slice.schema, table_slice.table, staging, temporary=True
         )
     )
-    cursor.adbc_ingest(staging, request.data, mode="append", temporary=True)
+    cursor.adbc_ingest(staging, _batches(request.data), mode="append", temporary=True)
     cursor.execute(
         statements.upsert_from_staging(
             table_slice.schema,
@@ -249,7 +261,7 @@ def _replace_table(cursor: adbc.Cursor, request: WriteRequest) -> None:
     staging, retired = f"{table[:40]}__new_{suffix}", f"{table[:40]}__old_{suffix}"
     cursor.execute(statements.create_staging_like(schema, table, staging, temporary=False))
     if request.data.num_rows:
-        cursor.adbc_ingest(staging, request.data, mode="append", db_schema_name=schema)
+        cursor.adbc_ingest(staging, _batches(request.data), mode="append", db_schema_name=schema)
     for statement in statements.swap_tables(schema, table, staging, retired):
         cursor.execute(statement)
 
@@ -285,7 +297,10 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
                 deleted = _delete_partitions(cursor, table_slice, pg_types)
             if data.num_rows:
                 cursor.adbc_ingest(
-                    table_slice.table, data, mode="append", db_schema_name=table_slice.schema
+                    table_slice.table,
+                    _batches(data),
+                    mode="append",
+                    db_schema_name=table_slice.schema,
                 )
         if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
             row_counts, version = dict(in_frame), content_version(data.column(ROW_HASH_COLUMN))

@@ -68,12 +68,17 @@ def create_table(schema: str, table: str, columns: list[Column], primary_key: li
     )
 
 
-def create_index(schema: str, table: str, columns: list[str]) -> str:
+INDEX_METHODS = ("btree", "brin")
+
+
+def create_index(schema: str, table: str, columns: list[str], method: str = "btree") -> str:
     """An index on ``columns``, named after them and kept under Postgres's 63-byte limit."""
+    if method not in INDEX_METHODS:
+        raise ValueError(f"index method {method!r} is not one of {INDEX_METHODS}")
     name = f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
     return _render(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} ({})").format(
-            sql.Identifier(name), sql.Identifier(schema, table), _names(columns)
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({})").format(
+            sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(method), _names(columns)
         )
     )
 
