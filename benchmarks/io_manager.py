@@ -30,9 +30,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from platform_assets.lib import settings
 from platform_assets.lib.postgres.embedded import stop_embedded_server
-from platform_assets.lib.postgres.frames import arrow_to_frame
+from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.frames import frame_to_arrow
 from platform_assets.lib.postgres.slice_io import (
     WriteMode,
     WriteRequest,
@@ -41,8 +40,8 @@ from platform_assets.lib.postgres.slice_io import (
     write_slice,
 )
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
-from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
 from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
 
 DAY = date(2026, 11, 1)
 daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
@@ -108,6 +107,11 @@ def bench_replace(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[st
     materialize_frame(warehouse, "orders", frame.head(10), ORDERS_METADATA, DAY.isoformat())
     ours = timed(
         lambda: materialize_frame(warehouse, "orders", frame, ORDERS_METADATA, DAY.isoformat())
+    )
+    brin_metadata = {**ORDERS_METADATA, "partition_index": "brin"}
+    materialize_frame(warehouse, "orders_brin", frame.head(10), brin_metadata, DAY.isoformat())
+    brin = timed(
+        lambda: materialize_frame(warehouse, "orders_brin", frame, brin_metadata, DAY.isoformat())
     )
 
     run_sql(warehouse, "DROP TABLE IF EXISTS bench.orders_to_sql")
