@@ -59,6 +59,13 @@ def test_single_run_range_writes_each_partition_with_its_own_figures(
     )
     assert stored == [(date(2026, 11, d), d) for d in range(1, 6)]
 
+    again = dg.materialize([ranged], resources=resources(clean_warehouse), tags=RANGE_TAGS)
+    deleted = {
+        e.materialization.partition: e.materialization.metadata["rows_deleted"].value
+        for e in again.get_asset_materialization_events()
+    }
+    assert deleted == per_partition
+
 
 def test_multi_partitions_write_exactly_their_key(clean_warehouse: Warehouse) -> None:
     multi = dg.MultiPartitionsDefinition(
@@ -79,9 +86,12 @@ def test_multi_partitions_write_exactly_their_key(clean_warehouse: Warehouse) ->
     for key in ("2026-11-01|eu", "2026-11-01|us", "2026-11-02|eu", "2026-11-01|eu"):
         date_key, region = key.split("|")
         partition = dg.MultiPartitionKey({"date": date_key, "region": region})
-        assert dg.materialize(
+        result = dg.materialize(
             [regional], partition_key=partition, resources=resources(clean_warehouse)
-        ).success
+        )
+        assert result.success
+    rewritten = result.get_asset_materialization_events()[0].materialization.metadata
+    assert rewritten["rows_deleted"].value == 2 and rewritten["rows_inserted"].value == 2
 
     stored = counts_by(
         clean_warehouse,
@@ -259,3 +269,27 @@ def test_input_projection_reads_only_the_named_columns(clean_warehouse: Warehous
 
     assert dg.materialize([wide, narrow], resources=resources(clean_warehouse)).success
     assert list(captured["source"].columns) == ["c", "a"]
+
+
+def test_column_schema_metadata_drives_dagsters_schema_change_checks(
+    clean_warehouse: Warehouse,
+) -> None:
+    frames = [
+        pd.DataFrame({"id": [1], "name": ["a"]}),
+        pd.DataFrame({"id": [2], "name": ["b"]}),
+        pd.DataFrame({"id": [3], "name": ["c"], "note": ["added"]}),
+    ]
+
+    @dg.asset(key=["io_test", "people"])
+    def people() -> pd.DataFrame:
+        return frames.pop(0)
+
+    checks = dg.build_column_schema_change_checks(assets=[people])
+    outcomes = []
+    with dg.DagsterInstance.ephemeral() as instance:
+        for _ in range(3):
+            result = dg.materialize(
+                [people, *checks], resources=resources(clean_warehouse), instance=instance
+            )
+            outcomes.append(result.get_asset_check_evaluations()[0].passed)
+    assert outcomes == [True, True, False]

@@ -180,15 +180,25 @@ def _key(partition: PartitionSlice | None) -> str:
     return WHOLE_TABLE if partition is None else partition.key
 
 
-def _delete_partitions(
-    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str]
+def _delete_slice(
+    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str], bounds: list
 ) -> dict[str, int]:
-    deleted = {}
-    for partition in _partitions_or_whole(table_slice):
-        query, params = statements.delete_partition(table_slice, partition, pg_types)
-        cursor.execute(query, parameters=params or None)
-        deleted[_key(partition)] = cursor.fetchone()[0]
-    return deleted
+    """Delete the slice's rows in one statement; return rows deleted per partition."""
+    query, params = statements.delete_slice(table_slice, pg_types)
+    cursor.execute(query, parameters=params or None)
+    deleted = cursor.fetch_arrow_table()
+    counts = {_key(p): 0 for p in _partitions_or_whole(table_slice)}
+    rows = deleted.column("rows").to_pylist()
+    if not table_slice.partitions:
+        counts[WHOLE_TABLE] = rows[0]
+    elif table_slice.partitions[0].window is not None:
+        by_start = sorted(range(len(bounds)), key=lambda index: bounds[index][0])
+        for bucket, count in zip(deleted.column("bucket").to_pylist(), rows, strict=True):
+            counts[table_slice.partitions[by_start[bucket - 1]].key] += count
+    else:
+        for index, count in zip(assign_partitions(deleted, table_slice, bounds), rows, strict=True):
+            counts[table_slice.partitions[index].key] += count
+    return counts
 
 
 def _written_slice(
@@ -294,7 +304,7 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
                 inserted = dict(zero)
         else:
             if request.mode is WriteMode.REPLACE_PARTITION:
-                deleted = _delete_partitions(cursor, table_slice, pg_types)
+                deleted = _delete_slice(cursor, table_slice, pg_types, bounds)
             if data.num_rows:
                 cursor.adbc_ingest(
                     table_slice.table,

@@ -170,19 +170,37 @@ def slice_predicate(
     )
 
 
-def delete_partition(
-    table_slice: TableSlice, partition: PartitionSlice | None, pg_types: dict[str, str]
-) -> tuple[str, list[object]]:
-    """DELETE one partition's rows (or the whole table's) and return how many went."""
+def delete_slice(table_slice: TableSlice, pg_types: dict[str, str]) -> tuple[str, list[object]]:
+    """One DELETE of every row the slice owns, returning how many went from each partition.
+
+    Time windows come back as ``(bucket, rows)``: ``width_bucket`` over the partitions' sorted
+    starts, so bucket ``i`` is the ``i``-th partition by start. Key partitions come back as
+    ``(<partition columns>, rows)``; an unpartitioned table as ``(rows)``.
+    """
     params = Params()
-    predicate = (
-        sql.SQL("TRUE")
-        if partition is None
-        else partition_predicate(table_slice, partition, pg_types, params)
-    )
+    predicate = slice_predicate(table_slice, pg_types, params)
+    target = sql.Identifier(table_slice.schema, table_slice.table)
+    if not table_slice.partitions:
+        statement = sql.SQL(
+            "WITH deleted AS (DELETE FROM {} RETURNING 1) SELECT count(*) AS rows FROM deleted"
+        ).format(target)
+        return _render(statement), params.values
+    if table_slice.partitions[0].window is not None:
+        column = table_slice.partition_columns[0]
+        starts = sorted(
+            window_bounds(p.window, pg_types[column])[0]  # type: ignore[arg-type]
+            for p in table_slice.partitions
+        )
+        returned = sql.SQL("width_bucket({}, ARRAY[{}]) AS bucket").format(
+            sql.Identifier(column), sql.SQL(", ").join(params.add(start) for start in starts)
+        )
+        grouping = sql.SQL("bucket")
+    else:
+        returned = grouping = _names(table_slice.partition_columns)
     statement = sql.SQL(
-        "WITH deleted AS (DELETE FROM {} WHERE {} RETURNING 1) SELECT count(*) FROM deleted"
-    ).format(sql.Identifier(table_slice.schema, table_slice.table), predicate)
+        "WITH deleted AS (DELETE FROM {} WHERE {} RETURNING {})"
+        " SELECT {}, count(*) AS rows FROM deleted GROUP BY {}"
+    ).format(target, predicate, returned, grouping, grouping)
     return _render(statement), params.values
 
 
