@@ -215,3 +215,23 @@ def wait_for_advisory_waiter(warehouse: Warehouse, attempts: int = 100) -> bool:
                 return True
             time.sleep(0.1)
     return False
+
+
+def test_lock_timeout_ends_a_blocked_write_cleanly(clean_warehouse: Warehouse) -> None:
+    """With lock_timeout set, a writer blocked by another one fails fast and writes nothing."""
+    impatient = {"io_manager": PostgresIOManager(warehouse=clean_warehouse, lock_timeout_ms=300)}
+    assert run([partitioned_asset(events)], impatient).success
+    (lock_key,) = TableSlice(
+        "io_test", "events", ("event_date",), (PartitionSlice(DAY),)
+    ).lock_keys()
+    with psycopg.connect(clean_warehouse.conninfo()) as holder:
+        holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key,))
+        started = time.monotonic()
+        result = run(
+            [partitioned_asset(lambda d: events(d, rows=5))], impatient, raise_on_error=False
+        )
+        waited = time.monotonic() - started
+    cause = result.failure_data_for_node("io_test__events").error.cause
+    assert cause.cls_name == "PartitionWriteError" and "lock timeout" in cause.message
+    assert waited < 30
+    assert row_count(clean_warehouse, "io_test", "events") == 3
