@@ -43,7 +43,6 @@ from platform_assets.lib.postgres.slice_io import (
 )
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.warehouse import Warehouse
-from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
 
 DAY = date(2026, 11, 1)
 daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
@@ -197,9 +196,12 @@ def bench_upsert(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str
     def write_path() -> None:
         """The IO manager's own work for this upsert, without a Dagster run around it."""
         data = frame_to_arrow(batch)
-        data = data.append_column(ROW_HASH_COLUMN, row_hashes(data, data.column_names))
         request = WriteRequest(
-            TableSlice("bench", "customers"), data, WriteMode.UPSERT, ["customer_id"]
+            TableSlice("bench", "customers"),
+            data,
+            WriteMode.UPSERT,
+            hash_columns=data.column_names,
+            primary_key=["customer_id"],
         )
         with warehouse.bulk_connection() as conn:
             write_slice(conn, request, prepare_table(conn, request))

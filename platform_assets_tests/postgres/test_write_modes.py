@@ -136,7 +136,9 @@ def test_append_adds_rows_every_time(clean_warehouse: Warehouse) -> None:
 def test_replace_table_swaps_whole_table_and_is_idempotent(clean_warehouse: Warehouse) -> None:
     replace = {"write_mode": "replace_table"}
     assert write(customers_asset(customers(range(10)), **replace), clean_warehouse).success
-    assert write(customers_asset(customers(range(3)), **replace), clean_warehouse).success
+    shrunk = write(customers_asset(customers(range(3)), **replace), clean_warehouse)
+    metadata = shrunk.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["rows_deleted"].value == 10 and metadata["rows_inserted"].value == 3
     checksum = table_checksum(clean_warehouse, "io_test", "customers")
     assert write(customers_asset(customers(range(3)), **replace), clean_warehouse).success
     assert row_count(clean_warehouse, "io_test", "customers") == 3

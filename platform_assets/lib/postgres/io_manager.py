@@ -34,7 +34,7 @@ from platform_assets.lib.postgres.slice_io import (
 )
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.warehouse import Warehouse
-from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 
 
 def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
@@ -128,12 +128,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata
         table_slice = table_slice_for(context, metadata, self.default_schema)
         data = frame_to_arrow(obj.drop(columns=[ROW_HASH_COLUMN], errors="ignore"))
-        hashed = list(metadata.get("row_hash_columns") or data.column_names)
-        data = data.append_column(ROW_HASH_COLUMN, row_hashes(data, hashed))
         request = WriteRequest(
             table_slice=table_slice,
             data=data,
             mode=self._write_mode(context, table_slice),
+            hash_columns=list(metadata.get("row_hash_columns") or data.column_names),
             primary_key=list(metadata.get("primary_key") or []),
             indexes=[list(columns) for columns in metadata.get("indexes") or []],
             partition_index=metadata.get("partition_index", "btree"),
@@ -151,17 +150,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         mode: WriteMode,
         result: WriteResult,
     ) -> None:
-        log = run_logger(context).bind(table=table_slice.qualified_name, write_mode=mode)
+        log = run_logger(context).bind(table=table_slice.qualified_name, write_mode=mode.value)
         for key, count in result.row_counts.items():
-            figures = {
-                "partition_key": key,
-                "rows_deleted": result.rows_deleted[key],
-                "rows_inserted": result.rows_inserted[key],
-                "rows_updated": result.rows_updated[key],
-                "rows_unchanged": result.rows_unchanged[key],
-                "row_count": count,
-            }
-            log.info("partition_emptied" if count == 0 else "partition_written", **figures)
+            event = "partition_emptied" if count == 0 else "partition_written"
+            log.info(event, partition_key=key, row_count=count, **result.changes(key))
 
     def _record(
         self,
@@ -185,10 +177,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             figures = {
                 "dagster/row_count": count,
                 "dagster/partition_row_count": count,
-                "rows_deleted": result.rows_deleted[key],
-                "rows_inserted": result.rows_inserted[key],
-                "rows_updated": result.rows_updated[key],
-                "rows_unchanged": result.rows_unchanged[key],
+                **result.changes(key),
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)

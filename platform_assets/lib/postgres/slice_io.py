@@ -15,6 +15,7 @@ write back. Writers of the same partition serialise on a transaction-scoped advi
 """
 
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -26,9 +27,10 @@ from platform_assets.lib.postgres import statements
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
-from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version, row_hashes
 
 WHOLE_TABLE = "*"
+_NO_HASHES = pa.array([], pa.binary(16))
 INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
 
 
@@ -55,15 +57,48 @@ class DuplicateKeyError(ValueError):
 
 @dataclass(frozen=True)
 class WriteRequest:
-    """One write: where, what, how."""
+    """One write: where, what (``data``; ``_row_hash`` is added while streaming), how."""
 
     table_slice: TableSlice
     data: pa.Table
     mode: WriteMode
+    hash_columns: list[str]
     primary_key: list[str] = field(default_factory=list)
     indexes: list[list[str]] = field(default_factory=list)
     partition_index: str = "btree"
     settings: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> pa.Schema:
+        """The columns written: the frame's, then ``_row_hash``."""
+        return self.data.schema.append(pa.field(ROW_HASH_COLUMN, pa.binary(16)))
+
+
+class HashingStream:
+    """The frame as COPY-sized batches, each given its ``_row_hash`` as ADBC pulls it.
+
+    Hashing batch k+1 in this process overlaps Postgres parsing batch k in its own, and memory stays
+    bounded by one batch. The hashes are kept for the content version.
+    """
+
+    def __init__(self, request: WriteRequest) -> None:
+        self._request = request
+        self.hashes: list[pa.Array] = []
+
+    def reader(self) -> pa.RecordBatchReader:
+        """A reader ADBC's ingest pulls from."""
+        return pa.RecordBatchReader.from_batches(self._request.schema, self._batches())
+
+    def _batches(self) -> Iterator[pa.RecordBatch]:
+        schema = self._request.schema
+        for batch in self._request.data.to_batches(max_chunksize=INGEST_BATCH_ROWS):
+            hashes = row_hashes(pa.Table.from_batches([batch]), self._request.hash_columns)
+            self.hashes.append(hashes)
+            yield pa.RecordBatch.from_arrays([*batch.columns, hashes], schema=schema)
+
+    def content_version(self) -> str:
+        """The version of everything streamed so far."""
+        return content_version(pa.concat_arrays(self.hashes) if self.hashes else _NO_HASHES)
 
 
 @dataclass(frozen=True)
@@ -77,6 +112,15 @@ class WriteResult:
     rows_unchanged: dict[str, int]
     row_counts: dict[str, int]
     content_version: str
+
+    def changes(self, key: str) -> dict[str, int]:
+        """Rows deleted, inserted, updated and left unchanged in partition ``key``."""
+        return {
+            "rows_deleted": self.rows_deleted[key],
+            "rows_inserted": self.rows_inserted[key],
+            "rows_updated": self.rows_updated[key],
+            "rows_unchanged": self.rows_unchanged[key],
+        }
 
 
 def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
@@ -104,7 +148,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
         cursor.execute(statements.create_schema(schema))
         existing = table_columns(cursor, schema, table)
         if not existing:
-            existing = [Column(f.name, postgres_type(f)) for f in request.data.schema]
+            existing = [Column(f.name, postgres_type(f)) for f in request.schema]
             cursor.execute(statements.create_table(schema, table, existing, request.primary_key))
             if table_slice.partition_columns:
                 partition_columns = list(table_slice.partition_columns)
@@ -116,7 +160,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
             for columns in request.indexes:
                 cursor.execute(statements.create_index(schema, table, columns))
         else:
-            for column in plan_evolution(existing, request.data.schema, table_slice.qualified_name):
+            for column in plan_evolution(existing, request.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
         conn.commit()
@@ -166,10 +210,6 @@ def _check_unique_keys(request: WriteRequest) -> None:
             f"{request.table_slice.qualified_name}: {repeated} rows repeat a primary key "
             f"{request.primary_key} of another row in the same frame; nothing was written."
         )
-
-
-def _batches(data: pa.Table) -> pa.RecordBatchReader:
-    return data.to_reader(max_chunksize=INGEST_BATCH_ROWS)
 
 
 def _partitions_or_whole(table_slice: TableSlice) -> list[PartitionSlice | None]:
@@ -227,7 +267,7 @@ def _written_slice(
 
 
 def _upsert(
-    cursor: adbc.Cursor, request: WriteRequest, columns: list[str], bounds: list
+    cursor: adbc.Cursor, request: WriteRequest, stream: HashingStream, bounds: list
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Stage and merge; return rows inserted and updated per partition."""
     table_slice = request.table_slice
@@ -237,13 +277,13 @@ def _upsert(
             table_slice.schema, table_slice.table, staging, temporary=True
         )
     )
-    cursor.adbc_ingest(staging, _batches(request.data), mode="append", temporary=True)
+    cursor.adbc_ingest(staging, stream.reader(), mode="append", temporary=True)
     cursor.execute(
         statements.upsert_from_staging(
             table_slice.schema,
             table_slice.table,
             staging,
-            columns,
+            request.schema.names,
             request.primary_key,
             ROW_HASH_COLUMN,
             list(table_slice.partition_columns),
@@ -265,15 +305,19 @@ def _upsert(
     return inserted, updated
 
 
-def _replace_table(cursor: adbc.Cursor, request: WriteRequest) -> None:
+def _replace_table(cursor: adbc.Cursor, request: WriteRequest, stream: HashingStream) -> int:
+    """Load a new table and swap it in; return how many rows the old one held."""
     schema, table = request.table_slice.schema, request.table_slice.table
+    cursor.execute(statements.count_rows(schema, table))
+    (replaced,) = cursor.fetchone()
     suffix = uuid.uuid4().hex[:8]
     staging, retired = f"{table[:40]}__new_{suffix}", f"{table[:40]}__old_{suffix}"
     cursor.execute(statements.create_staging_like(schema, table, staging, temporary=False))
     if request.data.num_rows:
-        cursor.adbc_ingest(staging, _batches(request.data), mode="append", db_schema_name=schema)
+        cursor.adbc_ingest(staging, stream.reader(), mode="append", db_schema_name=schema)
     for statement in statements.swap_tables(schema, table, staging, retired):
         cursor.execute(statement)
+    return replaced
 
 
 def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Column]) -> WriteResult:
@@ -288,6 +332,7 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
         _check_unique_keys(request)
     zero = dict.fromkeys(in_frame, 0)
     deleted, inserted, updated = dict(zero), dict(in_frame), dict(zero)
+    stream = HashingStream(request)
 
     cursor = conn.cursor()
     try:
@@ -296,10 +341,10 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
         for lock_key in table_slice.lock_keys():
             cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))
         if request.mode is WriteMode.REPLACE_TABLE:
-            _replace_table(cursor, request)
+            deleted = {WHOLE_TABLE: _replace_table(cursor, request, stream)}
         elif request.mode is WriteMode.UPSERT:
             if data.num_rows:
-                inserted, updated = _upsert(cursor, request, data.column_names, bounds)
+                inserted, updated = _upsert(cursor, request, stream, bounds)
             else:
                 inserted = dict(zero)
         else:
@@ -308,12 +353,12 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
             if data.num_rows:
                 cursor.adbc_ingest(
                     table_slice.table,
-                    _batches(data),
+                    stream.reader(),
                     mode="append",
                     db_schema_name=table_slice.schema,
                 )
         if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
-            row_counts, version = dict(in_frame), content_version(data.column(ROW_HASH_COLUMN))
+            row_counts, version = dict(in_frame), stream.content_version()
         else:
             row_counts, version = _written_slice(cursor, table_slice, pg_types)
         conn.commit()

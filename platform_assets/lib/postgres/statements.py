@@ -238,6 +238,11 @@ def select_slice(
     return _render(statement), params.values
 
 
+def count_rows(schema: str, table: str) -> str:
+    """How many rows a table holds."""
+    return _render(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
+
+
 def create_staging_like(schema: str, table: str, staging: str, temporary: bool) -> str:
     """A new empty table shaped like the target (temporary ones vanish at commit)."""
     if temporary:
