@@ -4,6 +4,7 @@ import dagster as dg
 
 from platform_assets.lib import settings
 from platform_assets.lib.landing.landing_zone import LandingZone
+from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.warehouse import Warehouse
 
@@ -22,5 +23,6 @@ defs = dg.Definitions(
         "warehouse": warehouse,
         "io_manager": PostgresIOManager(warehouse=warehouse),
         "landing": LandingZone(directory=str(settings.landing_dir())),
+        "migration_lock": MigrationLock(warehouse=warehouse),
     }
 )

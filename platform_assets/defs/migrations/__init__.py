@@ -1,0 +1,1 @@
+"""The guarded migration job."""

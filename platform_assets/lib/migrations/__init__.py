@@ -1,0 +1,1 @@
+"""Guarded schema and data migrations: the model, ledger, baseline, batched backfill and lint."""

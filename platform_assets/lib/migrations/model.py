@@ -1,0 +1,82 @@
+"""What a migration is: SQL steps and checks, in a module of ``platform_assets.migrations``.
+
+Steps are SQL so that a dry run can show exactly what would run and the linter can read it. Each
+migration module defines ``MIGRATION``; its id orders it, and the sha256 of its source is what the
+ledger records and later compares.
+"""
+
+import hashlib
+import importlib
+import inspect
+import pkgutil
+from dataclasses import dataclass, field
+from types import ModuleType
+
+
+@dataclass(frozen=True)
+class Check:
+    """A query returning one boolean: true means the check passed."""
+
+    description: str
+    query: str
+
+
+@dataclass(frozen=True)
+class BatchedUpdate:
+    """A keyset-batched backfill.
+
+    ``statement`` updates at most ``%(limit)s`` rows with key above ``%(after)s``, taking them with
+    ``FOR UPDATE SKIP LOCKED``, and returns the keys it updated. ``remaining`` counts rows still to
+    do; rows skipped because an application held them are picked up by a final sweep.
+    """
+
+    statement: str
+    remaining: str
+    batch_size: int = 10_000
+    pause_s: float = 0.05
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One migration: where it applies, its steps, and how to undo and verify it."""
+
+    id: str
+    description: str
+    schema: str
+    table: str
+    key: str
+    forward: list[str]
+    down: list[str]
+    pre_checks: list[Check] = field(default_factory=list)
+    backfill: BatchedUpdate | None = None
+    constraints: list[str] = field(default_factory=list)
+    validate: list[Check] = field(default_factory=list)
+    destroys_columns: list[str] = field(default_factory=list)
+    source_sha256: str = ""
+
+    def statements(self) -> list[str]:
+        """Every statement the migration would run forward, in order (for dry runs and lint)."""
+        backfill = [self.backfill.statement] if self.backfill else []
+        return [*self.forward, *backfill, *self.constraints]
+
+
+def _load(module: ModuleType) -> Migration:
+    migration = module.MIGRATION
+    if not isinstance(migration, Migration):
+        raise TypeError(f"{module.__name__}.MIGRATION is not a Migration")
+    digest = hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
+    return Migration(**{**migration.__dict__, "source_sha256": digest})
+
+
+def discover(package: str = "platform_assets.migrations") -> list[Migration]:
+    """Every migration in ``package``, ordered by id; ids must be unique."""
+    root = importlib.import_module(package)
+    migrations = [
+        _load(importlib.import_module(f"{package}.{info.name}"))
+        for info in pkgutil.iter_modules(root.__path__)
+        if not info.name.startswith("_")
+    ]
+    ids = [m.id for m in migrations]
+    if len(set(ids)) != len(ids):
+        raise ValueError(f"duplicate migration ids in {package}: {sorted(ids)}")
+    return sorted(migrations, key=lambda m: m.id)

@@ -1,0 +1,61 @@
+"""A real customers table with order history, and a way to run the migration job against it."""
+
+from collections.abc import Iterator
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
+from platform_assets.lib.migrations.lock import MigrationLock
+from platform_assets.lib.migrations.model import Migration, discover
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+CUSTOMERS = 500
+
+
+@pytest.fixture
+def shop(clean_warehouse: Warehouse) -> Iterator[Warehouse]:
+    """crm.customers (500) and sales.orders: customer i has i % 120 orders, so all tiers occur."""
+    with clean_warehouse.connection() as conn:
+        for schema in ("crm", "platform", "migration_backup"):
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+        conn.execute("CREATE SCHEMA crm")
+        conn.execute("CREATE SCHEMA IF NOT EXISTS sales")
+        conn.execute(
+            "CREATE TABLE crm.customers (id bigint PRIMARY KEY, name text NOT NULL,"
+            " email text, created_at timestamptz NOT NULL DEFAULT '2026-01-01')"
+        )
+        conn.execute(
+            "INSERT INTO crm.customers (id, name, email)"
+            " SELECT i, 'customer ' || i,"
+            " CASE WHEN i %% 5 = 0 THEN NULL ELSE i || '@example.com' END"
+            " FROM generate_series(1, %s) AS i",
+            (CUSTOMERS,),
+        )
+        conn.execute(
+            "CREATE TABLE sales.orders (order_id bigserial PRIMARY KEY, customer_id bigint)"
+        )
+        conn.execute(
+            "INSERT INTO sales.orders (customer_id)"
+            " SELECT c FROM generate_series(1, %s) AS c, generate_series(1, c %% 120)",
+            (CUSTOMERS,),
+        )
+    yield clean_warehouse
+
+
+def run_migrations(
+    warehouse: Warehouse,
+    migrations: list[Migration] | None = None,
+    raise_on_error: bool = False,
+    **config: object,
+) -> dg.ExecuteInProcessResult:
+    """Run the migration job for real against ``warehouse`` with ``config`` for its guard op."""
+    return migrate_job.execute_in_process(
+        run_config={"ops": {"guard": {"config": config}}},
+        resources={
+            "migration_lock": MigrationLock(warehouse=warehouse),
+            **migration_resources(discover() if migrations is None else migrations),
+        },
+        raise_on_error=raise_on_error,
+    )

@@ -1,0 +1,284 @@
+"""The guarded migration job against a real database: apply, dry run, refusals, rollbacks."""
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from dataclasses import replace
+
+import dagster as dg
+import psycopg
+import pytest
+from psycopg import sql
+
+from platform_assets.lib.migrations.baseline import capture_baseline
+from platform_assets.lib.migrations.ledger import MigrationRefused
+from platform_assets.lib.migrations.lock import LOCK_KEY
+from platform_assets.lib.migrations.model import Check, Migration, discover
+from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets_tests.helpers import fetch_all
+from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
+
+TIER = discover()[0]
+
+
+def expected_tier(customer_id: int) -> str:
+    """The tier from the fixture's order counts, computed without the database."""
+    orders = customer_id % 120
+    if orders >= 100:
+        return "platinum"
+    if orders >= 50:
+        return "gold"
+    return "silver" if orders >= 10 else "bronze"
+
+
+def state(warehouse: Warehouse) -> dict:
+    """The customers table as the baseline sees it."""
+    with warehouse.connection() as conn:
+        return capture_baseline(conn, "crm", "customers", "id")
+
+
+def ledger(warehouse: Warehouse) -> list[tuple]:
+    return fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT migration_id, status, backfill_batches, backfill_rows, source_sha256"
+            " FROM platform.migration_ledger"
+        ),
+    )
+
+
+def cause_message(result) -> str:
+    """The platform's own error (refusal or failure) behind the failed step or run."""
+    failure = next(e for e in result.all_events if e.is_failure)
+    error = (
+        failure.step_failure_data.error
+        if failure.step_failure_data
+        else failure.event_specific_data.error
+    )
+    while error is not None:
+        if error.cls_name in ("MigrationFailed", "MigrationRefused"):
+            return error.message
+        error = error.cause
+    raise AssertionError("no MigrationFailed or MigrationRefused in the failure")
+
+
+def test_dry_run_changes_nothing(shop: Warehouse) -> None:
+    before = state(shop)
+    result = run_migrations(shop)
+    assert result.success
+    assert state(shop) == before
+    assert ledger(shop) == []
+    guard = result.output_for_node("guard")
+    assert guard.dry_run and guard.migration.id == "0001_customer_tier"
+    metadata = next(
+        e for e in result.all_events if e.step_key == "guard" and e.is_successful_output
+    ).step_output_data.metadata
+    assert "ALTER TABLE crm.customers ADD COLUMN IF NOT EXISTS tier text" in metadata["sql"].value
+    assert metadata["lint_findings"].value == []
+
+
+def test_applies_the_tier_migration_and_records_it(shop: Warehouse) -> None:
+    before = state(shop)
+    result = run_migrations(shop, confirm=True, batch_size=64, pause_ms=0)
+    assert result.success
+
+    tiers = dict(fetch_all(shop, sql.SQL("SELECT id, tier FROM crm.customers")))
+    assert tiers == {i: expected_tier(i) for i in range(1, CUSTOMERS + 1)}
+    assert set(Counter(tiers.values())) == {"bronze", "silver", "gold", "platinum"}
+    column = fetch_all(
+        shop,
+        sql.SQL(
+            "SELECT is_nullable, column_default FROM information_schema.columns"
+            " WHERE table_schema = 'crm' AND table_name = 'customers' AND column_name = 'tier'"
+        ),
+    )
+    assert column == [("NO", "'bronze'::text")]
+    with shop.connection() as conn, pytest.raises(psycopg.errors.CheckViolation):
+        conn.execute("UPDATE crm.customers SET tier = 'diamond' WHERE id = 1")
+    [(migration_id, status, batches, rows, digest)] = ledger(shop)
+    assert (migration_id, status, rows) == ("0001_customer_tier", "applied", CUSTOMERS)
+    assert batches == -(-CUSTOMERS // 64) and digest == TIER.source_sha256
+    after = state(shop)
+    assert after["row_count"] == before["row_count"] and after["columns"][-1] == "tier"
+
+    again = run_migrations(shop, confirm=True)
+    assert again.success and again.output_for_node("record") == "nothing to apply"
+
+
+def failing(step: str) -> Migration:
+    """The tier migration with a failure planted in ``step``."""
+    if step == "pre-checks":
+        return replace(TIER, pre_checks=[*TIER.pre_checks, Check("never", "SELECT false")])
+    if step == "forward":
+        missing = "ALTER TABLE crm.customers ALTER COLUMN nope SET DEFAULT 1"
+        return replace(TIER, forward=[*TIER.forward, missing])
+    if step == "backfill":  # dies in the batch holding customer 301, after some batches committed
+        broken = TIER.backfill.statement.replace(
+            "SET tier = CASE", "SET tier = CASE WHEN c.id = 301 THEN (1 / (301 - c.id))::text"
+        )
+        return replace(TIER, backfill=replace(TIER.backfill, statement=broken))
+    if step == "constraints":
+        return replace(
+            TIER,
+            constraints=[
+                "ALTER TABLE crm.customers ADD CONSTRAINT only_gold"
+                " CHECK (tier = 'gold') NOT VALID",
+                "ALTER TABLE crm.customers VALIDATE CONSTRAINT only_gold",
+            ],
+        )
+    return replace(TIER, validate=[*TIER.validate, Check("impossible", "SELECT false")])
+
+
+@pytest.mark.parametrize("step", ["forward", "backfill", "constraints", "post-validation"])
+def test_a_failure_after_forward_restores_the_baseline(shop: Warehouse, step: str) -> None:
+    before = state(shop)
+    result = run_migrations(shop, [failing(step)], confirm=True, batch_size=100, pause_ms=0)
+
+    assert not result.success
+    message = cause_message(result)
+    assert f"{step} failed" in message and "verified equal to the baseline" in message
+    assert state(shop) == before
+    [(_, status, batches, _, _)] = ledger(shop)
+    assert status == "rolled_back"
+    if step == "backfill":
+        assert batches == 3  # customers 1-300 were committed before the batch holding 301
+
+
+def test_a_failed_pre_check_refuses_before_anything_changes(shop: Warehouse) -> None:
+    before = state(shop)
+    result = run_migrations(shop, [failing("pre-checks")], confirm=True)
+    assert not result.success and "pre-checks failed" in cause_message(result)
+    assert state(shop) == before and ledger(shop) == []
+
+
+def test_a_second_run_is_refused_while_the_lock_is_held(shop: Warehouse) -> None:
+    with psycopg.connect(shop.conninfo(), autocommit=True) as holder:
+        holder.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (LOCK_KEY,))
+        with pytest.raises(dg.DagsterResourceFunctionError) as raised:
+            run_migrations(shop, confirm=True, raise_on_error=True)
+    assert isinstance(raised.value.__cause__, MigrationRefused)
+    assert "another migration run holds the migration lock" in str(raised.value.__cause__)
+    never_started = sql.SQL("SELECT to_regclass('platform.migration_ledger') IS NULL")
+    assert fetch_all(shop, never_started) == [(True,)]
+
+
+def test_an_applied_migration_whose_source_changed_is_refused(shop: Warehouse) -> None:
+    assert run_migrations(shop, confirm=True, pause_ms=0).success
+    edited = replace(TIER, source_sha256="0" * 64)
+    result = run_migrations(shop, [edited], confirm=True)
+    assert not result.success and "from a different source" in cause_message(result)
+
+
+def test_a_ledger_ahead_of_the_code_is_refused(shop: Warehouse) -> None:
+    assert run_migrations(shop, confirm=True, pause_ms=0).success
+    result = run_migrations(shop, [], confirm=True)
+    assert not result.success and "does not know" in cause_message(result)
+
+
+def test_lock_timeout_fires_and_the_retry_succeeds_once_released(shop: Warehouse) -> None:
+    """A reader holding a lock blocks ALTER TABLE: it times out, backs off, and gets through."""
+    holder = psycopg.connect(shop.conninfo())
+    holder.execute("LOCK TABLE crm.customers IN ACCESS SHARE MODE")
+    release = threading.Timer(2.0, holder.rollback)
+    release.start()
+    started = time.monotonic()
+    try:
+        result = run_migrations(shop, confirm=True, lock_timeout_ms=200, pause_ms=0)
+    finally:
+        release.join()
+        holder.close()
+    assert result.success
+    assert time.monotonic() - started >= 2.0  # it waited for the release, in short attempts
+
+
+def test_application_writes_continue_during_the_backfill(shop: Warehouse) -> None:
+    """Single-row updates keep committing while the backfill runs (SKIP LOCKED, short batches)."""
+    done = threading.Event()
+    committed: list[float] = []
+
+    def application() -> None:
+        with psycopg.connect(shop.conninfo(), autocommit=True) as conn:
+            customer = 0
+            while not done.is_set():
+                customer = customer % CUSTOMERS + 1
+                conn.execute("UPDATE crm.customers SET email = email WHERE id = %s", (customer,))
+                committed.append(time.monotonic())
+                time.sleep(0.002)
+
+    writer = threading.Thread(target=application)
+    writer.start()
+    try:
+        started = time.monotonic()
+        result = run_migrations(shop, confirm=True, batch_size=25, pause_ms=20)
+        finished = time.monotonic()
+    finally:
+        done.set()
+        writer.join()
+    assert result.success
+    assert sum(started < t < finished for t in committed) > 20
+    assert fetch_all(shop, sql.SQL("SELECT count(*) FROM crm.customers WHERE tier IS NULL")) == [
+        (0,)
+    ]
+
+
+def test_lint_refuses_risky_ddl_unless_acknowledged(shop: Warehouse) -> None:
+    risky = replace(
+        TIER, forward=[*TIER.forward, "CREATE INDEX customers_tier_idx ON crm.customers (tier)"]
+    )
+    refused = run_migrations(shop, [risky], confirm=True)
+    assert not refused.success and "non-concurrent-index" in cause_message(refused)
+    assert ledger(shop) == []
+    accepted = run_migrations(
+        shop, [risky], confirm=True, pause_ms=0, ignore_lint_rules=["non-concurrent-index"]
+    )
+    assert accepted.success
+
+
+def test_killed_mid_backfill_resumes_without_redoing_batches(shop: Warehouse) -> None:
+    """SIGKILL while batches run; the re-run continues after the last committed key."""
+    script = "\n".join(
+        [
+            "import os",
+            "from platform_assets.lib.postgres.warehouse import Warehouse",
+            "from platform_assets_tests.migrations.conftest import run_migrations",
+            "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",
+            "run_migrations(warehouse, confirm=True, batch_size=25, pause_ms=200)",
+        ]
+    )
+    env = {**os.environ, "MIGRATION_TEST_URL": shop.conninfo()}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and committed_batches(shop) < 4:
+            time.sleep(0.05)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    killed_at = committed_batches(shop)
+    done = fetch_all(shop, sql.SQL("SELECT count(*) FROM crm.customers WHERE tier IS NOT NULL"))
+    assert 4 <= killed_at < CUSTOMERS // 25 and done == [(killed_at * 25,)]
+
+    result = run_migrations(shop, confirm=True, batch_size=25, pause_ms=0)
+
+    assert result.success
+    [(_, status, batches, rows, _)] = ledger(shop)
+    assert (status, batches, rows) == ("applied", CUSTOMERS // 25, CUSTOMERS)
+    baseline_output = next(
+        e for e in result.all_events if e.step_key == "baseline" and e.is_successful_output
+    ).step_output_data.metadata
+    assert baseline_output["resumed_after_key"].value == killed_at * 25
+    assert baseline_output["batches_already_done"].value == killed_at
+
+
+def committed_batches(warehouse: Warehouse) -> int:
+    """Backfill batches the ledger shows committed (0 before the run has started)."""
+    exists = sql.SQL("SELECT to_regclass('platform.migration_ledger') IS NOT NULL")
+    if not fetch_all(warehouse, exists)[0][0]:
+        return 0
+    rows = fetch_all(warehouse, sql.SQL("SELECT backfill_batches FROM platform.migration_ledger"))
+    return rows[0][0] if rows else 0
