@@ -7,6 +7,7 @@ baseline (columns, row count, null counts, checksum) and fails the run saying so
 
 import getpass
 import json
+import time
 from dataclasses import dataclass, field, replace
 
 import dagster as dg
@@ -216,6 +217,7 @@ def backfill(
             f" up to key {progress.last_key}, {seconds:.3f}s"
         )
 
+    started = time.perf_counter()
     try:
         progress = run_backfill(
             migration_lock.connection,
@@ -231,6 +233,8 @@ def backfill(
         {
             "batches": progress.batches,
             "rows": progress.rows,
+            "elapsed_s": time.perf_counter() - started,
+            "median_batch_s": progress.median_batch_s,
             "longest_batch_s": progress.longest_batch_s,
         }
     )

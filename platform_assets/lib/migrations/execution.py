@@ -4,9 +4,10 @@ Only a lock timeout is retried (with exponential backoff and jitter): it is the 
 later attempt can fix without anyone changing anything. Every other error surfaces at once.
 """
 
+import statistics
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from tenacity import (
@@ -60,7 +61,17 @@ class BackfillProgress:
     batches: int = 0
     rows: int = 0
     last_key: int = SMALLEST_KEY
-    longest_batch_s: float = 0.0
+    batch_seconds: list[float] = field(default_factory=list)
+
+    @property
+    def median_batch_s(self) -> float:
+        """The median time a batch held its rows locked."""
+        return statistics.median(self.batch_seconds) if self.batch_seconds else 0.0
+
+    @property
+    def longest_batch_s(self) -> float:
+        """The longest time a batch held its rows locked."""
+        return max(self.batch_seconds, default=0.0)
 
 
 def _batch(
@@ -107,7 +118,7 @@ def _pass(
         progress.batches += 1
         progress.rows += len(keys)
         progress.last_key = after
-        progress.longest_batch_s = max(progress.longest_batch_s, elapsed)
+        progress.batch_seconds.append(elapsed)
         on_batch(progress, elapsed)
         time.sleep(backfill.pause_s)
 
