@@ -13,7 +13,7 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.migrations.baseline import capture_baseline
+from platform_assets.lib.migrations.baseline import capture_baseline, measure
 from platform_assets.lib.migrations.ledger import MigrationRefused
 from platform_assets.lib.migrations.lock import LOCK_KEY
 from platform_assets.lib.migrations.model import Check, Migration, discover
@@ -282,3 +282,39 @@ def committed_batches(warehouse: Warehouse) -> int:
         return 0
     rows = fetch_all(warehouse, sql.SQL("SELECT backfill_batches FROM platform.migration_ledger"))
     return rows[0][0] if rows else 0
+
+
+DROP_EMAIL = Migration(
+    id="0002_drop_email",
+    description="Drop customers.email (its data is backed up first).",
+    schema="crm",
+    table="customers",
+    key="id",
+    destroys_columns=["email"],
+    forward=["ALTER TABLE crm.customers DROP COLUMN IF EXISTS email"],
+    down=[
+        "ALTER TABLE crm.customers ADD COLUMN IF NOT EXISTS email text",
+        "UPDATE crm.customers AS c SET email = b.email"
+        ' FROM migration_backup."0002_drop_email__customers" AS b WHERE b.id = c.id',
+    ],
+    source_sha256="test",
+)
+
+
+def test_destroyed_columns_are_backed_up_and_restored_by_the_rollback(shop: Warehouse) -> None:
+    before = state(shop)
+    failing_drop = replace(DROP_EMAIL, validate=[Check("impossible", "SELECT false")])
+    result = run_migrations(shop, [failing_drop], confirm=True)
+    assert "verified equal to the baseline" in cause_message(result)
+    assert state(shop)["columns"][-1] == "email"  # restored columns come back last
+    with shop.connection() as conn:
+        restored = measure(conn, "crm", "customers", "id", before["columns"])
+    assert restored["checksum"] == before["checksum"]
+    assert restored["null_counts"] == before["null_counts"]
+
+    assert run_migrations(shop, [DROP_EMAIL], confirm=True).success
+    kept = fetch_all(
+        shop,
+        sql.SQL('SELECT count(*), count(email) FROM migration_backup."0002_drop_email__customers"'),
+    )
+    assert kept == [(CUSTOMERS, CUSTOMERS - CUSTOMERS // 5)]

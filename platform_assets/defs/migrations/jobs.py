@@ -12,7 +12,13 @@ from dataclasses import dataclass, field, replace
 
 import dagster as dg
 
-from platform_assets.lib.migrations.baseline import capture_baseline, differences, measure
+from platform_assets.lib.migrations.baseline import (
+    back_up_columns,
+    capture_baseline,
+    differences,
+    measure,
+    row_count,
+)
 from platform_assets.lib.migrations.execution import (
     BackfillProgress,
     Timeouts,
@@ -78,7 +84,13 @@ def _roll_back(
     assert migration is not None
     conn = lock.connection
     run_ddl(conn, migration.down, plan.timeouts)
-    now = capture_baseline(conn, migration.schema, migration.table, migration.key)
+    columns_now = capture_baseline(conn, migration.schema, migration.table, migration.key)[
+        "columns"
+    ]
+    now = {
+        "columns": columns_now,
+        **measure(conn, migration.schema, migration.table, migration.key, plan.baseline["columns"]),
+    }
     found = differences(plan.baseline, now)
     status, verdict = (
         ("rolled_back", "rolled back; schema and data verified equal to the baseline")
@@ -189,13 +201,23 @@ def baseline(
 def forward(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
-    """Record the start in the ledger, then run the forward DDL under lock_timeout."""
+    """Record the start, back up the columns it destroys, run the forward DDL under lock_timeout."""
     if not _applying(plan):
         return plan
     migration = plan.migration
     conn = migration_lock.connection
     with conn.transaction():
         record_start(conn, migration, context.run_id, getpass.getuser(), plan.baseline)
+    if migration.destroys_columns:
+        kept = back_up_columns(
+            conn,
+            migration.schema,
+            migration.table,
+            migration.key,
+            migration.destroys_columns,
+            migration.id,
+        )
+        context.log.info(f"backed up {migration.destroys_columns} of {kept} rows before forward")
     try:
         run_ddl(conn, migration.forward, plan.timeouts)
     except Exception as error:  # every failure here is rolled back, then re-raised
@@ -269,12 +291,12 @@ def post_validate(
     migration = plan.migration
     conn = migration_lock.connection
     try:
-        now = measure(
-            conn, migration.schema, migration.table, migration.key, plan.baseline["columns"]
-        )
         problems = _failed_checks(migration_lock, migration.validate)
-        if now["row_count"] != plan.baseline["row_count"]:
-            before, after = plan.baseline["row_count"], now["row_count"]
+        before, after = (
+            plan.baseline["row_count"],
+            row_count(conn, migration.schema, migration.table),
+        )
+        if after != before:
             problems.insert(0, f"row count {before} before, {after} now")
         if problems:
             raise MigrationFailed(f"post-validation found: {problems}")

@@ -39,10 +39,54 @@ def measure(
     }
 
 
+def row_count(conn: psycopg.Connection, schema: str, table: str) -> int:
+    """How many rows the table holds now."""
+    query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
+    return conn.execute(query).fetchone()[0]
+
+
 def differences(baseline: dict, now: dict) -> list[str]:
-    """How ``now`` differs from ``baseline`` (empty when the data is as it was)."""
+    """How ``now`` differs from ``baseline`` (empty when the data is as it was).
+
+    Columns compare as a set: a column dropped and restored comes back last (Postgres cannot put
+    it back in place); the checksum is always taken in the baseline's column order.
+    """
     found = []
-    for figure in ("columns", "row_count", "checksum", "null_counts"):
+    if "columns" in now and sorted(now["columns"]) != sorted(baseline["columns"]):
+        found.append(f"columns: before {baseline['columns']}, now {now['columns']}")
+    for figure in ("row_count", "checksum", "null_counts"):
         if figure in now and now[figure] != baseline[figure]:
             found.append(f"{figure}: before {baseline[figure]}, now {now[figure]}")
     return found
+
+
+BACKUP_SCHEMA = "migration_backup"
+
+
+def backup_table_name(migration_id: str, table: str) -> str:
+    """Where ``back_up_columns`` keeps a migration's copy of the data it destroys."""
+    return f"{migration_id}__{table}"[:63]
+
+
+def back_up_columns(
+    conn: psycopg.Connection,
+    schema: str,
+    table: str,
+    key: str,
+    columns: list[str],
+    migration_id: str,
+) -> int:
+    """Copy the key and ``columns`` into the backup schema (once); return the rows kept."""
+    backup = sql.Identifier(BACKUP_SCHEMA, backup_table_name(migration_id, table))
+    with conn.transaction():
+        conn.execute(
+            sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(BACKUP_SCHEMA))
+        )
+        conn.execute(
+            sql.SQL("CREATE TABLE IF NOT EXISTS {} AS SELECT {} FROM {}").format(
+                backup,
+                sql.SQL(", ").join(map(sql.Identifier, [key, *columns])),
+                sql.Identifier(schema, table),
+            )
+        )
+        return conn.execute(sql.SQL("SELECT count(*) FROM {}").format(backup)).fetchone()[0]
