@@ -13,12 +13,10 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from datetime import date, timedelta
-from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
@@ -29,9 +27,9 @@ import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
+from support import benchmark_warehouse
 
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.embedded import stop_embedded_server
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.slice_io import (
@@ -387,12 +385,7 @@ def main() -> None:
         peak_rss_child(args.rows)
         return
 
-    data_dir = None
-    if not settings.configured_url(settings.WAREHOUSE_URL_VAR):
-        data_dir = Path(tempfile.mkdtemp(prefix="bench-io-"))
-        os.environ[settings.DATA_DIR_VAR] = str(data_dir)
-    warehouse = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
-    try:
+    with benchmark_warehouse("bench-io-") as warehouse:
         run_sql(warehouse, "DROP SCHEMA IF EXISTS bench CASCADE")
         engine = engine_for(warehouse)
         figures: dict[str, float] = {"rows": args.rows}
@@ -436,10 +429,6 @@ def main() -> None:
                 }
             )
         )
-    finally:
-        warehouse.close()
-        if data_dir is not None:
-            stop_embedded_server(data_dir)
 
 
 if __name__ == "__main__":

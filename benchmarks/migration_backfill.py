@@ -10,20 +10,15 @@ server in a temporary directory. The last line printed is one JSON object with t
 
 import argparse
 import json
-import os
 import random
-import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psycopg
+from support import benchmark_warehouse
 
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
-from platform_assets.lib import settings
 from platform_assets.lib.migrations.lock import MigrationLock
-from platform_assets.lib.postgres.embedded import stop_embedded_server
-from platform_assets.lib.postgres.warehouse import Warehouse
 
 SETUP = [
     "DROP SCHEMA IF EXISTS crm CASCADE",
@@ -75,12 +70,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=10_000)
     args = parser.parse_args()
 
-    data_dir = None
-    if not settings.configured_url(settings.WAREHOUSE_URL_VAR):
-        data_dir = Path(tempfile.mkdtemp(prefix="bench-migration-"))
-        os.environ[settings.DATA_DIR_VAR] = str(data_dir)
-    warehouse = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
-    try:
+    with benchmark_warehouse("bench-migration-") as warehouse:
         conninfo = warehouse.conninfo()
         seeded = time.perf_counter()
         seed(conninfo, args.customers, args.orders)
@@ -119,10 +109,6 @@ def main() -> None:
             "max_concurrent_update_wait_s": round(max(waits), 4),
         }
         print(json.dumps(figures))
-    finally:
-        warehouse.close()
-        if data_dir is not None:
-            stop_embedded_server(data_dir)
 
 
 if __name__ == "__main__":

@@ -212,7 +212,7 @@ def test_application_writes_continue_during_the_backfill(shop: Warehouse) -> Non
     writer.start()
     try:
         started = time.monotonic()
-        result = run_migrations(shop, confirm=True, batch_size=25, pause_ms=20)
+        result = run_migrations(shop, confirm=True, batch_size=25, pause_ms=50)
         finished = time.monotonic()
     finally:
         done.set()

@@ -8,6 +8,8 @@ baseline (columns, row count, null counts, checksum) and fails the run saying so
 import getpass
 import json
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import dagster as dg
@@ -102,6 +104,17 @@ def _roll_back(
         record_outcome(conn, migration.id, status, message)
     context.log.error(message)
     raise MigrationFailed(f"migration {migration.id}: {message}") from error
+
+
+@contextmanager
+def _rolled_back_on_failure(
+    context: dg.OpExecutionContext, plan: MigrationPlan, lock: MigrationLock, step: str
+) -> Iterator[None]:
+    """Any failure inside rolls the migration back, verifies the baseline, and fails the step."""
+    try:
+        yield
+    except Exception as error:  # every failure here is rolled back, then re-raised
+        _roll_back(context, plan, lock, step, error)
 
 
 def _applying(plan: MigrationPlan) -> bool:
@@ -218,10 +231,8 @@ def forward(
             migration.id,
         )
         context.log.info(f"backed up {migration.destroys_columns} of {kept} rows before forward")
-    try:
+    with _rolled_back_on_failure(context, plan, migration_lock, "forward"):
         run_ddl(conn, migration.forward, plan.timeouts)
-    except Exception as error:  # every failure here is rolled back, then re-raised
-        _roll_back(context, plan, migration_lock, "forward", error)
     return plan
 
 
@@ -240,7 +251,7 @@ def backfill(
         )
 
     started = time.perf_counter()
-    try:
+    with _rolled_back_on_failure(context, plan, migration_lock, "backfill"):
         progress = run_backfill(
             migration_lock.connection,
             plan.migration.id,
@@ -249,8 +260,6 @@ def backfill(
             on_batch,
             plan.timeouts,
         )
-    except Exception as error:  # every failure here is rolled back, then re-raised
-        _roll_back(context, plan, migration_lock, "backfill", error)
     context.add_output_metadata(
         {
             "batches": progress.batches,
@@ -270,10 +279,8 @@ def constraints(
     """Constraints added NOT VALID, then validated: no long exclusive lock."""
     if not _applying(plan):
         return plan
-    try:
+    with _rolled_back_on_failure(context, plan, migration_lock, "constraints"):
         run_ddl(migration_lock.connection, plan.migration.constraints, plan.timeouts)
-    except Exception as error:  # every failure here is rolled back, then re-raised
-        _roll_back(context, plan, migration_lock, "constraints", error)
     return plan
 
 
@@ -290,7 +297,7 @@ def post_validate(
         return plan
     migration = plan.migration
     conn = migration_lock.connection
-    try:
+    with _rolled_back_on_failure(context, plan, migration_lock, "post-validation"):
         problems = _failed_checks(migration_lock, migration.validate)
         before, after = (
             plan.baseline["row_count"],
@@ -300,8 +307,6 @@ def post_validate(
             problems.insert(0, f"row count {before} before, {after} now")
         if problems:
             raise MigrationFailed(f"post-validation found: {problems}")
-    except Exception as error:  # every failure here is rolled back, then re-raised
-        _roll_back(context, plan, migration_lock, "post-validation", error)
     return plan
 
 

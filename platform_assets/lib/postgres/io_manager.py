@@ -140,29 +140,17 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         )
         with self.warehouse.bulk_connection() as conn:
             result = write_slice(conn, request, prepare_table(conn, request))
-        self._log(context, table_slice, request.mode, result)
-        self._record(context, table_slice, request.mode, result)
+        self._report(context, table_slice, request.mode, result)
 
-    def _log(
+    def _report(
         self,
         context: dg.OutputContext,
         table_slice: TableSlice,
         mode: WriteMode,
         result: WriteResult,
     ) -> None:
-        log = run_logger(context).bind(table=table_slice.qualified_name, write_mode=mode.value)
-        for key, count in result.row_counts.items():
-            event = "partition_emptied" if count == 0 else "partition_written"
-            log.info(event, partition_key=key, row_count=count, **result.changes(key))
-
-    def _record(
-        self,
-        context: dg.OutputContext,
-        table_slice: TableSlice,
-        mode: WriteMode,
-        result: WriteResult,
-    ) -> None:
-        """Metadata per partition (each its own figures, even in a range run) and a DataVersion."""
+        """Log and record each partition's own figures (right in range runs too), and the
+        DataVersion: the same content gives the same version, so downstream does not go stale."""
         context.add_output_metadata(
             {
                 "dagster/table_name": table_slice.qualified_name,
@@ -173,7 +161,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "content_version": result.content_version,
             }
         )
+        log = run_logger(context).bind(table=table_slice.qualified_name, write_mode=mode.value)
         for key, count in result.row_counts.items():
+            event = "partition_emptied" if count == 0 else "partition_written"
+            log.info(event, partition_key=key, row_count=count, **result.changes(key))
             figures = {
                 "dagster/row_count": count,
                 "dagster/partition_row_count": count,
@@ -185,7 +176,6 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 context.step_context.add_asset_metadata(
                     figures, asset_key=context.asset_key, partition_key=key
                 )
-        # Same content, same version: an unchanged partition does not make downstream stale.
         context.step_context.set_data_version(
             context.asset_key, dg.DataVersion(result.content_version)
         )
