@@ -24,12 +24,12 @@ def shop(clean_warehouse: Warehouse) -> Iterator[Warehouse]:
         conn.execute("CREATE SCHEMA IF NOT EXISTS sales")
         conn.execute(
             "CREATE TABLE crm.customers (id bigint PRIMARY KEY, name text NOT NULL,"
-            " email text, created_at timestamptz NOT NULL DEFAULT '2026-01-01')"
+            " email text, score text, created_at timestamptz NOT NULL DEFAULT '2026-01-01')"
         )
         conn.execute(
-            "INSERT INTO crm.customers (id, name, email)"
+            "INSERT INTO crm.customers (id, name, email, score)"
             " SELECT i, 'customer ' || i,"
-            " CASE WHEN i %% 5 = 0 THEN NULL ELSE i || '@example.com' END"
+            " CASE WHEN i %% 5 = 0 THEN NULL ELSE i || '@example.com' END, (i * 7 %% 1000)::text"
             " FROM generate_series(1, %s) AS i",
             (CUSTOMERS,),
         )

@@ -76,7 +76,9 @@ def lint(migration: Migration) -> list[Finding]:
             )
         not_null = _SET_NOT_NULL.search(statement)
         if not_null and not any(
-            re.search(rf"CHECK\s*\(\s*{not_null.group(1)}\s+IS\s+NOT\s+NULL\s*\)", earlier, re.I)
+            re.search(
+                rf'CHECK\s*\(\s*"?{not_null.group(1)}"?\s+IS\s+NOT\s+NULL\s*\)', earlier, re.I
+            )
             for earlier in statements[:index]
         ):
             findings.append(

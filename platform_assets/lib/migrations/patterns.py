@@ -1,0 +1,458 @@
+"""Safe migration patterns as builders: each returns an ordinary ``Migration`` for the guarded job.
+
+- ``add_column``: add nullable, backfill in batches, then NOT NULL (and an optional value check)
+  through validated CHECK constraints.
+- ``batched_update``: rewrite a column in throttled batches, with a backup to restore it from.
+- ``change_column_type``: add a column of the new type, keep it in sync with a trigger, backfill
+  it, then swap the two in one statement; the old column stays as ``<column>__old`` until a later
+  ``drop_column`` contracts it.
+- ``rename_column`` (expand) and ``drop_column`` (contract): add the new name, sync and backfill
+  it; once the application reads the new name, drop the old one (backed up first).
+
+Names are quoted by psycopg; expressions (``value``, ``where``, ``using``) are SQL written by the
+migration's author, as in any migration file, never taken from run config or metadata.
+"""
+
+from psycopg import sql
+
+from platform_assets.lib.migrations.baseline import BACKUP_SCHEMA, backup_table_name
+from platform_assets.lib.migrations.model import BatchedUpdate, Check, Migration
+
+
+def _text(statement: sql.Composable) -> str:
+    return statement.as_string()
+
+
+def _batch_statement(
+    schema: str, table: str, key: str, assignments: sql.Composable, pending: sql.Composable
+) -> str:
+    """A keyset batch: lock up to ``limit`` pending rows after ``after``, update, return keys."""
+    return _text(
+        sql.SQL(
+            "WITH batch AS (SELECT t.{key} FROM {table} AS t WHERE t.{key} > %(after)s"
+            " AND ({pending}) ORDER BY t.{key} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+            " UPDATE {table} AS t SET {assignments} FROM batch WHERE t.{key} = batch.{key}"
+            " RETURNING t.{key}"
+        ).format(
+            key=sql.Identifier(key),
+            table=sql.Identifier(schema, table),
+            pending=pending,
+            assignments=assignments,
+        )
+    )
+
+
+def _remaining(schema: str, table: str, pending: sql.Composable) -> str:
+    return _text(
+        sql.SQL("SELECT count(*) FROM {} AS t WHERE {}").format(
+            sql.Identifier(schema, table), pending
+        )
+    )
+
+
+def _not_null_steps(schema: str, table: str, column: str) -> list[str]:
+    """NOT NULL without a long exclusive scan: a validated CHECK lets SET NOT NULL skip it."""
+    target, name = sql.Identifier(schema, table), sql.Identifier(f"{table}_{column}_not_null"[:63])
+    col = sql.Identifier(column)
+    return [
+        _text(
+            sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IS NOT NULL) NOT VALID").format(
+                target, name, col
+            )
+        ),
+        _text(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(target, name)),
+        _text(sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET NOT NULL").format(target, col)),
+        _text(sql.SQL("ALTER TABLE {} DROP CONSTRAINT {}").format(target, name)),
+    ]
+
+
+def add_column(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    key: str,
+    column: str,
+    pg_type: str,
+    value: str,
+    default: str | None = None,
+    allowed: list[str] | None = None,
+    not_null: bool = True,
+    batch_size: int = 10_000,
+) -> Migration:
+    """Add ``column`` nullable, backfill it with the SQL expression ``value`` (over ``t``), then
+    constrain it. ``default`` (a literal) applies to rows inserted from the forward step on."""
+    target, col = sql.Identifier(schema, table), sql.Identifier(column)
+    forward = [
+        _text(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                target, col, sql.SQL(pg_type)
+            )
+        )
+    ]
+    if default is not None:
+        forward.append(
+            _text(
+                sql.SQL("ALTER TABLE {} ALTER COLUMN {} SET DEFAULT {}").format(
+                    target, col, sql.Literal(default)
+                )
+            )
+        )
+    pending = sql.SQL("t.{} IS NULL").format(col)
+    constraints: list[str] = []
+    check_name = sql.Identifier(f"{table}_{column}_check"[:63])
+    if allowed:
+        constraints += [
+            _text(
+                sql.SQL("ALTER TABLE {} ADD CONSTRAINT {} CHECK ({} IN ({})) NOT VALID").format(
+                    target, check_name, col, sql.SQL(", ").join(map(sql.Literal, allowed))
+                )
+            ),
+            _text(sql.SQL("ALTER TABLE {} VALIDATE CONSTRAINT {}").format(target, check_name)),
+        ]
+    if not_null:
+        constraints += _not_null_steps(schema, table, column)
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        forward=forward,
+        backfill=BatchedUpdate(
+            statement=_batch_statement(
+                schema, table, key, sql.SQL("{} = {}").format(col, sql.SQL(value)), pending
+            ),
+            remaining=_remaining(schema, table, pending),
+            batch_size=batch_size,
+        ),
+        constraints=constraints,
+        validate=[
+            Check(
+                f"no {column} is null",
+                _text(
+                    sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {} AS t WHERE {})").format(
+                        target, pending
+                    )
+                ),
+            )
+        ]
+        if not_null
+        else [],
+        down=[
+            _text(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(target, check_name)
+            ),
+            _text(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(target, col)),
+        ],
+    )
+
+
+def _restore_from_backup(migration_id: str, schema: str, table: str, key: str, column: str) -> str:
+    backup = sql.Identifier(BACKUP_SCHEMA, backup_table_name(migration_id, table))
+    return _text(
+        sql.SQL("UPDATE {} AS t SET {col} = b.{col} FROM {} AS b WHERE b.{key} = t.{key}").format(
+            sql.Identifier(schema, table),
+            backup,
+            col=sql.Identifier(column),
+            key=sql.Identifier(key),
+        )
+    )
+
+
+def batched_update(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    key: str,
+    column: str,
+    value: str,
+    where: str,
+    batch_size: int = 10_000,
+    pause_s: float = 0.05,
+) -> Migration:
+    """Set ``column = value`` on rows matching ``where`` (both SQL over ``t``), in throttled
+    batches. ``where`` must stop matching a row once it is updated, or the batches never end.
+    The column is backed up first, and ``down`` restores it from that backup."""
+    pending = sql.SQL(where)
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        forward=[],
+        backfill=BatchedUpdate(
+            statement=_batch_statement(
+                schema,
+                table,
+                key,
+                sql.SQL("{} = {}").format(sql.Identifier(column), sql.SQL(value)),
+                pending,
+            ),
+            remaining=_remaining(schema, table, pending),
+            batch_size=batch_size,
+            pause_s=pause_s,
+        ),
+        destroys_columns=[column],
+        down=[_restore_from_backup(id, schema, table, key, column)],
+    )
+
+
+def _sync_trigger(
+    schema: str, table: str, source: str, target_column: str, expression: str
+) -> list[str]:
+    """A trigger keeping ``target_column`` equal to ``expression`` of ``source`` on every write."""
+    function = sql.Identifier(schema, f"{table}_{target_column}_sync"[:63])
+    trigger = sql.Identifier(f"{table}_{target_column}_sync"[:63])
+    body = (
+        sql.SQL("BEGIN NEW.{} := {}; RETURN NEW; END")
+        .format(
+            sql.Identifier(target_column),
+            sql.SQL(expression).format(source=sql.SQL("NEW.") + sql.Identifier(source)),
+        )
+        .as_string()
+    )
+    return [
+        _text(
+            sql.SQL(
+                "CREATE OR REPLACE FUNCTION {}() RETURNS trigger LANGUAGE plpgsql AS {}"
+            ).format(function, sql.Literal(body))
+        ),
+        _text(
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                trigger, sql.Identifier(schema, table)
+            )
+        ),
+        _text(
+            sql.SQL(
+                "CREATE TRIGGER {} BEFORE INSERT OR UPDATE ON {} FOR EACH ROW EXECUTE FUNCTION {}()"
+            ).format(trigger, sql.Identifier(schema, table), function)
+        ),
+    ]
+
+
+def _drop_sync_trigger(schema: str, table: str, target_column: str) -> list[str]:
+    function = sql.Identifier(schema, f"{table}_{target_column}_sync"[:63])
+    trigger = sql.Identifier(f"{table}_{target_column}_sync"[:63])
+    return [
+        _text(
+            sql.SQL("DROP TRIGGER IF EXISTS {} ON {}").format(
+                trigger, sql.Identifier(schema, table)
+            )
+        ),
+        _text(sql.SQL("DROP FUNCTION IF EXISTS {}()").format(function)),
+    ]
+
+
+def _copy_migration(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    key: str,
+    source: str,
+    target_column: str,
+    pg_type: str,
+    expression: str,
+    batch_size: int,
+) -> tuple[list[str], BatchedUpdate, list[str]]:
+    """Forward steps, backfill and down for 'add ``target_column``, keep it synced, backfill it'."""
+    target = sql.Identifier(schema, table)
+    new = sql.Identifier(target_column)
+    converted = sql.SQL(expression).format(source=sql.SQL("t.") + sql.Identifier(source))
+    pending = sql.SQL("t.{} IS NULL AND t.{} IS NOT NULL").format(new, sql.Identifier(source))
+    forward = [
+        _text(
+            sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                target, new, sql.SQL(pg_type)
+            )
+        ),
+        *_sync_trigger(schema, table, source, target_column, expression),
+    ]
+    backfill = BatchedUpdate(
+        statement=_batch_statement(
+            schema, table, key, sql.SQL("{} = {}").format(new, converted), pending
+        ),
+        remaining=_remaining(schema, table, pending),
+        batch_size=batch_size,
+    )
+    down = [
+        *_drop_sync_trigger(schema, table, target_column),
+        _text(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(target, new)),
+    ]
+    return forward, backfill, down
+
+
+def change_column_type(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    key: str,
+    column: str,
+    new_type: str,
+    using: str = "{source}::{type}",
+    batch_size: int = 10_000,
+) -> Migration:
+    """Add/migrate/swap: ``<column>__new`` of ``new_type`` filled with ``using`` (``{source}`` is
+    the old value), kept in sync by a trigger; then one statement renames the old column to
+    ``<column>__old`` and the new one to ``column``. ``drop_column`` later removes ``__old``."""
+    staged, retired = f"{column}__new"[:63], f"{column}__old"[:63]
+    expression = using.replace("{type}", new_type)
+    forward, backfill, down = _copy_migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        source=column,
+        target_column=staged,
+        pg_type=new_type,
+        expression=expression,
+        batch_size=batch_size,
+    )
+    target = sql.Identifier(schema, table)
+    swap = sql.SQL(
+        "ALTER TABLE {t} RENAME COLUMN {col} TO {old}; ALTER TABLE {t} RENAME COLUMN {new} TO {col}"
+    ).format(
+        t=target,
+        col=sql.Identifier(column),
+        old=sql.Identifier(retired),
+        new=sql.Identifier(staged),
+    )
+    swap_back = sql.SQL(
+        "ALTER TABLE {t} RENAME COLUMN {col} TO {new}; ALTER TABLE {t} RENAME COLUMN {old} TO {col}"
+    ).format(
+        t=target,
+        col=sql.Identifier(column),
+        old=sql.Identifier(retired),
+        new=sql.Identifier(staged),
+    )
+    swapped = sql.SQL(
+        "EXISTS (SELECT 1 FROM information_schema.columns"
+        " WHERE table_schema = {} AND table_name = {} AND column_name = {})"
+    ).format(sql.Literal(schema), sql.Literal(table), sql.Literal(retired))
+    # One DO block each, so the swap (and its undo) is atomic and safe to repeat.
+    do = "DO $migration$ BEGIN IF {cond} THEN {body}; END IF; END $migration$"
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        forward=forward,
+        backfill=backfill,
+        constraints=[
+            *_drop_sync_trigger(schema, table, staged),
+            _text(sql.SQL(do).format(cond=sql.SQL("NOT ") + swapped, body=swap)),
+        ],
+        validate=[
+            Check(
+                f"{column} has the new type",
+                _text(
+                    sql.SQL(
+                        "SELECT format_type(atttypid, atttypmod) = {} FROM pg_attribute"
+                        " WHERE attrelid = {}::regclass AND attname = {}"
+                    ).format(
+                        sql.Literal(new_type), sql.Literal(f"{schema}.{table}"), sql.Literal(column)
+                    )
+                ),
+            )
+        ],
+        down=[_text(sql.SQL(do).format(cond=swapped, body=swap_back)), *down],
+    )
+
+
+def rename_column(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    key: str,
+    column: str,
+    new_name: str,
+    pg_type: str,
+    batch_size: int = 10_000,
+) -> Migration:
+    """Expand: add ``new_name``, keep it equal to ``column`` with a trigger, backfill it. Contract
+    with ``drop_column`` once the application reads and writes ``new_name``."""
+    forward, backfill, down = _copy_migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        source=column,
+        target_column=new_name,
+        pg_type=pg_type,
+        expression="{source}",
+        batch_size=batch_size,
+    )
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        forward=forward,
+        backfill=backfill,
+        down=down,
+        validate=[
+            Check(
+                f"{new_name} equals {column} everywhere",
+                _text(
+                    sql.SQL(
+                        "SELECT NOT EXISTS (SELECT 1 FROM {} WHERE {} IS DISTINCT FROM {})"
+                    ).format(
+                        sql.Identifier(schema, table),
+                        sql.Identifier(new_name),
+                        sql.Identifier(column),
+                    )
+                ),
+            )
+        ],
+    )
+
+
+def drop_column(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    key: str,
+    column: str,
+    pg_type: str,
+    sync_trigger_of: str | None = None,
+) -> Migration:
+    """Contract: drop ``column`` (backed up first; ``down`` restores it), and the sync trigger
+    that fed ``sync_trigger_of`` from it, if any."""
+    target, col = sql.Identifier(schema, table), sql.Identifier(column)
+    triggers = _drop_sync_trigger(schema, table, sync_trigger_of) if sync_trigger_of else []
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        forward=[
+            *triggers,
+            _text(sql.SQL("ALTER TABLE {} DROP COLUMN IF EXISTS {}").format(target, col)),
+        ],
+        destroys_columns=[column],
+        down=[
+            _text(
+                sql.SQL("ALTER TABLE {} ADD COLUMN IF NOT EXISTS {} {}").format(
+                    target, col, sql.SQL(pg_type)
+                )
+            ),
+            _restore_from_backup(id, schema, table, key, column),
+        ],
+    )
