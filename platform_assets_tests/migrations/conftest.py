@@ -3,6 +3,7 @@
 from collections.abc import Iterator
 
 import dagster as dg
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -41,6 +42,8 @@ def shop(clean_warehouse: Warehouse) -> Iterator[Warehouse]:
             " SELECT c FROM generate_series(1, %s) AS c, generate_series(1, c %% 120)",
             (CUSTOMERS,),
         )
+    with psycopg.connect(clean_warehouse.conninfo(), autocommit=True) as conn:
+        conn.execute("ANALYZE crm.customers")
     yield clean_warehouse
 
 

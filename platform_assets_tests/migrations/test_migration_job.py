@@ -78,6 +78,7 @@ def test_dry_run_changes_nothing(shop: Warehouse) -> None:
     ).step_output_data.metadata
     assert "ALTER TABLE crm.customers ADD COLUMN IF NOT EXISTS tier text" in metadata["sql"].value
     assert metadata["lint_findings"].value == []
+    assert metadata["estimated_table_rows"].value == CUSTOMERS  # EXPLAIN, after ANALYZE
 
 
 def test_applies_the_tier_migration_and_records_it(shop: Warehouse) -> None:
@@ -318,3 +319,14 @@ def test_destroyed_columns_are_backed_up_and_restored_by_the_rollback(shop: Ware
         sql.SQL('SELECT count(*), count(email) FROM migration_backup."0002_drop_email__customers"'),
     )
     assert kept == [(CUSTOMERS, CUSTOMERS - CUSTOMERS // 5)]
+
+
+def test_out_of_order_application_is_refused_unless_allowed(shop: Warehouse) -> None:
+    later = replace(DROP_EMAIL, id="0003_later", forward=[], down=[], destroys_columns=[])
+    assert run_migrations(shop, [later], confirm=True).success
+    both = [TIER, later]
+    refused = run_migrations(shop, both, confirm=True)
+    assert not refused.success and "out of order" in cause_message(refused)
+    assert run_migrations(shop, both, confirm=True, allow_out_of_order=True, pause_ms=0).success
+    statuses = sorted((m, s) for m, s, *_ in ledger(shop))
+    assert statuses == [("0001_customer_tier", "applied"), ("0003_later", "applied")]

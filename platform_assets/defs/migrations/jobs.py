@@ -13,11 +13,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 
 import dagster as dg
+from psycopg import sql
 
 from platform_assets.lib.migrations.baseline import (
     back_up_columns,
     capture_baseline,
     differences,
+    explain_rows,
     measure,
     row_count,
 )
@@ -147,10 +149,17 @@ def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPla
             ),
         )
     findings = [f for f in lint(migration) if f.rule not in config.ignore_lint_rules]
+    whole_table = sql.SQL("SELECT 1 FROM {}").format(
+        sql.Identifier(migration.schema, migration.table)
+    )
     context.add_output_metadata(
         {
             "migration": migration.id,
             "dry_run": not config.confirm,
+            "estimated_table_rows": explain_rows(conn, whole_table),
+            "estimated_backfill_rows": (
+                explain_rows(conn, migration.backfill.remaining) if migration.backfill else 0
+            ),
             "lint_findings": dg.MetadataValue.json([f.__dict__ for f in findings]),
             "sql": dg.MetadataValue.md(
                 "\n\n".join(f"```sql\n{s.strip()}\n```" for s in migration.statements())

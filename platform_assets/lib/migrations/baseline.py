@@ -39,6 +39,18 @@ def measure(
     }
 
 
+def explain_rows(conn: psycopg.Connection, query: str | sql.Composable) -> int | None:
+    """The planner's row estimate for ``query`` (None if it cannot be planned yet, e.g. it names
+    a column the migration has not added), without running it."""
+    try:
+        with conn.transaction():
+            statement = query if isinstance(query, sql.Composable) else sql.SQL(query)
+            (plan,) = conn.execute(sql.SQL("EXPLAIN (FORMAT JSON) ") + statement).fetchone()
+    except psycopg.errors.UndefinedColumn:
+        return None
+    return plan[0]["Plan"]["Plan Rows"]
+
+
 def row_count(conn: psycopg.Connection, schema: str, table: str) -> int:
     """How many rows the table holds now."""
     query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
