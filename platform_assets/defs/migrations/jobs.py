@@ -208,13 +208,9 @@ def baseline(
         )
         return replace(plan, baseline=entry.baseline, resume_after=entry.backfill_last_key)
     captured = capture_baseline(conn, migration.schema, migration.table, migration.key)
-    (estimate,) = conn.execute(
-        "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-        (f"{migration.schema}.{migration.table}",),
-    ).fetchone()
     context.log.info(
-        f"baseline of {migration.schema}.{migration.table}: {captured['row_count']} rows"
-        f" (planner estimate {estimate}), checksum {captured['checksum']}"
+        f"baseline of {migration.schema}.{migration.table}: {captured['row_count']} rows,"
+        f" checksum {captured['checksum']}"
     )
     return replace(plan, baseline=captured)
 

@@ -318,22 +318,17 @@ def change_column_type(
         batch_size=batch_size,
     )
     target = sql.Identifier(schema, table)
-    swap = sql.SQL(
-        "ALTER TABLE {t} RENAME COLUMN {col} TO {old}; ALTER TABLE {t} RENAME COLUMN {new} TO {col}"
-    ).format(
-        t=target,
-        col=sql.Identifier(column),
-        old=sql.Identifier(retired),
-        new=sql.Identifier(staged),
-    )
-    swap_back = sql.SQL(
-        "ALTER TABLE {t} RENAME COLUMN {col} TO {new}; ALTER TABLE {t} RENAME COLUMN {old} TO {col}"
-    ).format(
-        t=target,
-        col=sql.Identifier(column),
-        old=sql.Identifier(retired),
-        new=sql.Identifier(staged),
-    )
+
+    def renames(*pairs: tuple[str, str]) -> sql.Composable:
+        return sql.SQL("; ").join(
+            sql.SQL("ALTER TABLE {} RENAME COLUMN {} TO {}").format(
+                target, sql.Identifier(old), sql.Identifier(new)
+            )
+            for old, new in pairs
+        )
+
+    swap = renames((column, retired), (staged, column))
+    swap_back = renames((column, staged), (retired, column))
     swapped = sql.SQL(
         "EXISTS (SELECT 1 FROM information_schema.columns"
         " WHERE table_schema = {} AND table_name = {} AND column_name = {})"
