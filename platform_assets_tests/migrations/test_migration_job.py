@@ -330,3 +330,16 @@ def test_out_of_order_application_is_refused_unless_allowed(shop: Warehouse) -> 
     assert run_migrations(shop, both, confirm=True, allow_out_of_order=True, pause_ms=0).success
     statuses = sorted((m, s) for m, s, *_ in ledger(shop))
     assert statuses == [("0001_customer_tier", "applied"), ("0003_later", "applied")]
+
+
+def test_a_rollback_that_fails_is_recorded_as_failed_not_resumable(shop: Warehouse) -> None:
+    broken_down = replace(
+        TIER,
+        validate=[Check("impossible", "SELECT false")],
+        down=["ALTER TABLE crm.customers DROP COLUMN no_such_column"],
+    )
+    result = run_migrations(shop, [broken_down], confirm=True, pause_ms=0)
+    message = cause_message(result)
+    assert "post-validation failed" in message and "ROLLBACK FAILED" in message
+    [(_, status, _, _, _)] = ledger(shop)
+    assert status == "failed"

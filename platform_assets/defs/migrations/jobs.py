@@ -22,6 +22,7 @@ from platform_assets.lib.migrations.baseline import (
     explain_rows,
     measure,
     row_count,
+    table_columns,
 )
 from platform_assets.lib.migrations.execution import (
     BackfillProgress,
@@ -87,12 +88,15 @@ def _roll_back(
     migration = plan.migration
     assert migration is not None
     conn = lock.connection
-    run_ddl(conn, migration.down, plan.timeouts)
-    columns_now = capture_baseline(conn, migration.schema, migration.table, migration.key)[
-        "columns"
-    ]
+    try:
+        run_ddl(conn, migration.down, plan.timeouts)
+    except Exception as down_error:  # recorded as failed, then re-raised with both causes
+        message = f"{step} failed ({error}); ROLLBACK FAILED ({down_error}): repair by hand"
+        with conn.transaction():
+            record_outcome(conn, migration.id, "failed", message)
+        raise MigrationFailed(f"migration {migration.id}: {message}") from down_error
     now = {
-        "columns": columns_now,
+        "columns": table_columns(conn, migration.schema, migration.table),
         **measure(conn, migration.schema, migration.table, migration.key, plan.baseline["columns"]),
     }
     found = differences(plan.baseline, now)

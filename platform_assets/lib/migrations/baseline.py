@@ -4,9 +4,9 @@ import psycopg
 from psycopg import sql
 
 
-def capture_baseline(conn: psycopg.Connection, schema: str, table: str, key: str) -> dict:
-    """Row count, per-column null counts and an ordered checksum of every current column."""
-    columns = [
+def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
+    """The table's column names in order (empty if it does not exist)."""
+    return [
         name
         for (name,) in conn.execute(
             "SELECT column_name FROM information_schema.columns"
@@ -14,6 +14,11 @@ def capture_baseline(conn: psycopg.Connection, schema: str, table: str, key: str
             (schema, table),
         ).fetchall()
     ]
+
+
+def capture_baseline(conn: psycopg.Connection, schema: str, table: str, key: str) -> dict:
+    """Row count, per-column null counts and an ordered checksum of every current column."""
+    columns = table_columns(conn, schema, table)
     if not columns:
         raise LookupError(f"table {schema}.{table} does not exist")
     return {"columns": columns, **measure(conn, schema, table, key, columns)}
