@@ -53,9 +53,9 @@ def warehouse() -> Iterator[Warehouse]:
 
 @pytest.fixture
 def clean_warehouse(warehouse: Warehouse) -> Iterator[Warehouse]:
-    """The warehouse with the schemas the tests write to dropped first."""
+    """The warehouse with the schemas the tests write to (and the platform's own) dropped first."""
     with warehouse.connection() as conn:
-        for schema in ("sales", "io_test"):
+        for schema in ("sales", "io_test", "platform"):
             conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
     yield warehouse
 

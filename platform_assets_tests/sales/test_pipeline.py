@@ -59,10 +59,10 @@ def test_partition_lands_expected_rows(resources, instance, landing_dir: Path) -
     assert raw == [(line["order_id"], line["currency"]) for line in lines]
 
     metadata = result.asset_materializations_for_node("sales__orders")[0].metadata
-    read, loaded, rejected = (
-        metadata[k].value for k in ("rows_read", "rows_loaded", "rows_rejected")
+    read, loaded, dead = (
+        metadata[k].value for k in ("rows_read", "rows_loaded", "rows_dead_lettered")
     )
-    assert read == len(lines) and loaded + rejected == read and rejected > 0
+    assert read == len(lines) and loaded + dead == read and dead > 0
     assert row_count(warehouse, "sales", "orders") == loaded
     ids = fetch_all(warehouse, sql.SQL("SELECT DISTINCT order_date FROM sales.orders"))
     assert ids == [(DAY,)]

@@ -6,9 +6,10 @@ import pandas as pd
 from platform_assets.defs.sales.cleaning import clean_orders
 from platform_assets.defs.sales.metrics import daily_metrics
 from platform_assets.defs.sales.partitions import daily_partitions
+from platform_assets.lib.ingestion.result import IngestedFrame, dead_letter_frame
 from platform_assets.lib.landing.csv_reader import read_landing_csv
 from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import ORDER_COLUMNS
+from platform_assets.lib.landing.sample_orders import ORDER_COLUMNS, orders_file_name
 from platform_assets.lib.logging import run_logger
 
 COMMON = {
@@ -43,31 +44,38 @@ def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Ou
     **COMMON,
     metadata={"partition_column": "order_date", "primary_key": ["order_id"]},
 )
-def orders(context: dg.AssetExecutionContext, raw_orders: pd.DataFrame) -> dg.Output[pd.DataFrame]:
-    """Typed, validated orders of the day; rows breaking a rule are counted and listed, not loaded.
+def orders(context: dg.AssetExecutionContext, raw_orders: pd.DataFrame) -> dg.Output[IngestedFrame]:
+    """Typed, validated orders of the day; a row breaking any rule becomes a dead letter.
 
-    rows_read = rows_loaded + rows_rejected holds for every partition (the raw rows stay in
-    ``sales.raw_orders``).
+    The good rows, the dead letters (raw payload untouched, file and line, every rule broken) and
+    the partition's rows read / loaded / dead-lettered commit in one transaction.
     """
     day = context.partition_time_window.start.date()
-    cleaned = clean_orders(raw_orders.drop(columns=["landing_date"]), day)
-    log = run_logger(context)
-    for row in cleaned.rejected.head(REJECTED_SAMPLE_ROWS).to_dict(orient="records"):
-        log.warning("order_rejected", source_line=row["_source_line"], reasons=row["reasons"])
-    log.info(
-        "orders_cleaned",
-        rows_read=len(raw_orders),
-        rows_loaded=len(cleaned.orders),
-        rows_rejected=len(cleaned.rejected),
+    raw = raw_orders.drop(columns=["landing_date"])
+    cleaned = clean_orders(raw, day)
+    rejected = cleaned.rejected
+    dead_letters = dead_letter_frame(
+        rejected.drop(columns=["reasons"]),
+        partition_key=context.partition_key,
+        stage="validate",
+        error_class="OrderValidationError",
+        messages=rejected["reasons"].tolist(),
+        details=[{"failed_rules": reasons.split("; ")} for reasons in rejected["reasons"]],
+        source_refs=[f"{orders_file_name(day)}:{line}" for line in rejected["_source_line"]],
     )
+    log = run_logger(context)
+    for row in rejected.head(REJECTED_SAMPLE_ROWS).to_dict(orient="records"):
+        log.warning("order_dead_lettered", source_line=row["_source_line"], reasons=row["reasons"])
+    log.info("orders_cleaned", rows_read=len(raw), rows_dead_lettered=len(rejected))
     return dg.Output(
-        cleaned.orders,
+        IngestedFrame(
+            rows=cleaned.orders,
+            dead_letters=dead_letters,
+            rows_read={context.partition_key: len(raw)},
+        ),
         metadata={
-            "rows_read": len(raw_orders),
-            "rows_loaded": len(cleaned.orders),
-            "rows_rejected": len(cleaned.rejected),
-            "rejected_sample": dg.MetadataValue.json(
-                cleaned.rejected.head(REJECTED_SAMPLE_ROWS)[["_source_line", "reasons"]].to_dict(
+            "dead_letter_sample": dg.MetadataValue.json(
+                rejected.head(REJECTED_SAMPLE_ROWS)[["_source_line", "reasons"]].to_dict(
                     orient="records"
                 )
             ),

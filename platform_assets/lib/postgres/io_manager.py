@@ -16,13 +16,16 @@ set ``columns`` (projection) and ``include_row_hash`` in ``dg.AssetIn(metadata=.
 """
 
 from collections.abc import Mapping
+from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from platform_assets.lib.ingestion.result import IngestedFrame
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
+from platform_assets.lib.postgres.side_writes import AccountingWrite, DeadLetterWrite, SideWrite
 from platform_assets.lib.postgres.slice_io import (
     WHOLE_TABLE,
     WriteMode,
@@ -35,6 +38,8 @@ from platform_assets.lib.postgres.slice_io import (
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
+
+CODE_VERSION = f"platform_assets {version('platform_assets')}"  # stamped on every dead letter
 
 
 def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
@@ -123,11 +128,17 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             settings["statement_timeout"] = f"{self.statement_timeout_ms}ms"
         return settings
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        """Write ``obj`` to the output's partitions (or table) in one transaction."""
+    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | IngestedFrame) -> None:
+        """Write ``obj`` to the output's partitions (or table) in one transaction.
+
+        An ``IngestedFrame`` also writes its dead letters and the partitions' accounting in that
+        same transaction, and refuses to commit if rows read != loaded + dead-lettered.
+        """
         metadata = context.definition_metadata
         table_slice = table_slice_for(context, metadata, self.default_schema)
-        data = frame_to_arrow(obj.drop(columns=[ROW_HASH_COLUMN], errors="ignore"))
+        side_writes = self._ingestion_side_writes(context, table_slice, obj)
+        frame = obj.rows if isinstance(obj, IngestedFrame) else obj
+        data = frame_to_arrow(frame.drop(columns=[ROW_HASH_COLUMN], errors="ignore"))
         request = WriteRequest(
             table_slice=table_slice,
             data=data,
@@ -136,11 +147,38 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             primary_key=list(metadata.get("primary_key") or []),
             indexes=[list(columns) for columns in metadata.get("indexes") or []],
             partition_index=metadata.get("partition_index", "btree"),
+            side_writes=side_writes,
             settings=self._settings(),
         )
         with self.warehouse.bulk_connection() as conn:
             result = write_slice(conn, request, prepare_table(conn, request))
-        self._report(context, table_slice, request.mode, result)
+        accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
+        self._report(context, table_slice, request.mode, result, accounting)
+
+    @staticmethod
+    def _ingestion_side_writes(
+        context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame | IngestedFrame
+    ) -> tuple[SideWrite, ...]:
+        if not isinstance(obj, IngestedFrame):
+            return ()
+        asset_key = context.asset_key.to_user_string()
+        keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
+        dead = obj.dead_letters["partition_key"].value_counts().to_dict()
+        return (
+            DeadLetterWrite(
+                asset_key=asset_key,
+                partition_keys=keys,
+                run_id=context.run_id,
+                code_version=CODE_VERSION,
+                records=obj.dead_letters,
+            ),
+            AccountingWrite(
+                asset_key=asset_key,
+                run_id=context.run_id,
+                rows_read=obj.rows_read,
+                dead_lettered={str(k): int(v) for k, v in dead.items()},
+            ),
+        )
 
     def _report(
         self,
@@ -148,6 +186,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         table_slice: TableSlice,
         mode: WriteMode,
         result: WriteResult,
+        accounting: list[AccountingWrite],
     ) -> None:
         """Log and record each partition's own figures (right in range runs too), and the
         DataVersion: the same content gives the same version, so downstream does not go stale."""
@@ -169,6 +208,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "dagster/row_count": count,
                 "dagster/partition_row_count": count,
                 **result.changes(key),
+                **(accounting[0].figures.get(key, {}) if accounting else {}),
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)

@@ -25,6 +25,7 @@ import pyarrow as pa
 
 from platform_assets.lib.postgres import statements
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
+from platform_assets.lib.postgres.side_writes import SideWrite
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version, row_hashes
@@ -67,6 +68,7 @@ class WriteRequest:
     indexes: list[list[str]] = field(default_factory=list)
     partition_index: str = "btree"
     settings: dict[str, str] = field(default_factory=dict)
+    side_writes: tuple[SideWrite, ...] = ()
 
     @property
     def schema(self) -> pa.Schema:
@@ -163,6 +165,8 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
             for column in plan_evolution(existing, request.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
+        for side_write in request.side_writes:
+            side_write.prepare(cursor)
         conn.commit()
     except BaseException:
         conn.rollback()
@@ -361,6 +365,8 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
             row_counts, version = dict(in_frame), stream.content_version()
         else:
             row_counts, version = _written_slice(cursor, table_slice, pg_types)
+        for side_write in request.side_writes:
+            side_write.apply(cursor, in_frame)
         conn.commit()
     except adbc.Error as error:
         conn.rollback()

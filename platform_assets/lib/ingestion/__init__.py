@@ -1,0 +1,1 @@
+"""Ingestion: what validation hands the IO manager (good rows, dead letters, rows read)."""

@@ -1,0 +1,163 @@
+"""Rows that commit or roll back with a partition's good rows: dead letters and accounting.
+
+A side write adds DDL to the table-preparation step and statements to the write transaction, so a
+partition's dead letters and its read/loaded/dead-lettered figures can never disagree with its rows.
+"""
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import adbc_driver_postgresql.dbapi as adbc
+import pandas as pd
+from psycopg import sql
+
+from platform_assets.lib.postgres.frames import frame_to_arrow
+from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
+
+PLATFORM_SCHEMA = "platform"
+DEAD_LETTERS = "dead_letter_records"
+ACCOUNTING = "ingestion_accounting"
+UNRESOLVED = ("new", "replaying")
+
+DEAD_LETTER_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS platform",
+    """
+    CREATE TABLE IF NOT EXISTS platform.dead_letter_records (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        asset_key text NOT NULL,
+        partition_key text NOT NULL,
+        run_id text NOT NULL,
+        stage text NOT NULL CHECK (stage IN ('parse', 'validate', 'transform', 'load')),
+        source_ref text,
+        payload jsonb NOT NULL,
+        error_class text NOT NULL,
+        error_message text NOT NULL,
+        error_detail jsonb,
+        record_hash text NOT NULL,
+        code_version text,
+        attempt_count integer NOT NULL DEFAULT 1,
+        status text NOT NULL DEFAULT 'new'
+            CHECK (status IN ('new', 'replaying', 'resolved', 'discarded')),
+        resolved_run_id text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS dead_letter_records_partition_idx"
+    " ON platform.dead_letter_records (asset_key, partition_key, status)",
+]
+ACCOUNTING_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS platform",
+    """
+    CREATE TABLE IF NOT EXISTS platform.ingestion_accounting (
+        asset_key text NOT NULL,
+        partition_key text NOT NULL,
+        rows_read bigint NOT NULL,
+        rows_loaded bigint NOT NULL,
+        rows_dead_lettered bigint NOT NULL,
+        run_id text NOT NULL,
+        written_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (asset_key, partition_key),
+        CHECK (rows_read = rows_loaded + rows_dead_lettered)
+    )
+    """,
+]
+
+
+class AccountingError(ValueError):
+    """Rows read do not equal rows loaded plus rows dead-lettered: something would be lost."""
+
+
+class SideWrite(Protocol):
+    """More rows that must commit (or roll back) together with a slice's rows."""
+
+    def prepare(self, cursor: adbc.Cursor) -> None:
+        """DDL, run in the table-preparation transaction."""
+
+    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+        """Writes, run in the slice's write transaction before it commits."""
+
+
+def _create(cursor: adbc.Cursor, table: str, ddl: list[str]) -> None:
+    cursor.execute(ADVISORY_XACT_LOCK, parameters=(f"ddl|{PLATFORM_SCHEMA}.{table}",))
+    for statement in ddl:
+        cursor.execute(statement)
+
+
+@dataclass
+class DeadLetterWrite:
+    """Replace the partitions' unresolved dead letters with ``records`` (resolved ones stay)."""
+
+    asset_key: str
+    partition_keys: list[str]
+    run_id: str
+    code_version: str
+    records: pd.DataFrame
+
+    def prepare(self, cursor: adbc.Cursor) -> None:
+        """Create the dead-letter table if needed."""
+        _create(cursor, DEAD_LETTERS, DEAD_LETTER_DDL)
+
+    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+        """Delete the partitions' unresolved dead letters, then COPY the new ones in."""
+        params = Params()
+        statement = sql.SQL(
+            "DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({}) AND status IN ({})"
+        ).format(
+            sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+            params.add(self.asset_key),
+            sql.SQL(", ").join(params.add(key) for key in self.partition_keys),
+            sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
+        )
+        cursor.execute(statement.as_string(), parameters=params.values)
+        if self.records.empty:
+            return
+        frame = self.records.assign(
+            asset_key=self.asset_key, run_id=self.run_id, code_version=self.code_version
+        )
+        cursor.adbc_ingest(
+            DEAD_LETTERS, frame_to_arrow(frame), mode="append", db_schema_name=PLATFORM_SCHEMA
+        )
+
+
+@dataclass
+class AccountingWrite:
+    """Record rows read, loaded and dead-lettered per partition; refuse if they do not add up."""
+
+    asset_key: str
+    run_id: str
+    rows_read: dict[str, int]
+    dead_lettered: dict[str, int]
+    figures: dict[str, dict[str, int]] = field(default_factory=dict)
+
+    def prepare(self, cursor: adbc.Cursor) -> None:
+        """Create the accounting table if needed."""
+        _create(cursor, ACCOUNTING, ACCOUNTING_DDL)
+
+    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+        """Check read = loaded + dead-lettered for every partition, then upsert the figures."""
+        for key, loaded in rows_loaded.items():
+            read, dead = self.rows_read.get(key, 0), self.dead_lettered.get(key, 0)
+            if read != loaded + dead:
+                raise AccountingError(
+                    f"{self.asset_key} partition {key}: {read} rows read but {loaded} loaded and"
+                    f" {dead} dead-lettered; nothing was written"
+                )
+            self.figures[key] = {
+                "rows_read": read,
+                "rows_loaded": loaded,
+                "rows_dead_lettered": dead,
+            }
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (asset_key, partition_key, rows_read, rows_loaded,"
+                    " rows_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6)"
+                    " ON CONFLICT (asset_key, partition_key) DO UPDATE SET"
+                    " rows_read = excluded.rows_read, rows_loaded = excluded.rows_loaded,"
+                    " rows_dead_lettered = excluded.rows_dead_lettered,"
+                    " run_id = excluded.run_id, written_at = now()"
+                )
+                .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
+                .as_string(),
+                parameters=(self.asset_key, key, read, loaded, dead, self.run_id),
+            )

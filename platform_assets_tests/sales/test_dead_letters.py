@@ -1,0 +1,145 @@
+"""Dead letters and accounting commit with the good rows: one partition, one transaction."""
+
+import csv
+from pathlib import Path
+
+import dagster as dg
+import pandas as pd
+from psycopg import sql
+
+from platform_assets.defs.sales import assets as sales_assets
+from platform_assets.defs.sales.partitions import daily_partitions
+from platform_assets.lib.ingestion.result import IngestedFrame, dead_letter_frame
+from platform_assets.lib.landing.sample_orders import orders_file_name
+from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets_tests.conftest import SAMPLE_DAYS
+from platform_assets_tests.helpers import fetch_all
+
+DAY = SAMPLE_DAYS[0]
+PIPELINE = [sales_assets.raw_orders, sales_assets.orders]
+
+
+def materialize(assets: list, resources: dict, instance: dg.DagsterInstance, **kwargs):
+    return dg.materialize(
+        assets, partition_key=DAY.isoformat(), resources=resources, instance=instance, **kwargs
+    )
+
+
+def dead_letters(warehouse: Warehouse) -> list[tuple]:
+    return fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT source_ref, payload, status, stage, error_class, error_message, run_id"
+            " FROM platform.dead_letter_records WHERE asset_key = 'sales/orders'"
+            " ORDER BY id"
+        ),
+    )
+
+
+def test_rejected_rows_are_dead_lettered_with_their_raw_payload(
+    resources, instance, landing_dir: Path
+) -> None:
+    warehouse: Warehouse = resources["warehouse"]
+    result = materialize(PIPELINE, resources, instance)
+    metadata = result.asset_materializations_for_node("sales__orders")[0].metadata
+    letters = dead_letters(warehouse)
+
+    assert len(letters) == metadata["rows_dead_lettered"].value > 0
+    with (landing_dir / "orders" / orders_file_name(DAY)).open(newline="") as handle:
+        by_line = {line: row for line, row in enumerate(csv.DictReader(handle), start=2)}
+    for source_ref, payload, status, stage, error_class, message, run_id in letters:
+        line = int(source_ref.rsplit(":", 1)[1])
+        assert source_ref.startswith(orders_file_name(DAY))
+        assert {k: v for k, v in payload.items() if k != "_source_line"} == by_line[line]
+        assert (status, stage, error_class, run_id) == (
+            "new",
+            "validate",
+            "OrderValidationError",
+            result.run_id,
+        )
+        assert message
+    accounting = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT rows_read, rows_loaded, rows_dead_lettered FROM platform.ingestion_accounting"
+            " WHERE asset_key = 'sales/orders' AND partition_key = %s"
+        ),
+        (DAY.isoformat(),),
+    )
+    assert accounting == [(len(by_line), len(by_line) - len(letters), len(letters))]
+
+
+def test_rerun_replaces_unresolved_dead_letters_and_keeps_resolved(resources, instance) -> None:
+    warehouse: Warehouse = resources["warehouse"]
+    materialize(PIPELINE, resources, instance)
+    first = dead_letters(warehouse)
+    with warehouse.connection() as conn:
+        conn.execute(
+            "UPDATE platform.dead_letter_records SET status = 'resolved'"
+            " WHERE id = (SELECT min(id) FROM platform.dead_letter_records)"
+        )
+
+    rerun = materialize(PIPELINE, resources, instance)
+
+    after = dead_letters(warehouse)
+    unresolved = [letter for letter in after if letter[2] == "new"]
+    assert len(unresolved) == len(first)
+    assert {letter[6] for letter in unresolved} == {rerun.run_id}
+    assert [letter[2] for letter in after].count("resolved") == 1
+
+
+def test_a_failed_write_rolls_back_the_dead_letters_too(resources, instance) -> None:
+    warehouse: Warehouse = resources["warehouse"]
+    materialize(PIPELINE, resources, instance)
+    before = dead_letters(warehouse)
+
+    @dg.asset(
+        key=["sales", "orders"],
+        partitions_def=daily_partitions,
+        metadata={"partition_column": "order_date", "primary_key": ["order_id"]},
+    )
+    def broken_orders(context: dg.AssetExecutionContext) -> IngestedFrame:
+        """One good-looking row without an order_id (the key refuses it), one dead letter."""
+        rows = pd.DataFrame({"order_id": pd.array([None], dtype="Int64"), "order_date": [DAY]})
+        letters = dead_letter_frame(
+            pd.DataFrame({"raw": ["x"]}),
+            partition_key=context.partition_key,
+            stage="validate",
+            error_class="Planted",
+            messages=["planted"],
+            details=[None],
+            source_refs=["test:1"],
+        )
+        return IngestedFrame(rows, letters, rows_read={context.partition_key: 2})
+
+    failed = materialize([broken_orders], resources, instance, raise_on_error=False)
+
+    assert not failed.success
+    assert dead_letters(warehouse) == before
+
+
+def test_rows_that_do_not_add_up_are_refused(resources, instance) -> None:
+    @dg.asset(
+        key=["sales", "lossy"],
+        partitions_def=daily_partitions,
+        metadata={"partition_column": "day"},
+    )
+    def lossy(context: dg.AssetExecutionContext) -> IngestedFrame:
+        """Claims 5 rows read but accounts for 3."""
+        rows = pd.DataFrame({"day": [DAY] * 3})
+        no_letters = dead_letter_frame(
+            pd.DataFrame(),
+            partition_key=context.partition_key,
+            stage="validate",
+            error_class="",
+            messages=[],
+            details=[],
+            source_refs=[],
+        )
+        return IngestedFrame(rows, no_letters, rows_read={context.partition_key: 5})
+
+    result = materialize([lossy], resources, instance, raise_on_error=False)
+    cause = result.failure_data_for_node("sales__lossy").error.cause
+    assert cause.cls_name == "AccountingError" and "5 rows read but 3 loaded" in cause.message
+    # The table was prepared (its DDL commits first); the rows were not.
+    assert fetch_all(resources["warehouse"], sql.SQL("SELECT count(*) FROM sales.lossy")) == [(0,)]
