@@ -4,10 +4,17 @@ import dagster as dg
 
 from platform_assets.defs import resources
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
+from platform_assets.defs.platform.assets import dead_letter_records, ingestion_accounting
 from platform_assets.defs.sales import assets as sales_assets
 
 defs = dg.Definitions.merge(
-    dg.Definitions(assets=dg.load_assets_from_modules([sales_assets])),
+    dg.Definitions(
+        assets=[
+            *dg.load_assets_from_modules([sales_assets]),
+            dead_letter_records,
+            ingestion_accounting,
+        ]
+    ),
     dg.Definitions(jobs=[migrate_job], resources=migration_resources()),
     resources.defs,
 )

@@ -1,16 +1,19 @@
 """Dead letters and accounting commit with the good rows: one partition, one transaction."""
 
 import csv
+import json
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
+import pyarrow.parquet as pq
 from psycopg import sql
 
 from platform_assets.defs.sales import assets as sales_assets
 from platform_assets.defs.sales.partitions import daily_partitions
 from platform_assets.lib.ingestion.result import IngestedFrame, dead_letter_frame
 from platform_assets.lib.landing.sample_orders import orders_file_name
+from platform_assets.lib.postgres.dead_letter_export import export_dead_letters
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all
@@ -143,3 +146,18 @@ def test_rows_that_do_not_add_up_are_refused(resources, instance) -> None:
     assert cause.cls_name == "AccountingError" and "5 rows read but 3 loaded" in cause.message
     # The table was prepared (its DDL commits first); the rows were not.
     assert fetch_all(resources["warehouse"], sql.SQL("SELECT count(*) FROM sales.lossy")) == [(0,)]
+
+
+def test_dead_letters_export_to_parquet(resources, instance, tmp_path: Path) -> None:
+    warehouse: Warehouse = resources["warehouse"]
+    materialize(PIPELINE, resources, instance)
+    path = tmp_path / "failures" / "orders.parquet"
+
+    written = export_dead_letters(warehouse, path, asset_key="sales/orders", status="new")
+
+    exported = pq.read_table(path).to_pylist()
+    assert written == len(exported) == len(dead_letters(warehouse)) > 0
+    assert {json.loads(row["payload"])["_source_line"] for row in exported} == {
+        int(ref.rsplit(":", 1)[1]) for ref, *_ in dead_letters(warehouse)
+    }
+    assert export_dead_letters(warehouse, tmp_path / "none.parquet", status="resolved") == 0

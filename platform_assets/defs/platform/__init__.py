@@ -1,0 +1,1 @@
+"""Tables the platform itself keeps: dead letters and ingestion accounting."""

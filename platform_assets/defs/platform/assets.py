@@ -1,0 +1,36 @@
+"""The platform's own tables, shown in the asset graph downstream of the assets that fill them.
+
+They are written by the IO manager in the same transaction as each ingested partition, so they
+have no materialisation function of their own.
+"""
+
+import dagster as dg
+
+INGESTING_ASSETS = [dg.AssetKey(["sales", "orders"])]
+
+dead_letter_records = dg.AssetSpec(
+    key=["platform", "dead_letter_records"],
+    deps=INGESTING_ASSETS,
+    description=(
+        "Every row an ingestion asset could not load, with its raw payload, file and line, stage,"
+        " error and status (new, replaying, resolved, discarded). Written in the same transaction"
+        " as the partition's good rows; re-running a partition replaces its unresolved rows."
+    ),
+    group_name="platform",
+    kinds={"postgres"},
+    owners=["team:data-platform"],
+    metadata={"dagster/table_name": "platform.dead_letter_records"},
+)
+
+ingestion_accounting = dg.AssetSpec(
+    key=["platform", "ingestion_accounting"],
+    deps=INGESTING_ASSETS,
+    description=(
+        "Rows read, loaded and dead-lettered per ingested partition, committed with the partition;"
+        " the table's CHECK makes read = loaded + dead-lettered hold for every row."
+    ),
+    group_name="platform",
+    kinds={"postgres"},
+    owners=["team:data-platform"],
+    metadata={"dagster/table_name": "platform.ingestion_accounting"},
+)
