@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from platform_assets.lib.landing.csv_reader import LandingFileError, read_landing_csv
-from platform_assets.lib.landing.sample_orders import ORDER_COLUMNS, main, write_day
+from platform_assets.lib.landing.sample_orders import ORDER_COLUMNS, write_day
+from platform_assets.lib.sample_data import main, seed_customers
 
 DAY = date(2026, 11, 5)
 
@@ -21,11 +22,11 @@ def test_same_seed_and_day_give_identical_files(tmp_path: Path) -> None:
 
 def test_cli_writes_a_span_and_keeps_existing_files(tmp_path: Path) -> None:
     args = ["--start", "2026-11-01", "--end", "2026-11-03", "--landing-dir", str(tmp_path)]
-    main([*args, "--orders-per-day", "50"])
+    main([*args, "--orders-per-day", "50", "--no-customers"])
     files = sorted((tmp_path / "orders").glob("*.csv"))
     assert [f.name for f in files] == [f"orders_2026-11-0{d}.csv" for d in (1, 2, 3)]
     before = files[0].read_bytes()
-    main([*args, "--orders-per-day", "80"])
+    main([*args, "--orders-per-day", "80", "--no-customers"])
     assert files[0].read_bytes() == before
 
 
@@ -57,3 +58,16 @@ def test_unreadable_files_fail_with_the_file_named(tmp_path: Path, content: byte
     with pytest.raises(LandingFileError, match=message) as raised:
         read_landing_csv(path, ORDER_COLUMNS)
     assert str(path) in str(raised.value)
+
+
+def test_customers_are_seeded_once(clean_warehouse) -> None:
+    with clean_warehouse.connection() as conn:
+        conn.execute("DROP SCHEMA IF EXISTS crm CASCADE")
+    assert seed_customers(clean_warehouse, count=300) == 300
+    assert seed_customers(clean_warehouse, count=300) == 0
+    with clean_warehouse.connection() as conn:
+        assert conn.execute("SELECT count(*), min(id), max(id) FROM crm.customers").fetchone() == (
+            300,
+            1,
+            300,
+        )

@@ -6,13 +6,10 @@ exports break (unparseable numbers and timestamps, missing ids, unknown codes, n
 rows stamped with another day, duplicated order ids) so the cleaning step has something to reject.
 """
 
-import argparse
 import csv
 import random
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
-
-from platform_assets.lib import settings
 
 ORDER_COLUMNS = [
     "order_id",
@@ -108,26 +105,3 @@ def write_day(directory: Path, day: date, orders: int, seed: int, malformed_shar
         writer.writerows(generate_day(day, orders, seed, malformed_share))
     temporary.replace(path)  # readers never see a half-written file
     return path
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``platform-sample-data``: write sample order files for a span of days (keeps existing)."""
-    yesterday = datetime.now(UTC).date() - timedelta(days=1)
-    parser = argparse.ArgumentParser(prog="platform-sample-data", description=main.__doc__)
-    parser.add_argument("--start", type=date.fromisoformat, default=yesterday - timedelta(days=13))
-    parser.add_argument("--end", type=date.fromisoformat, default=yesterday)
-    parser.add_argument("--orders-per-day", type=int, default=2_000)
-    parser.add_argument("--malformed-share", type=float, default=0.01)
-    parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--landing-dir", type=Path, default=settings.landing_dir())
-    parser.add_argument("--overwrite", action="store_true", help="rewrite files that exist")
-    args = parser.parse_args(argv)
-    directory = args.landing_dir / "orders"
-    written = 0
-    day = args.start
-    while day <= args.end:
-        if args.overwrite or not (directory / orders_file_name(day)).exists():
-            write_day(directory, day, args.orders_per_day, args.seed, args.malformed_share)
-            written += 1
-        day += timedelta(days=1)
-    print(f"{written} landing file(s) written to {directory} for {args.start}..{args.end}")

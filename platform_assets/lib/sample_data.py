@@ -1,0 +1,92 @@
+"""``platform-sample-data``: everything ``dagster dev`` needs to have data out of the box.
+
+Seeded daily order files in the landing zone, and the ``crm.customers`` table their customer ids
+refer to (the source table of the customer-tier migration). Both keep what already exists.
+"""
+
+import argparse
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+
+from platform_assets.lib import settings
+from platform_assets.lib.landing.sample_orders import CUSTOMER_COUNT, orders_file_name, write_day
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+CUSTOMERS_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS crm",
+    """
+    CREATE TABLE IF NOT EXISTS crm.customers (
+        id bigint PRIMARY KEY,
+        name text NOT NULL,
+        email text,
+        created_at timestamptz NOT NULL DEFAULT now(),
+        updated_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+]
+
+
+def seed_customers(warehouse: Warehouse, count: int = CUSTOMER_COUNT) -> int:
+    """Customers 1..``count`` (the ids the sample orders use); existing rows are kept."""
+    with warehouse.connection() as conn:
+        for statement in CUSTOMERS_DDL:
+            conn.execute(statement)
+        inserted = conn.execute(
+            "INSERT INTO crm.customers (id, name, email)"
+            " SELECT i, 'Customer ' || i, 'customer' || i || '@example.com'"
+            " FROM generate_series(1, %s) AS i ON CONFLICT (id) DO NOTHING",
+            (count,),
+        ).rowcount
+    return inserted
+
+
+def write_order_files(
+    directory: Path,
+    start: date,
+    end: date,
+    orders: int,
+    seed: int,
+    malformed: float,
+    overwrite: bool,
+) -> int:
+    """Order files for ``start..end`` (existing ones kept unless ``overwrite``); return how many."""
+    written = 0
+    day = start
+    while day <= end:
+        if overwrite or not (directory / orders_file_name(day)).exists():
+            write_day(directory, day, orders, seed, malformed)
+            written += 1
+        day += timedelta(days=1)
+    return written
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Write sample order files for a span of days and seed crm.customers (keeps existing)."""
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    parser = argparse.ArgumentParser(prog="platform-sample-data", description=main.__doc__)
+    parser.add_argument("--start", type=date.fromisoformat, default=yesterday - timedelta(days=13))
+    parser.add_argument("--end", type=date.fromisoformat, default=yesterday)
+    parser.add_argument("--orders-per-day", type=int, default=2_000)
+    parser.add_argument("--malformed-share", type=float, default=0.01)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--landing-dir", type=Path, default=settings.landing_dir())
+    parser.add_argument("--overwrite", action="store_true", help="rewrite files that exist")
+    parser.add_argument("--no-customers", action="store_true", help="do not seed crm.customers")
+    args = parser.parse_args(argv)
+    directory = args.landing_dir / "orders"
+    written = write_order_files(
+        directory,
+        args.start,
+        args.end,
+        args.orders_per_day,
+        args.seed,
+        args.malformed_share,
+        args.overwrite,
+    )
+    print(f"{written} landing file(s) written to {directory} for {args.start}..{args.end}")
+    if not args.no_customers:
+        warehouse = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
+        try:
+            print(f"{seed_customers(warehouse)} customer(s) added to crm.customers")
+        finally:
+            warehouse.close()
