@@ -219,7 +219,11 @@ def wait_for_advisory_waiter(warehouse: Warehouse, attempts: int = 100) -> bool:
 
 def test_lock_timeout_ends_a_blocked_write_cleanly(clean_warehouse: Warehouse) -> None:
     """With lock_timeout set, a writer blocked by another one fails fast and writes nothing."""
-    impatient = {"io_manager": PostgresIOManager(warehouse=clean_warehouse, lock_timeout_ms=300)}
+    impatient = {
+        "io_manager": PostgresIOManager(
+            warehouse=clean_warehouse, lock_timeout_ms=300, transient_attempts=1
+        )
+    }
     assert run([partitioned_asset(events)], impatient).success
     (lock_key,) = TableSlice(
         "io_test", "events", ("event_date",), (PartitionSlice(DAY),)
@@ -235,3 +239,43 @@ def test_lock_timeout_ends_a_blocked_write_cleanly(clean_warehouse: Warehouse) -
     assert cause.cls_name == "PartitionWriteError" and "lock timeout" in cause.message
     assert waited < 30
     assert row_count(clean_warehouse, "io_test", "events") == 3
+
+
+def test_transient_errors_are_retried_and_others_are_not(
+    clean_warehouse: Warehouse, instance: dg.DagsterInstance
+) -> None:
+    """A lock timeout is retried until the blocker goes; a bad row fails on the first attempt."""
+    patient = {
+        "io_manager": PostgresIOManager(
+            warehouse=clean_warehouse, lock_timeout_ms=200, transient_attempts=30
+        )
+    }
+    assert run([partitioned_asset(events)], patient, instance=instance).success
+    (lock_key,) = TableSlice(
+        "io_test", "events", ("event_date",), (PartitionSlice(DAY),)
+    ).lock_keys()
+    holder = psycopg.connect(clean_warehouse.conninfo())
+    holder.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (lock_key,))
+    release = threading.Timer(1.5, holder.rollback)
+    release.start()
+    try:
+        retried = run([partitioned_asset(lambda d: events(d, rows=5))], patient, instance=instance)
+    finally:
+        release.join()
+        holder.close()
+    assert retried.success and row_count(clean_warehouse, "io_test", "events") == 5
+    assert retry_lines(instance, retried.run_id)
+
+    bad = partitioned_asset(lambda d: events(d).assign(event_date=[d, d, None]))
+    refused = run([bad], patient, instance=instance, raise_on_error=False)
+    assert not refused.success
+    assert retry_lines(instance, refused.run_id) == []
+
+
+def retry_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
+    """The run's log lines announcing a retry of a transient error."""
+    return [
+        entry.user_message
+        for entry in instance.all_logs(run_id)
+        if "transient_error_retrying" in entry.user_message
+    ]

@@ -36,6 +36,7 @@ from platform_assets.lib.postgres.slice_io import (
     write_slice,
 )
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.postgres.transient import retry_transient
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 
@@ -101,6 +102,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     write_mode: WriteMode | None = None
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
+    transient_attempts: int = 4
 
     def _write_mode(self, context: dg.OutputContext, table_slice: TableSlice) -> WriteMode:
         declared = context.definition_metadata.get("write_mode") or self.write_mode
@@ -150,8 +152,15 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             side_writes=side_writes,
             settings=self._settings(),
         )
-        with self.warehouse.bulk_connection() as conn:
-            result = write_slice(conn, request, prepare_table(conn, request))
+
+        def write() -> WriteResult:
+            # One transaction per attempt: a retried write starts from scratch on a fresh
+            # connection (a broken one never goes back to the pool).
+            with self.warehouse.bulk_connection() as conn:
+                return write_slice(conn, request, prepare_table(conn, request))
+
+        log = run_logger(context).bind(table=table_slice.qualified_name)
+        result = retry_transient(write, self.transient_attempts, log)
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
         self._report(context, table_slice, request.mode, result, accounting)
 
