@@ -34,23 +34,39 @@ def test_reader_keeps_every_value_as_text_with_line_numbers(tmp_path: Path) -> N
     path = write_day(tmp_path, DAY, orders=200, seed=1, malformed_share=0.2)
     with path.open(newline="") as handle:
         expected = list(csv.DictReader(handle))
-    table = read_landing_csv(path, ORDER_COLUMNS)
-    assert table.column("quantity").to_pylist() == [row["quantity"] for row in expected]
-    assert table.column("_source_line").to_pylist() == list(range(2, len(expected) + 2))
+    landed = read_landing_csv(path, ORDER_COLUMNS)
+    assert landed.malformed == [] and landed.lines_read == len(expected)
+    assert landed.rows.column("quantity").to_pylist() == [row["quantity"] for row in expected]
+    assert landed.rows.column("_source_line").to_pylist() == list(range(2, len(expected) + 2))
+
+
+def test_ragged_lines_are_set_aside_with_their_line_numbers(tmp_path: Path) -> None:
+    header = ",".join(ORDER_COLUMNS)
+    good = ",".join(str(i) for i in range(10))
+    path = tmp_path / "orders_2026-11-05.csv"
+    path.write_text("\n".join([header, good, "1,2,3", good, good + ",extra", good]) + "\n")
+
+    landed = read_landing_csv(path, ORDER_COLUMNS)
+
+    assert [(m.line, m.text, m.found_fields) for m in landed.malformed] == [
+        (3, "1,2,3", 3),
+        (5, good + ",extra", 11),
+    ]
+    assert landed.rows.column("_source_line").to_pylist() == [2, 4, 6]
+    assert landed.lines_read == 5
 
 
 @pytest.mark.parametrize(
     ("content", "message"),
     [
         (b"", "cannot be read as CSV"),
-        (("\n".join([",".join(ORDER_COLUMNS), "1,2,3"]) + "\n").encode(), "cannot be read as CSV"),
         (b"a,b\n1,2\n", "has columns"),
         (
             (",".join(ORDER_COLUMNS) + "\n" + ",".join(["\xff"] * 10) + "\n").encode("latin-1"),
             "cannot be read as CSV",
         ),
     ],
-    ids=["empty", "ragged", "wrong-header", "not-utf8"],
+    ids=["empty", "wrong-header", "not-utf8"],
 )
 def test_unreadable_files_fail_with_the_file_named(tmp_path: Path, content: bytes, message: str):
     path = tmp_path / "orders_2026-11-05.csv"

@@ -12,6 +12,7 @@ from psycopg import sql
 from platform_assets.defs.sales import assets as sales_assets
 from platform_assets.defs.sales.partitions import daily_partitions
 from platform_assets.lib.ingestion.result import IngestedFrame, dead_letter_frame
+from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.sample_orders import orders_file_name
 from platform_assets.lib.postgres.dead_letter_export import export_dead_letters
 from platform_assets.lib.postgres.warehouse import Warehouse
@@ -161,3 +162,38 @@ def test_dead_letters_export_to_parquet(resources, instance, tmp_path: Path) -> 
         int(ref.rsplit(":", 1)[1]) for ref, *_ in dead_letters(warehouse)
     }
     assert export_dead_letters(warehouse, tmp_path / "none.parquet", status="resolved") == 0
+
+
+def test_ragged_lines_become_parse_stage_dead_letters(
+    resources, instance, landing_dir: Path, tmp_path: Path
+) -> None:
+    warehouse: Warehouse = resources["warehouse"]
+    source = landing_dir / "orders" / orders_file_name(DAY)
+    damaged = tmp_path / "orders" / orders_file_name(DAY)
+    damaged.parent.mkdir(parents=True)
+    lines = source.read_text().splitlines()
+    lines.insert(3, "only,three,fields")
+    damaged.write_text("\n".join(lines) + "\n")
+    with_damage = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+    result = materialize([sales_assets.raw_orders], with_damage, instance)
+
+    metadata = result.asset_materializations_for_node("sales__raw_orders")[0].metadata
+    assert metadata["rows_read"].value == len(lines) - 1
+    assert metadata["rows_dead_lettered"].value == 1
+    assert metadata["rows_loaded"].value == len(lines) - 2
+    parsed = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT source_ref, payload, stage, error_message FROM platform.dead_letter_records"
+            " WHERE asset_key = 'sales/raw_orders'"
+        ),
+    )
+    assert parsed == [
+        (
+            f"{orders_file_name(DAY)}:4",
+            {"line": "only,three,fields"},
+            "parse",
+            "expected 10 fields, found 3",
+        )
+    ]

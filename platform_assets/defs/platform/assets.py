@@ -6,7 +6,7 @@ have no materialisation function of their own.
 
 import dagster as dg
 
-INGESTING_ASSETS = [dg.AssetKey(["sales", "orders"])]
+INGESTING_ASSETS = [dg.AssetKey(["sales", "raw_orders"]), dg.AssetKey(["sales", "orders"])]
 
 dead_letter_records = dg.AssetSpec(
     key=["platform", "dead_letter_records"],

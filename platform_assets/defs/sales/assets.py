@@ -26,18 +26,42 @@ REJECTED_SAMPLE_ROWS = 20
     **COMMON,
     metadata={"partition_column": "landing_date", "primary_key": ["landing_date", "_source_line"]},
 )
-def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[pd.DataFrame]:
+def raw_orders(context: dg.AssetExecutionContext, landing: LandingZone) -> dg.Output[IngestedFrame]:
     """The day's order landing file, every field kept as text with its file line number.
 
     The raw layer is lossless: values are typed downstream, so a malformed value is rejected there
-    with a reason instead of being lost here. A missing or unreadable file fails the run.
+    with a reason. A line with the wrong number of fields is dead-lettered here (stage ``parse``)
+    with its raw text; a missing or unreadable file fails the run.
     """
     day = context.partition_time_window.start.date()
     path = landing.orders_file(day)
-    frame = read_landing_csv(path, ORDER_COLUMNS).to_pandas()
+    landed = read_landing_csv(path, ORDER_COLUMNS)
+    frame = landed.rows.to_pandas()
     frame.insert(0, "landing_date", day)
-    run_logger(context).info("landing_file_read", path=str(path), rows_read=len(frame))
-    return dg.Output(frame, metadata={"source_file": str(path), "rows_read": len(frame)})
+    dead_letters = dead_letter_frame(
+        pd.DataFrame({"line": [m.text for m in landed.malformed]}),
+        partition_key=context.partition_key,
+        stage="parse",
+        error_class="MalformedCsvLine",
+        messages=[
+            f"expected {m.expected_fields} fields, found {m.found_fields}" for m in landed.malformed
+        ],
+        details=[
+            {"expected_fields": m.expected_fields, "found_fields": m.found_fields}
+            for m in landed.malformed
+        ],
+        source_refs=[f"{path.name}:{m.line}" for m in landed.malformed],
+    )
+    run_logger(context).info(
+        "landing_file_read",
+        path=str(path),
+        lines_read=landed.lines_read,
+        malformed_lines=len(landed.malformed),
+    )
+    return dg.Output(
+        IngestedFrame(frame, dead_letters, rows_read={context.partition_key: landed.lines_read}),
+        metadata={"source_file": str(path)},
+    )
 
 
 @dg.asset(
