@@ -3,6 +3,7 @@
 import dagster as dg
 
 from platform_assets.defs import resources
+from platform_assets.defs.crm import assets as crm_assets
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
 from platform_assets.defs.platform.assets import dead_letter_records, ingestion_accounting
 from platform_assets.defs.sales import assets as sales_assets
@@ -10,7 +11,7 @@ from platform_assets.defs.sales import assets as sales_assets
 defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([sales_assets]),
+            *dg.load_assets_from_modules([sales_assets, crm_assets]),
             dead_letter_records,
             ingestion_accounting,
         ]

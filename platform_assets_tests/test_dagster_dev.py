@@ -109,6 +109,7 @@ def test_dagster_dev_materialises_and_survives_restart(
             "sales/daily_order_metrics",
             "platform/dead_letter_records",
             "platform/ingestion_accounting",
+            "staging/customers",
         }
         nodes = [n for n in nodes if n["assetKey"]["path"][0] == "sales"]
         params = {

@@ -19,6 +19,7 @@ def test_definitions_validate() -> None:
         "sales/daily_order_metrics",
         "platform/dead_letter_records",
         "platform/ingestion_accounting",
+        "staging/customers",
     }
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey(["sales", "orders"])).parent_keys == {

@@ -6,7 +6,11 @@ have no materialisation function of their own.
 
 import dagster as dg
 
-INGESTING_ASSETS = [dg.AssetKey(["sales", "raw_orders"]), dg.AssetKey(["sales", "orders"])]
+INGESTING_ASSETS = [
+    dg.AssetKey(["sales", "raw_orders"]),
+    dg.AssetKey(["sales", "orders"]),
+    dg.AssetKey(["staging", "customers"]),
+]
 
 dead_letter_records = dg.AssetSpec(
     key=["platform", "dead_letter_records"],

@@ -7,6 +7,7 @@ transaction with the good rows (see ``lib/postgres/side_writes.py``).
 import hashlib
 import json
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 
@@ -24,16 +25,26 @@ STAGES = ("parse", "validate", "transform", "load")
 
 
 @dataclass(frozen=True)
+class Checkpoint:
+    """Where an incremental extract of ``source`` got to (a JSON-able high-water mark)."""
+
+    source: str
+    high_water: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class IngestedFrame:
-    """Good rows, dead letters, and how many rows each partition read.
+    """Good rows, dead letters, how many rows each partition read, and where the extract got to.
 
     ``rows_read[key]`` must equal the partition's loaded rows plus its dead letters; the IO manager
-    refuses to commit otherwise, so nothing read is ever silently lost.
+    refuses to commit otherwise, so nothing read is ever silently lost. ``checkpoint`` commits in
+    the same transaction as the rows it covers, so a crash can neither skip nor repeat them.
     """
 
     rows: pd.DataFrame
     dead_letters: pd.DataFrame
     rows_read: dict[str, int]
+    checkpoint: Checkpoint | None = None
 
 
 def record_hash(payload: dict) -> str:

@@ -25,7 +25,12 @@ import pandas as pd
 from platform_assets.lib.ingestion.result import IngestedFrame
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
-from platform_assets.lib.postgres.side_writes import AccountingWrite, DeadLetterWrite, SideWrite
+from platform_assets.lib.postgres.side_writes import (
+    AccountingWrite,
+    CheckpointWrite,
+    DeadLetterWrite,
+    SideWrite,
+)
 from platform_assets.lib.postgres.slice_io import (
     WHOLE_TABLE,
     WriteMode,
@@ -173,7 +178,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         asset_key = context.asset_key.to_user_string()
         keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
         dead = obj.dead_letters["partition_key"].value_counts().to_dict()
-        return (
+        writes: list[SideWrite] = [
             DeadLetterWrite(
                 asset_key=asset_key,
                 partition_keys=keys,
@@ -187,7 +192,12 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 rows_read=obj.rows_read,
                 dead_lettered={str(k): int(v) for k, v in dead.items()},
             ),
-        )
+        ]
+        if obj.checkpoint is not None:
+            writes.append(
+                CheckpointWrite(obj.checkpoint.source, obj.checkpoint.high_water, context.run_id)
+            )
+        return tuple(writes)
 
     def _report(
         self,

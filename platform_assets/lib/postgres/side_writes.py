@@ -4,11 +4,13 @@ A side write adds DDL to the table-preparation step and statements to the write 
 partition's dead letters and its read/loaded/dead-lettered figures can never disagree with its rows.
 """
 
+import json
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import adbc_driver_postgresql.dbapi as adbc
 import pandas as pd
+import psycopg
 from psycopg import sql
 
 from platform_assets.lib.postgres.frames import frame_to_arrow
@@ -17,6 +19,7 @@ from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
 PLATFORM_SCHEMA = "platform"
 DEAD_LETTERS = "dead_letter_records"
 ACCOUNTING = "ingestion_accounting"
+CHECKPOINTS = "extract_checkpoints"
 UNRESOLVED = ("new", "replaying")
 
 DEAD_LETTER_DDL = [
@@ -59,6 +62,19 @@ ACCOUNTING_DDL = [
         written_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (asset_key, partition_key),
         CHECK (rows_read = rows_loaded + rows_dead_lettered)
+    )
+    """,
+]
+
+
+CHECKPOINT_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS platform",
+    """
+    CREATE TABLE IF NOT EXISTS platform.extract_checkpoints (
+        source text PRIMARY KEY,
+        high_water jsonb NOT NULL,
+        run_id text NOT NULL,
+        updated_at timestamptz NOT NULL DEFAULT now()
     )
     """,
 ]
@@ -161,3 +177,40 @@ class AccountingWrite:
                 .as_string(),
                 parameters=(self.asset_key, key, read, loaded, dead, self.run_id),
             )
+
+
+@dataclass
+class CheckpointWrite:
+    """Move an extract's high-water mark, in the same transaction as the rows it covers."""
+
+    source: str
+    high_water: dict
+    run_id: str
+
+    def prepare(self, cursor: adbc.Cursor) -> None:
+        """Create the checkpoint table if needed."""
+        _create(cursor, CHECKPOINTS, CHECKPOINT_DDL)
+
+    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+        """Upsert the source's high-water mark."""
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {} (source, high_water, run_id) VALUES ($1, $2::jsonb, $3)"
+                " ON CONFLICT (source) DO UPDATE SET high_water = excluded.high_water,"
+                " run_id = excluded.run_id, updated_at = now()"
+            )
+            .format(sql.Identifier(PLATFORM_SCHEMA, CHECKPOINTS))
+            .as_string(),
+            parameters=(self.source, json.dumps(self.high_water, default=str), self.run_id),
+        )
+
+
+def read_checkpoint(conn: psycopg.Connection, source: str) -> dict | None:
+    """The last committed high-water mark of ``source``, or None before its first extract."""
+    exists = conn.execute("SELECT to_regclass('platform.extract_checkpoints')").fetchone()[0]
+    if exists is None:
+        return None
+    row = conn.execute(
+        "SELECT high_water FROM platform.extract_checkpoints WHERE source = %s", (source,)
+    ).fetchone()
+    return None if row is None else row[0]

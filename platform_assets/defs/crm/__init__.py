@@ -1,0 +1,1 @@
+"""CRM domain: customers extracted incrementally from the source schema."""
