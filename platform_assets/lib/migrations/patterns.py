@@ -355,7 +355,9 @@ def change_column_type(
                         "SELECT format_type(atttypid, atttypmod) = {} FROM pg_attribute"
                         " WHERE attrelid = {}::regclass AND attname = {}"
                     ).format(
-                        sql.Literal(new_type), sql.Literal(f"{schema}.{table}"), sql.Literal(column)
+                        sql.Literal(new_type),
+                        sql.Literal(sql.Identifier(schema, table).as_string()),
+                        sql.Literal(column),
                     )
                 ),
             )
