@@ -23,6 +23,14 @@ from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+ASSET_KEYS = {
+    "sales/raw_orders",
+    "sales/orders",
+    "sales/daily_order_metrics",
+    "platform/dead_letter_records",
+    "platform/ingestion_accounting",
+    "staging/customers",
+}
 SAMPLE_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
 SAMPLE_SEED = 11
 _session_data_dir: Path | None = None

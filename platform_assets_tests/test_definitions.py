@@ -7,20 +7,13 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.definitions import defs
-from platform_assets_tests.conftest import REPO_ROOT
+from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT
 
 
 def test_definitions_validate() -> None:
     dg.Definitions.validate_loadable(defs)
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert keys == {
-        "sales/raw_orders",
-        "sales/orders",
-        "sales/daily_order_metrics",
-        "platform/dead_letter_records",
-        "platform/ingestion_accounting",
-        "staging/customers",
-    }
+    assert keys == ASSET_KEYS
     graph = defs.resolve_asset_graph()
     assert graph.get(dg.AssetKey(["sales", "orders"])).parent_keys == {
         dg.AssetKey(["sales", "raw_orders"])

@@ -11,7 +11,7 @@ from psycopg import sql
 
 from platform_assets.defs.sales import assets as sales_assets
 from platform_assets.defs.sales.partitions import daily_partitions
-from platform_assets.lib.ingestion.result import IngestedFrame, dead_letter_frame
+from platform_assets.lib.ingestion.result import IngestedFrame, dead_letter_frame, no_dead_letters
 from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.sample_orders import orders_file_name
 from platform_assets.lib.postgres.dead_letter_export import export_dead_letters
@@ -131,16 +131,7 @@ def test_rows_that_do_not_add_up_are_refused(resources, instance) -> None:
     def lossy(context: dg.AssetExecutionContext) -> IngestedFrame:
         """Claims 5 rows read but accounts for 3."""
         rows = pd.DataFrame({"day": [DAY] * 3})
-        no_letters = dead_letter_frame(
-            pd.DataFrame(),
-            partition_key=context.partition_key,
-            stage="validate",
-            error_class="",
-            messages=[],
-            details=[],
-            source_refs=[],
-        )
-        return IngestedFrame(rows, no_letters, rows_read={context.partition_key: 5})
+        return IngestedFrame(rows, no_dead_letters(), rows_read={context.partition_key: 5})
 
     result = materialize([lossy], resources, instance, raise_on_error=False)
     cause = result.failure_data_for_node("sales__lossy").error.cause

@@ -2,14 +2,14 @@
 
 import dagster as dg
 
-from platform_assets.lib.ingestion.result import Checkpoint, IngestedFrame, dead_letter_frame
+from platform_assets.lib.ingestion.result import Checkpoint, IngestedFrame, no_dead_letters
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.incremental import changed_rows
 from platform_assets.lib.postgres.side_writes import read_checkpoint
+from platform_assets.lib.postgres.slice_io import WHOLE_TABLE
 from platform_assets.lib.postgres.warehouse import Warehouse
 
 SOURCE = "crm.customers"
-WHOLE_TABLE = "*"
 
 
 class IncrementalExtractConfig(dg.Config):
@@ -40,19 +40,10 @@ def customers(
         warehouse, "crm", "customers", mark, config.max_rows, config.safety_lag_s
     )
     run_logger(context).info("customers_extracted", rows=len(rows), after=mark, up_to=new_mark)
-    no_dead_letters = dead_letter_frame(
-        rows.iloc[0:0],
-        partition_key=WHOLE_TABLE,
-        stage="parse",
-        error_class="",
-        messages=[],
-        details=[],
-        source_refs=[],
-    )
     return dg.Output(
         IngestedFrame(
             rows=rows,
-            dead_letters=no_dead_letters,
+            dead_letters=no_dead_letters(),
             rows_read={WHOLE_TABLE: len(rows)},
             checkpoint=Checkpoint(SOURCE, new_mark) if new_mark else None,
         ),

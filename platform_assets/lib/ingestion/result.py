@@ -53,6 +53,11 @@ def record_hash(payload: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
+def no_dead_letters() -> pd.DataFrame:
+    """An empty dead-letter frame, for an extract in which nothing failed."""
+    return pd.DataFrame(columns=DEAD_LETTER_COLUMNS)
+
+
 def dead_letter_frame(
     raw: pd.DataFrame,
     *,
