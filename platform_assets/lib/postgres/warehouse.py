@@ -42,20 +42,27 @@ class Warehouse(dg.ConfigurableResource):
     lock_timeout_ms: int = Field(default=60 * 1000, ge=0)
     pool_max_size: int = Field(default=4, ge=1)
 
+    _conninfo: str | None = PrivateAttr(default=None)
     _pool: ConnectionPool | None = PrivateAttr(default=None)
     _bulk_pool: queue.LifoQueue = PrivateAttr(default_factory=queue.LifoQueue)
 
     def conninfo(self) -> str:
-        """The libpq connection string (may hold a password: never log it)."""
-        base = libpq_url(self.database_url) if self.database_url else None
-        return make_conninfo(
-            base or embedded_database_url(settings.WAREHOUSE_DATABASE),
-            application_name=self.application_name,
-            options=(
-                f"-c statement_timeout={self.statement_timeout_ms} "
-                f"-c lock_timeout={self.lock_timeout_ms}"
-            ),
-        )
+        """The libpq connection string (may hold a password: never log it).
+
+        Resolved once per resource: resolving the embedded server checks that it runs and that
+        the database exists, which is not worth a round trip per connection.
+        """
+        if self._conninfo is None:
+            base = libpq_url(self.database_url) if self.database_url else None
+            self._conninfo = make_conninfo(
+                base or embedded_database_url(settings.WAREHOUSE_DATABASE),
+                application_name=self.application_name,
+                options=(
+                    f"-c statement_timeout={self.statement_timeout_ms} "
+                    f"-c lock_timeout={self.lock_timeout_ms}"
+                ),
+            )
+        return self._conninfo
 
     @contextmanager
     def connection(self) -> Iterator[psycopg.Connection]:
