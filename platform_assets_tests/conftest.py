@@ -24,7 +24,6 @@ from platform_assets.lib.postgres.warehouse import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSET_KEYS = {
-    "sales/raw_orders",
     "sales/orders",
     "sales/daily_order_metrics",
     "platform/dead_letter_records",

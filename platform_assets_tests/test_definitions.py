@@ -15,9 +15,11 @@ def test_definitions_validate() -> None:
     keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
     assert keys == ASSET_KEYS
     graph = defs.resolve_asset_graph()
-    assert graph.get(dg.AssetKey(["sales", "orders"])).parent_keys == {
-        dg.AssetKey(["sales", "raw_orders"])
+    assert graph.get(dg.AssetKey(["sales", "daily_order_metrics"])).parent_keys == {
+        dg.AssetKey(["sales", "orders"])
     }
+    checks = {key.to_user_string() for key in graph.asset_check_keys}
+    assert checks == {"sales/orders:rows_add_up", "sales/orders:dead_letter_ratio"}
     assert set(defs.resources) >= {"warehouse", "io_manager", "landing"}
 
 

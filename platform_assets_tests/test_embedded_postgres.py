@@ -62,10 +62,10 @@ def test_dagster_yaml_keeps_runs_in_postgres(tmp_path: Path, resources) -> None:
     """The repository's dagster.yaml gives an instance whose runs live in the Postgres database."""
     ref = InstanceRef.from_dir(str(tmp_path), config_dir=str(REPO_ROOT))
     with dg.DagsterInstance.from_ref(ref) as instance:
-        from platform_assets.defs.sales.assets import raw_orders
+        from platform_assets_tests.sales.test_pipeline import ORDERS
 
         result = dg.materialize(
-            [raw_orders], partition_key="2026-11-01", resources=resources, instance=instance
+            [ORDERS], partition_key="2026-11-01", resources=resources, instance=instance
         )
         assert result.success
     storage_url = instance_storage_url().replace("postgresql+psycopg2://", "postgresql://")

@@ -140,19 +140,37 @@ def _chunk_hashes(table: pa.Table, columns: list[str]) -> bytes:
     return np.stack(lanes, axis=1).astype("<u8").tobytes()
 
 
-def content_version(hashes: pa.Array | pa.ChunkedArray) -> str:
-    """An order-independent digest of a multiset of row hashes, in O(n).
+class ContentDigest:
+    """An order-independent digest of a multiset of row hashes, built up batch by batch in O(n).
 
     The two 64-bit lanes are summed with wrap-around (a repeated row counts twice) and digested
-    together with the row count; the same rows in any order give the same version.
+    together with the row count; the same rows in any order and any batching give the same version.
     """
-    if isinstance(hashes, pa.ChunkedArray):
-        hashes = hashes.combine_chunks()
-    if not pa.types.is_fixed_size_binary(hashes.type):  # as read back from a bytea column
-        hashes = hashes.cast(pa.binary(16))
-    lanes = np.frombuffer(hashes.buffers()[1], dtype="<u8")[
-        hashes.offset * 2 : (hashes.offset + len(hashes)) * 2
-    ].reshape(-1, 2)
-    sums = lanes.sum(axis=0, dtype=np.uint64)
-    summary = np.array([*sums, len(hashes)], dtype="<u8").tobytes()
-    return hashlib.md5(summary, usedforsecurity=False).hexdigest()
+
+    def __init__(self) -> None:
+        self._sums = np.zeros(2, dtype=np.uint64)
+        self._count = 0
+
+    def add(self, hashes: pa.Array | pa.ChunkedArray) -> None:
+        """Fold ``hashes`` (16-byte row hashes, or bytea read back) into the digest."""
+        if isinstance(hashes, pa.ChunkedArray):
+            hashes = hashes.combine_chunks()
+        if not pa.types.is_fixed_size_binary(hashes.type):  # as read back from a bytea column
+            hashes = hashes.cast(pa.binary(16))
+        lanes = np.frombuffer(hashes.buffers()[1], dtype="<u8")[
+            hashes.offset * 2 : (hashes.offset + len(hashes)) * 2
+        ].reshape(-1, 2)
+        self._sums += lanes.sum(axis=0, dtype=np.uint64)
+        self._count += len(hashes)
+
+    def hexdigest(self) -> str:
+        """The version of everything added so far."""
+        summary = np.array([*self._sums, self._count], dtype="<u8").tobytes()
+        return hashlib.md5(summary, usedforsecurity=False).hexdigest()
+
+
+def content_version(hashes: pa.Array | pa.ChunkedArray) -> str:
+    """The ``ContentDigest`` of ``hashes`` in one go."""
+    digest = ContentDigest()
+    digest.add(hashes)
+    return digest.hexdigest()

@@ -7,7 +7,6 @@ have no materialisation function of their own.
 import dagster as dg
 
 INGESTING_ASSETS = [
-    dg.AssetKey(["sales", "raw_orders"]),
     dg.AssetKey(["sales", "orders"]),
     dg.AssetKey(["staging", "customers"]),
 ]

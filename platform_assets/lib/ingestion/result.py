@@ -1,27 +1,33 @@
 """The result of ingesting a partition: every row read is either loaded or dead-lettered.
 
-Pure pandas, no database: built by the ingestion assets, written by the IO manager in one
-transaction with the good rows (see ``lib/postgres/side_writes.py``).
+No database here: built by the ingestion assets, written by the IO manager in one transaction with
+the good rows (see ``lib/postgres/side_writes.py``). A small result is an ``IngestedFrame``; a
+large one is an ``IngestedStream`` of chunks, so memory stays bounded by one chunk.
 """
 
 import hashlib
-import json
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
 
-DEAD_LETTER_COLUMNS = [
-    "partition_key",
-    "stage",
-    "source_ref",
-    "payload",
-    "error_class",
-    "error_message",
-    "error_detail",
-    "record_hash",
-]
+from platform_assets.lib.jsonb import JSONB_METADATA, canonical_json, jsonb_bytes
+
 STAGES = ("parse", "validate", "transform", "load")
+DEAD_LETTER_SCHEMA = pa.schema(
+    [
+        pa.field("partition_key", pa.string()),
+        pa.field("stage", pa.string()),
+        pa.field("source_ref", pa.string()),
+        pa.field("payload", pa.binary(), metadata=JSONB_METADATA),
+        pa.field("error_class", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("error_detail", pa.binary(), metadata=JSONB_METADATA),
+        pa.field("record_hash", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +36,72 @@ class Checkpoint:
 
     source: str
     high_water: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """One row that could not be loaded: its raw payload untouched, where it came from, why."""
+
+    partition_key: str
+    stage: str
+    source_ref: str
+    payload: dict[str, Any]
+    error_class: str
+    error_message: str
+    error_detail: dict[str, Any] | None = None
+
+    def __post_init__(self) -> None:
+        if self.stage not in STAGES:
+            raise ValueError(f"stage {self.stage!r} is not one of {STAGES}")
+
+
+def record_hash(payload: dict) -> str:
+    """A stable hash of a raw record (its canonical JSON), to recognise it again."""
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def dead_letter_table(letters: list[DeadLetter]) -> pa.Table:
+    """Dead letters in the layout the dead-letter table is loaded from (jsonb as binary)."""
+    return pa.table(
+        [
+            pa.array([d.partition_key for d in letters], pa.string()),
+            pa.array([d.stage for d in letters], pa.string()),
+            pa.array([d.source_ref for d in letters], pa.string()),
+            pa.array([jsonb_bytes(d.payload) for d in letters], pa.binary()),
+            pa.array([d.error_class for d in letters], pa.string()),
+            pa.array([d.error_message for d in letters], pa.string()),
+            pa.array([jsonb_bytes(d.error_detail) for d in letters], pa.binary()),
+            pa.array([record_hash(d.payload) for d in letters], pa.string()),
+        ],
+        schema=DEAD_LETTER_SCHEMA,
+    )
+
+
+def no_dead_letters() -> pa.Table:
+    """An empty dead-letter table, for an extract in which nothing failed."""
+    return DEAD_LETTER_SCHEMA.empty_table()
+
+
+@dataclass(frozen=True)
+class IngestedChunk:
+    """Part of a partition's ingestion: good rows, dead letters, rows read per partition key."""
+
+    rows: pa.Table
+    dead_letters: pa.Table
+    rows_read: dict[str, int]
+
+
+@dataclass(frozen=True)
+class IngestedStream:
+    """A partition's ingestion as chunks, written as they come in one transaction.
+
+    ``read_chunks`` starts reading from the beginning each time it is called, so a write retried
+    after a transient error reads the source again instead of resuming half-way. Summed over the
+    chunks, rows read must equal rows loaded plus dead letters per partition, or nothing commits.
+    """
+
+    read_chunks: Callable[[], Iterator[IngestedChunk]]
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -42,49 +114,6 @@ class IngestedFrame:
     """
 
     rows: pd.DataFrame
-    dead_letters: pd.DataFrame
+    dead_letters: pa.Table
     rows_read: dict[str, int]
     checkpoint: Checkpoint | None = None
-
-
-def record_hash(payload: dict) -> str:
-    """A stable hash of a raw record (its JSON with sorted keys), to recognise it again."""
-    text = json.dumps(payload, sort_keys=True, ensure_ascii=False, default=str)
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def no_dead_letters() -> pd.DataFrame:
-    """An empty dead-letter frame, for an extract in which nothing failed."""
-    return pd.DataFrame(columns=DEAD_LETTER_COLUMNS)
-
-
-def dead_letter_frame(
-    raw: pd.DataFrame,
-    *,
-    partition_key: str,
-    stage: str,
-    error_class: str,
-    messages: list[str],
-    details: list[object],
-    source_refs: list[str],
-) -> pd.DataFrame:
-    """Dead letters for the ``raw`` rows, each keeping its payload untouched (as read)."""
-    if stage not in STAGES:
-        raise ValueError(f"stage {stage!r} is not one of {STAGES}")
-    payloads = [
-        {name: (None if pd.isna(value) else value) for name, value in record.items()}
-        for record in raw.astype(object).to_dict(orient="records")
-    ]
-    return pd.DataFrame(
-        {
-            "partition_key": pd.Series([partition_key] * len(raw), dtype="str"),
-            "stage": pd.Series([stage] * len(raw), dtype="str"),
-            "source_ref": pd.Series(source_refs, dtype="str"),
-            "payload": pd.Series(payloads, dtype=object),
-            "error_class": pd.Series([error_class] * len(raw), dtype="str"),
-            "error_message": pd.Series(messages, dtype="str"),
-            "error_detail": pd.Series(details, dtype=object),
-            "record_hash": pd.Series([record_hash(p) for p in payloads], dtype="str"),
-        },
-        columns=DEAD_LETTER_COLUMNS,
-    )

@@ -6,7 +6,7 @@ from decimal import Decimal
 import pandas as pd
 import pyarrow as pa
 
-from platform_assets.lib.postgres.table_schema import JSONB_METADATA
+from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 
 _NULLABLE_DTYPES = {
     pa.int16(): pd.Int16Dtype(),
@@ -14,8 +14,6 @@ _NULLABLE_DTYPES = {
     pa.int64(): pd.Int64Dtype(),
     pa.bool_(): pd.BooleanDtype(),
 }
-# Postgres's binary COPY format for jsonb: a version byte, then the JSON text.
-_JSONB_VERSION = b"\x01"
 
 
 def _is_json_column(values: pd.Series) -> bool:
@@ -25,19 +23,13 @@ def _is_json_column(values: pd.Series) -> bool:
     return not first.empty and isinstance(first.iloc[0], dict | list)
 
 
-def _jsonb_bytes(value: object) -> bytes | None:
-    if value is None or (isinstance(value, float) and pd.isna(value)):
-        return None
-    return _JSONB_VERSION + json.dumps(value, sort_keys=True, ensure_ascii=False).encode()
-
-
 def frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
     """The frame as Arrow, its index dropped; dict/list columns become jsonb-ready binary."""
     json_columns = [name for name in frame.columns if _is_json_column(frame[name])]
     plain = frame.drop(columns=json_columns)
     table = pa.Table.from_pandas(plain, preserve_index=False)
     for name in json_columns:
-        values = pa.array([_jsonb_bytes(v) for v in frame[name]], pa.binary())
+        values = pa.array([jsonb_bytes(v) for v in frame[name]], pa.binary())
         table = table.append_column(pa.field(name, pa.binary(), metadata=JSONB_METADATA), values)
     return table.select([str(name) for name in frame.columns])
 

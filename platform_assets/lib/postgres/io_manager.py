@@ -15,14 +15,20 @@ and per IO manager through its config (``default_schema``, ``write_mode``, timeo
 set ``columns`` (projection) and ``include_row_hash`` in ``dg.AssetIn(metadata=...)``.
 """
 
-from collections.abc import Mapping
+import itertools
+from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from platform_assets.lib.ingestion.result import IngestedFrame
+from platform_assets.lib.ingestion.result import (
+    IngestedChunk,
+    IngestedFrame,
+    IngestedStream,
+    no_dead_letters,
+)
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
 from platform_assets.lib.postgres.side_writes import (
@@ -41,11 +47,26 @@ from platform_assets.lib.postgres.slice_io import (
     write_slice,
 )
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
-from platform_assets.lib.postgres.transient import retry_transient
+from platform_assets.lib.postgres.transient import is_transient, retry_transient
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 
 CODE_VERSION = f"platform_assets {version('platform_assets')}"  # stamped on every dead letter
+
+
+def _chunk_source(
+    obj: pd.DataFrame | IngestedFrame | IngestedStream,
+) -> Callable[[], Iterator[IngestedChunk]]:
+    """How to read ``obj`` as chunks from the start; a frame is a single chunk."""
+    if isinstance(obj, IngestedStream):
+        return obj.read_chunks
+    frame = obj.rows if isinstance(obj, IngestedFrame) else obj
+    chunk = IngestedChunk(
+        rows=frame_to_arrow(frame.drop(columns=[ROW_HASH_COLUMN], errors="ignore")),
+        dead_letters=obj.dead_letters if isinstance(obj, IngestedFrame) else no_dead_letters(),
+        rows_read=obj.rows_read if isinstance(obj, IngestedFrame) else {},
+    )
+    return lambda: iter([chunk])
 
 
 def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
@@ -135,63 +156,75 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             settings["statement_timeout"] = f"{self.statement_timeout_ms}ms"
         return settings
 
-    def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame | IngestedFrame) -> None:
+    def handle_output(
+        self, context: dg.OutputContext, obj: pd.DataFrame | IngestedFrame | IngestedStream
+    ) -> None:
         """Write ``obj`` to the output's partitions (or table) in one transaction.
 
-        An ``IngestedFrame`` also writes its dead letters and the partitions' accounting in that
-        same transaction, and refuses to commit if rows read != loaded + dead-lettered.
+        An ``IngestedFrame`` or ``IngestedStream`` also writes its dead letters and the partitions'
+        accounting in that same transaction, and refuses to commit if rows read != loaded +
+        dead-lettered. A stream is written chunk by chunk, so memory stays bounded by one chunk.
         """
         metadata = context.definition_metadata
         table_slice = table_slice_for(context, metadata, self.default_schema)
+        mode = self._write_mode(context, table_slice)
         side_writes = self._ingestion_side_writes(context, table_slice, obj)
-        frame = obj.rows if isinstance(obj, IngestedFrame) else obj
-        data = frame_to_arrow(frame.drop(columns=[ROW_HASH_COLUMN], errors="ignore"))
-        request = WriteRequest(
-            table_slice=table_slice,
-            data=data,
-            mode=self._write_mode(context, table_slice),
-            hash_columns=list(metadata.get("row_hash_columns") or data.column_names),
-            primary_key=list(metadata.get("primary_key") or []),
-            indexes=[list(columns) for columns in metadata.get("indexes") or []],
-            partition_index=metadata.get("partition_index", "btree"),
-            side_writes=side_writes,
-            settings=self._settings(),
-        )
+        read_chunks = _chunk_source(obj)
 
         def write() -> WriteResult:
-            # One transaction per attempt: a retried write starts from scratch on a fresh
-            # connection (a broken one never goes back to the pool).
+            # One transaction per attempt: a retried write reads its source again and starts
+            # from scratch on a fresh connection (a broken one never goes back to the pool).
+            chunks = read_chunks()
+            first = next(chunks, None)
+            if first is None:
+                raise _invalid(context, "the stream gave no chunk (an empty one means no rows)")
+            data_schema = first.rows.schema
+            request = WriteRequest(
+                table_slice=table_slice,
+                data_schema=data_schema,
+                mode=mode,
+                hash_columns=list(metadata.get("row_hash_columns") or data_schema.names),
+                primary_key=list(metadata.get("primary_key") or []),
+                indexes=[list(columns) for columns in metadata.get("indexes") or []],
+                partition_index=metadata.get("partition_index", "btree"),
+                side_writes=side_writes,
+                settings=self._settings(),
+            )
             with self.warehouse.bulk_connection() as conn:
-                return write_slice(conn, request, prepare_table(conn, request))
+                columns = prepare_table(conn, request)
+                return write_slice(conn, request, columns, itertools.chain([first], chunks))
 
         log = run_logger(context).bind(table=table_slice.qualified_name)
-        result = retry_transient(write, self.transient_attempts, log)
+        try:
+            result = retry_transient(write, self.transient_attempts, log)
+        except Exception as error:
+            if is_transient(error):
+                raise  # still transient after our attempts: a step RetryPolicy may try later
+            # Bad data, a bad file, a schema conflict: no retry can fix it, so none is allowed.
+            raise dg.Failure(
+                description=f"{context.asset_key.to_user_string()}: {error}", allow_retries=False
+            ) from error
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
-        self._report(context, table_slice, request.mode, result, accounting)
+        self._report(context, table_slice, mode, result, accounting)
 
     @staticmethod
     def _ingestion_side_writes(
-        context: dg.OutputContext, table_slice: TableSlice, obj: pd.DataFrame | IngestedFrame
+        context: dg.OutputContext,
+        table_slice: TableSlice,
+        obj: pd.DataFrame | IngestedFrame | IngestedStream,
     ) -> tuple[SideWrite, ...]:
-        if not isinstance(obj, IngestedFrame):
+        if not isinstance(obj, IngestedFrame | IngestedStream):
             return ()
         asset_key = context.asset_key.to_user_string()
         keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
-        dead = obj.dead_letters["partition_key"].value_counts().to_dict()
         writes: list[SideWrite] = [
             DeadLetterWrite(
                 asset_key=asset_key,
                 partition_keys=keys,
                 run_id=context.run_id,
                 code_version=CODE_VERSION,
-                records=obj.dead_letters,
             ),
-            AccountingWrite(
-                asset_key=asset_key,
-                run_id=context.run_id,
-                rows_read=obj.rows_read,
-                dead_lettered={str(k): int(v) for k, v in dead.items()},
-            ),
+            AccountingWrite(asset_key=asset_key, run_id=context.run_id),
         ]
         if obj.checkpoint is not None:
             writes.append(

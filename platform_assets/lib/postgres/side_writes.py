@@ -5,16 +5,19 @@ partition's dead letters and its read/loaded/dead-lettered figures can never dis
 """
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import adbc_driver_postgresql.dbapi as adbc
-import pandas as pd
 import psycopg
+import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
-from platform_assets.lib.postgres.frames import frame_to_arrow
+from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA
 from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
+from platform_assets.lib.row_hash import ContentDigest
 
 PLATFORM_SCHEMA = "platform"
 DEAD_LETTERS = "dead_letter_records"
@@ -84,14 +87,36 @@ class AccountingError(ValueError):
     """Rows read do not equal rows loaded plus rows dead-lettered: something would be lost."""
 
 
+@dataclass
+class WriteTally:
+    """What the chunks of one write held, summed as they streamed into the table."""
+
+    rows_loaded: Counter[str] = field(default_factory=Counter)
+    rows_read: Counter[str] = field(default_factory=Counter)
+    dead_letters: list[pa.Table] = field(default_factory=list)
+    digest: ContentDigest = field(default_factory=ContentDigest)
+
+    def dead_letter_rows(self) -> pa.Table:
+        """Every chunk's dead letters as one table."""
+        return pa.concat_tables([DEAD_LETTER_SCHEMA.empty_table(), *self.dead_letters])
+
+    def dead_lettered(self) -> Counter[str]:
+        """Dead letters per partition key."""
+        counts: Counter[str] = Counter()
+        for table in self.dead_letters:
+            for entry in pc.value_counts(table.column("partition_key")).to_pylist():
+                counts[entry["values"]] += entry["counts"]
+        return counts
+
+
 class SideWrite(Protocol):
     """More rows that must commit (or roll back) together with a slice's rows."""
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """DDL, run in the table-preparation transaction."""
 
-    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
-        """Writes, run in the slice's write transaction before it commits."""
+    def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
+        """Writes, run in the slice's write transaction once every chunk is in, before commit."""
 
 
 def _create(cursor: adbc.Cursor, table: str, ddl: list[str]) -> None:
@@ -102,19 +127,18 @@ def _create(cursor: adbc.Cursor, table: str, ddl: list[str]) -> None:
 
 @dataclass
 class DeadLetterWrite:
-    """Replace the partitions' unresolved dead letters with ``records`` (resolved ones stay)."""
+    """Replace the partitions' unresolved dead letters with the write's (resolved ones stay)."""
 
     asset_key: str
     partition_keys: list[str]
     run_id: str
     code_version: str
-    records: pd.DataFrame
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the dead-letter table if needed."""
         _create(cursor, DEAD_LETTERS, DEAD_LETTER_DDL)
 
-    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+    def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Delete the partitions' unresolved dead letters, then COPY the new ones in."""
         params = Params()
         statement = sql.SQL(
@@ -126,14 +150,25 @@ class DeadLetterWrite:
             sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
         )
         cursor.execute(statement.as_string(), parameters=params.values)
-        if self.records.empty:
+        records = tally.dead_letter_rows()
+        if not records.num_rows:
             return
-        frame = self.records.assign(
-            asset_key=self.asset_key, run_id=self.run_id, code_version=self.code_version
+        strays = set(records.column("partition_key").unique().to_pylist()) - set(
+            self.partition_keys
         )
-        cursor.adbc_ingest(
-            DEAD_LETTERS, frame_to_arrow(frame), mode="append", db_schema_name=PLATFORM_SCHEMA
-        )
+        if strays:
+            raise AccountingError(
+                f"{self.asset_key}: dead letters for partition(s) {sorted(strays)}, which this"
+                f" write does not cover ({self.partition_keys}); nothing was written"
+            )
+        count = records.num_rows
+        for name, value in (
+            ("asset_key", self.asset_key),
+            ("run_id", self.run_id),
+            ("code_version", self.code_version),
+        ):
+            records = records.append_column(name, pa.array([value] * count, pa.string()))
+        cursor.adbc_ingest(DEAD_LETTERS, records, mode="append", db_schema_name=PLATFORM_SCHEMA)
 
 
 @dataclass
@@ -142,18 +177,23 @@ class AccountingWrite:
 
     asset_key: str
     run_id: str
-    rows_read: dict[str, int]
-    dead_lettered: dict[str, int]
     figures: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the accounting table if needed."""
         _create(cursor, ACCOUNTING, ACCOUNTING_DDL)
 
-    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+    def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Check read = loaded + dead-lettered for every partition, then upsert the figures."""
-        for key, loaded in rows_loaded.items():
-            read, dead = self.rows_read.get(key, 0), self.dead_lettered.get(key, 0)
+        dead_lettered = tally.dead_lettered()
+        strays = sorted(set(tally.rows_read) - set(tally.rows_loaded))
+        if strays:
+            raise AccountingError(
+                f"{self.asset_key}: rows read for partition(s) {strays}, which this write does"
+                " not cover; nothing was written"
+            )
+        for key, loaded in tally.rows_loaded.items():
+            read, dead = tally.rows_read[key], dead_lettered[key]
             if read != loaded + dead:
                 raise AccountingError(
                     f"{self.asset_key} partition {key}: {read} rows read but {loaded} loaded and"
@@ -191,7 +231,7 @@ class CheckpointWrite:
         """Create the checkpoint table if needed."""
         _create(cursor, CHECKPOINTS, CHECKPOINT_DDL)
 
-    def apply(self, cursor: adbc.Cursor, rows_loaded: dict[str, int]) -> None:
+    def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Upsert the source's high-water mark."""
         cursor.execute(
             sql.SQL(

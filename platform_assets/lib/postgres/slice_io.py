@@ -15,6 +15,7 @@ write back. Writers of the same partition serialise on a transaction-scoped advi
 """
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -23,16 +24,17 @@ import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import pyarrow as pa
 
+from platform_assets.lib.ingestion.result import IngestedChunk
 from platform_assets.lib.postgres import statements
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
-from platform_assets.lib.postgres.side_writes import SideWrite
+from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version, row_hashes
 
 WHOLE_TABLE = "*"
-_NO_HASHES = pa.array([], pa.binary(16))
 INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
+CARDINALITY_VIOLATION = "21000"  # ON CONFLICT met the same key twice in one statement
 
 
 class WriteMode(StrEnum):
@@ -58,10 +60,10 @@ class DuplicateKeyError(ValueError):
 
 @dataclass(frozen=True)
 class WriteRequest:
-    """One write: where, what (``data``; ``_row_hash`` is added while streaming), how."""
+    """One write: where, the columns written (``_row_hash`` is added while streaming), how."""
 
     table_slice: TableSlice
-    data: pa.Table
+    data_schema: pa.Schema
     mode: WriteMode
     hash_columns: list[str]
     primary_key: list[str] = field(default_factory=list)
@@ -72,35 +74,68 @@ class WriteRequest:
 
     @property
     def schema(self) -> pa.Schema:
-        """The columns written: the frame's, then ``_row_hash``."""
-        return self.data.schema.append(pa.field(ROW_HASH_COLUMN, pa.binary(16)))
+        """The columns written: the data's, then ``_row_hash``."""
+        return self.data_schema.append(pa.field(ROW_HASH_COLUMN, pa.binary(16)))
 
 
-class HashingStream:
-    """The frame as COPY-sized batches, each given its ``_row_hash`` as ADBC pulls it.
+class ChunkStream:
+    """The chunks as COPY-sized batches, each given its ``_row_hash`` as ADBC pulls it.
 
-    Hashing batch k+1 in this process overlaps Postgres parsing batch k in its own, and memory stays
-    bounded by one batch. The hashes are kept for the content version.
+    Each chunk is checked (rows inside the partitions; unique keys for an upsert) and tallied (rows
+    per partition, rows read, dead letters, content digest) as it passes, so memory stays bounded
+    by one chunk whatever the partition's size. Hashing batch k+1 in this process overlaps Postgres
+    parsing batch k in its own. An error raised here is kept in ``error``: ADBC reports it only as
+    a broken stream.
     """
 
-    def __init__(self, request: WriteRequest) -> None:
+    def __init__(
+        self, request: WriteRequest, chunks: Iterator[IngestedChunk], bounds: list
+    ) -> None:
         self._request = request
-        self.hashes: list[pa.Array] = []
+        self._chunks = chunks
+        self._bounds = bounds
+        keys = [p.key for p in request.table_slice.partitions] or [WHOLE_TABLE]
+        self.tally = WriteTally(rows_loaded=Counter(dict.fromkeys(keys, 0)))
+        self.error: BaseException | None = None
 
     def reader(self) -> pa.RecordBatchReader:
         """A reader ADBC's ingest pulls from."""
         return pa.RecordBatchReader.from_batches(self._request.schema, self._batches())
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
-        schema = self._request.schema
-        for batch in self._request.data.to_batches(max_chunksize=INGEST_BATCH_ROWS):
-            hashes = row_hashes(pa.Table.from_batches([batch]), self._request.hash_columns)
-            self.hashes.append(hashes)
-            yield pa.RecordBatch.from_arrays([*batch.columns, hashes], schema=schema)
+        try:
+            for chunk in self._chunks:
+                rows = self._conform(chunk.rows)
+                self._check_and_tally(rows, chunk)
+                for batch in rows.to_batches(max_chunksize=INGEST_BATCH_ROWS):
+                    hashes = row_hashes(pa.Table.from_batches([batch]), self._request.hash_columns)
+                    self.tally.digest.add(hashes)
+                    yield pa.RecordBatch.from_arrays(
+                        [*batch.columns, hashes], schema=self._request.schema
+                    )
+        except BaseException as error:
+            self.error = error
+            raise
 
-    def content_version(self) -> str:
-        """The version of everything streamed so far."""
-        return content_version(pa.concat_arrays(self.hashes) if self.hashes else _NO_HASHES)
+    def _conform(self, rows: pa.Table) -> pa.Table:
+        expected = self._request.data_schema
+        if rows.schema.names != expected.names:
+            raise ValueError(
+                f"{self._request.table_slice.qualified_name}: a chunk has columns "
+                f"{rows.schema.names}, the first had {expected.names}"
+            )
+        return rows if rows.schema.equals(expected) else rows.cast(expected)
+
+    def _check_and_tally(self, rows: pa.Table, chunk: IngestedChunk) -> None:
+        table_slice = self._request.table_slice
+        assignment = assign_partitions(rows, table_slice, self._bounds)
+        _check_rows_inside(table_slice, assignment, rows.num_rows)
+        if self._request.mode is WriteMode.UPSERT:
+            _check_unique_keys(self._request, rows)
+        self.tally.rows_loaded.update(_rows_per_partition(table_slice, assignment))
+        self.tally.rows_read.update(chunk.rows_read)
+        if chunk.dead_letters.num_rows:
+            self.tally.dead_letters.append(chunk.dead_letters)
 
 
 @dataclass(frozen=True)
@@ -202,13 +237,13 @@ def _check_rows_inside(table_slice: TableSlice, assignment: np.ndarray, total: i
         )
 
 
-def _check_unique_keys(request: WriteRequest) -> None:
+def _check_unique_keys(request: WriteRequest, rows: pa.Table) -> None:
     if not request.primary_key:
         raise ValueError(
             f"{request.table_slice.qualified_name}: upsert needs metadata={{'primary_key': [...]}}"
         )
-    keys = request.data.select(request.primary_key).group_by(request.primary_key).aggregate([])
-    repeated = request.data.num_rows - keys.num_rows
+    keys = rows.select(request.primary_key).group_by(request.primary_key).aggregate([])
+    repeated = rows.num_rows - keys.num_rows
     if repeated:
         raise DuplicateKeyError(
             f"{request.table_slice.qualified_name}: {repeated} rows repeat a primary key "
@@ -271,7 +306,7 @@ def _written_slice(
 
 
 def _upsert(
-    cursor: adbc.Cursor, request: WriteRequest, stream: HashingStream, bounds: list
+    cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream, bounds: list
 ) -> tuple[dict[str, int], dict[str, int]]:
     """Stage and merge; return rows inserted and updated per partition."""
     table_slice = request.table_slice
@@ -309,7 +344,7 @@ def _upsert(
     return inserted, updated
 
 
-def _replace_table(cursor: adbc.Cursor, request: WriteRequest, stream: HashingStream) -> int:
+def _replace_table(cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream) -> int:
     """Load a new table and swap it in; return how many rows the old one held."""
     schema, table = request.table_slice.schema, request.table_slice.table
     cursor.execute(statements.count_rows(schema, table))
@@ -317,26 +352,49 @@ def _replace_table(cursor: adbc.Cursor, request: WriteRequest, stream: HashingSt
     suffix = uuid.uuid4().hex[:8]
     staging, retired = f"{table[:40]}__new_{suffix}", f"{table[:40]}__old_{suffix}"
     cursor.execute(statements.create_staging_like(schema, table, staging, temporary=False))
-    if request.data.num_rows:
-        cursor.adbc_ingest(staging, stream.reader(), mode="append", db_schema_name=schema)
+    cursor.adbc_ingest(staging, stream.reader(), mode="append", db_schema_name=schema)
     for statement in statements.swap_tables(schema, table, staging, retired):
         cursor.execute(statement)
     return replaced
 
 
-def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Column]) -> WriteResult:
-    """Apply ``request`` in one transaction (see the module docstring)."""
-    table_slice, data = request.table_slice, request.data
+def _ingest(cursor: adbc.Cursor, table_slice: TableSlice, stream: ChunkStream) -> None:
+    cursor.adbc_ingest(
+        table_slice.table, stream.reader(), mode="append", db_schema_name=table_slice.schema
+    )
+
+
+def _failure(request: WriteRequest, stream: ChunkStream, error: BaseException) -> BaseException:
+    """The error to raise for a failed write: the stream's own if it broke, else a clear one."""
+    if stream.error is not None:
+        return stream.error
+    if not isinstance(error, adbc.Error):
+        return error
+    label = f"{request.table_slice.qualified_name} partition(s) {request.table_slice.label}"
+    if getattr(error, "sqlstate", None) == CARDINALITY_VIOLATION:
+        return DuplicateKeyError(
+            f"{label}: rows in different chunks repeat a primary key {request.primary_key};"
+            " nothing was written."
+        )
+    return PartitionWriteError(
+        f"{request.mode} of {label} failed and was rolled back; the previous rows are unchanged."
+        f" Cause: {error}"
+    )
+
+
+def write_slice(
+    conn: adbc.Connection,
+    request: WriteRequest,
+    columns: list[Column],
+    chunks: Iterator[IngestedChunk],
+) -> WriteResult:
+    """Stream ``chunks`` into the slice in one transaction (see the module docstring)."""
+    table_slice = request.table_slice
     pg_types = {column.name: column.pg_type for column in columns}
     bounds = _partition_bounds(table_slice, pg_types)
-    assignment = assign_partitions(data, table_slice, bounds)
-    _check_rows_inside(table_slice, assignment, data.num_rows)
-    in_frame = _rows_per_partition(table_slice, assignment)
-    if request.mode is WriteMode.UPSERT:
-        _check_unique_keys(request)
-    zero = dict.fromkeys(in_frame, 0)
-    deleted, inserted, updated = dict(zero), dict(in_frame), dict(zero)
-    stream = HashingStream(request)
+    stream = ChunkStream(request, chunks, bounds)
+    zero = dict.fromkeys(stream.tally.rows_loaded, 0)
+    deleted, inserted, updated = dict(zero), None, dict(zero)
 
     cursor = conn.cursor()
     try:
@@ -347,45 +405,34 @@ def write_slice(conn: adbc.Connection, request: WriteRequest, columns: list[Colu
         if request.mode is WriteMode.REPLACE_TABLE:
             deleted = {WHOLE_TABLE: _replace_table(cursor, request, stream)}
         elif request.mode is WriteMode.UPSERT:
-            if data.num_rows:
-                inserted, updated = _upsert(cursor, request, stream, bounds)
-            else:
-                inserted = dict(zero)
+            inserted, updated = _upsert(cursor, request, stream, bounds)
         else:
             if request.mode is WriteMode.REPLACE_PARTITION:
                 deleted = _delete_slice(cursor, table_slice, pg_types, bounds)
-            if data.num_rows:
-                cursor.adbc_ingest(
-                    table_slice.table,
-                    stream.reader(),
-                    mode="append",
-                    db_schema_name=table_slice.schema,
-                )
+            _ingest(cursor, table_slice, stream)
+        in_frame = dict(stream.tally.rows_loaded)
         if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
-            row_counts, version = dict(in_frame), stream.content_version()
+            row_counts, version = dict(in_frame), stream.tally.digest.hexdigest()
         else:
             row_counts, version = _written_slice(cursor, table_slice, pg_types)
         for side_write in request.side_writes:
-            side_write.apply(cursor, in_frame)
+            side_write.apply(cursor, stream.tally)
         conn.commit()
-    except adbc.Error as error:
+    except BaseException as error:
         conn.rollback()
-        raise PartitionWriteError(
-            f"{request.mode} of {table_slice.qualified_name} partition(s) {table_slice.label} "
-            f"failed and was rolled back; the previous rows are unchanged. Cause: {error}"
-        ) from error
-    except BaseException:
-        conn.rollback()
-        raise
+        failure = _failure(request, stream, error)
+        if failure is error:
+            raise
+        raise failure from error
     finally:
         cursor.close()
     return WriteResult(
         columns=tuple(columns),
         rows_deleted=deleted,
-        rows_inserted=inserted,
+        rows_inserted=in_frame if inserted is None else inserted,
         rows_updated=updated,
         rows_unchanged={key: in_frame[key] - inserted[key] - updated[key] for key in in_frame}
-        if request.mode is WriteMode.UPSERT
+        if inserted is not None
         else dict(zero),
         row_counts=row_counts,
         content_version=version,

@@ -21,13 +21,11 @@ class Column:
     pg_type: str
 
 
-JSONB_METADATA = {b"postgres_type": b"jsonb"}
-
-
 def postgres_type(field: pa.Field) -> str:
     """The Postgres type a column of this Arrow field is stored as."""
-    if (field.metadata or {}).get(b"postgres_type") == b"jsonb":
-        return "jsonb"
+    declared = (field.metadata or {}).get(b"postgres_type")
+    if declared:  # jsonb, or an exact type such as numeric(12,2) from a dataset spec
+        return declared.decode()
     arrow_type = field.type
     if pa.types.is_boolean(arrow_type):
         return "boolean"

@@ -1,0 +1,77 @@
+"""Asset checks every declared dataset gets: its partitions add up, and few rows are rejected."""
+
+import dagster as dg
+
+from platform_assets.defs.datasets.assets import dataset_partitions, partition_window
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.postgres.partition_audit import PartitionAudit, audit_partition
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+
+def _audit(
+    context: dg.AssetCheckExecutionContext, spec: DatasetSpec, warehouse: Warehouse
+) -> PartitionAudit:
+    window = partition_window(context)
+    table_slice = TableSlice(
+        schema="_".join(spec.asset_key[:-1]) or "public",
+        table=spec.asset_key[-1],
+        partition_columns=(spec.partition_column,),
+        partitions=(PartitionSlice(window.key, TimeRange(window.start, window.end)),),
+    )
+    with warehouse.bulk_connection() as conn:
+        return audit_partition(conn, "/".join(spec.asset_key), table_slice)
+
+
+def _figures(audit: PartitionAudit) -> dict[str, int | float | None]:
+    return {
+        "rows_read": audit.rows_read,
+        "rows_loaded": audit.rows_loaded,
+        "rows_dead_lettered": audit.rows_dead_lettered,
+        "rows_in_table": audit.rows_in_table,
+        "unresolved_dead_letters": audit.unresolved_dead_letters,
+        "dead_letter_ratio": round(audit.dead_letter_ratio, 6),
+    }
+
+
+def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
+    """The checks of one dataset, per partition."""
+    partitions_def = dataset_partitions(spec)
+
+    @dg.asset_check(
+        asset=dg.AssetKey(spec.asset_key),
+        name="rows_add_up",
+        partitions_def=partitions_def,
+        blocking=True,
+        description=(
+            "Rows read = loaded + dead-lettered for the partition, the table holds exactly the"
+            " loaded rows and the dead-letter queue exactly the unresolved ones."
+        ),
+    )
+    def rows_add_up(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        """Fails if anything read is unaccounted for, or the stored rows disagree."""
+        audit = _audit(context, spec, warehouse)
+        return dg.AssetCheckResult(passed=audit.adds_up, metadata=_figures(audit))
+
+    @dg.asset_check(
+        asset=dg.AssetKey(spec.asset_key),
+        name="dead_letter_ratio",
+        partitions_def=partitions_def,
+        description=(
+            f"At most {spec.max_dead_letter_ratio:.1%} of a partition's rows dead-lettered."
+        ),
+    )
+    def dead_letter_ratio(
+        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
+    ) -> dg.AssetCheckResult:
+        """Warns when the source sends more bad rows than the spec's ``max_dead_letter_ratio``."""
+        audit = _audit(context, spec, warehouse)
+        return dg.AssetCheckResult(
+            passed=audit.dead_letter_ratio <= spec.max_dead_letter_ratio,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={**_figures(audit), "max_dead_letter_ratio": spec.max_dead_letter_ratio},
+        )
+
+    return [rows_add_up, dead_letter_ratio]

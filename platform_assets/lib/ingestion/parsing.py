@@ -1,0 +1,85 @@
+"""Typing text fields as declared column types, vectorised, value by value.
+
+Source fields arrive as text (CSV, or Parquet values rendered as text), so one parser serves every
+format. Each value either parses or is marked unparseable on its own: a bad value never fails its
+neighbours. The fast path is one Arrow cast of the whole column after a shape check (a regex); a
+value that has the right shape but is still invalid (``2026-02-30``) is isolated by bisection.
+"""
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from platform_assets.lib.arrow_cast import cast_isolating_failures
+from platform_assets.lib.ingestion.spec import ColumnSpec
+
+_SHAPES = {
+    "integer": r"^[+-]?\d{1,19}$",
+    "double": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
+    "date": r"^\d{4}-\d{2}-\d{2}$",
+    "timestamptz": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)$",
+}
+_TRUE = ["true", "t", "yes", "y", "1"]
+_FALSE = ["false", "f", "no", "n", "0"]
+POSTGRES_TYPE_KEY = b"postgres_type"
+
+
+def arrow_type(column: ColumnSpec) -> pa.DataType:
+    """The Arrow type a column is parsed into (and loaded from)."""
+    if column.type == "decimal":
+        return pa.decimal128(column.precision, column.scale)  # type: ignore[arg-type]
+    return {
+        "text": pa.string(),
+        "integer": pa.int64(),
+        "double": pa.float64(),
+        "boolean": pa.bool_(),
+        "date": pa.date32(),
+        "timestamptz": pa.timestamp("us", tz="UTC"),
+    }[column.type]
+
+
+def arrow_field(column: ColumnSpec) -> pa.Field:
+    """The column's Arrow field; a decimal carries its exact Postgres type (``numeric(p,s)``)."""
+    metadata = None
+    if column.type == "decimal":
+        metadata = {POSTGRES_TYPE_KEY: f"numeric({column.precision},{column.scale})".encode()}
+    return pa.field(column.name, arrow_type(column), metadata=metadata)
+
+
+def _shape(column: ColumnSpec) -> str | None:
+    if column.type == "decimal":
+        whole, fraction = column.precision - column.scale, column.scale  # type: ignore[operator]
+        digits = rf"\d{{1,{whole}}}" if whole else "0?"
+        return rf"^[+-]?{digits}(\.\d{{1,{fraction}}})?$" if fraction else rf"^[+-]?{digits}$"
+    return _SHAPES.get(column.type)
+
+
+def true_mask(condition: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """A boolean Arrow result as numpy, null counting as False."""
+    return np.asarray(pc.fill_null(condition, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
+def missing_values(values: pa.Array) -> np.ndarray:
+    """Null or empty fields: a CSV cannot tell them apart, so both mean 'no value'."""
+    return true_mask(pc.or_kleene(pc.is_null(values), pc.equal(values, "")))
+
+
+def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.ndarray]:
+    """``values`` (text) typed as ``column``, and which non-missing values did not parse."""
+    missing = missing_values(values)
+    present = pc.if_else(pa.array(missing), pa.scalar(None, pa.string()), values)
+    target = arrow_type(column)
+    if column.type == "text":
+        return present, np.zeros(len(values), dtype=bool)
+    if column.type == "boolean":
+        lowered = pc.utf8_lower(present)
+        typed = pc.if_else(
+            pc.is_in(lowered, value_set=pa.array(_TRUE)),
+            True,
+            pc.if_else(pc.is_in(lowered, value_set=pa.array(_FALSE)), False, None),
+        )
+        return typed, ~missing & true_mask(pc.is_null(typed))
+    well_shaped = true_mask(pc.match_substring_regex(present, _shape(column)))
+    candidates = pc.if_else(pa.array(well_shaped), present, pa.scalar(None, pa.string()))
+    typed, cast_failed = cast_isolating_failures(candidates, target)
+    return typed, (~missing & ~well_shaped) | cast_failed

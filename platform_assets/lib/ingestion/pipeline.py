@@ -1,0 +1,167 @@
+"""A declared dataset's partition, from landing files to loadable chunks and dead letters.
+
+Each chunk read flows one way: parse (unreadable records) → validate (types and rules, partition
+window) → transform (the spec's optional function) → unique keys (across the whole partition).
+A row failing any stage becomes a dead letter of that stage, with its raw fields untouched; the
+rest are typed rows ready for the IO manager. Rows read = loaded + dead-lettered per chunk.
+"""
+
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+
+from platform_assets.lib.ingestion.key_tracker import KeyTracker
+from platform_assets.lib.ingestion.result import DeadLetter, IngestedChunk, dead_letter_table
+from platform_assets.lib.ingestion.spec import DatasetSpec, LandingFilesSource
+from platform_assets.lib.ingestion.validation import (
+    PartitionWindow,
+    RuleBroken,
+    check_rows,
+    failures_of,
+)
+from platform_assets.lib.landing.readers import (
+    LandingFileError,
+    RawBatch,
+    stream_csv,
+    stream_parquet,
+)
+
+
+@dataclass(frozen=True)
+class Transformed:
+    """What a dataset's transform returns: its rows (same order and count as given, new columns
+    allowed) and the rules rows broke; those rows are dead-lettered at stage ``transform``."""
+
+    rows: pa.Table
+    broken: list[RuleBroken]
+
+
+Transform = Callable[[pa.Table], Transformed]
+
+
+def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindow) -> list[Path]:
+    """The day's files of ``source`` under the landing zone ``root``, in name order.
+
+    None at all is an error: a missing delivery must fail loudly, not load an empty day.
+    """
+    directory = root / source.directory
+    pattern = source.pattern.replace("{date}", window.start.date().isoformat())
+    paths = sorted(directory.glob(pattern))
+    if not paths:
+        raise LandingFileError(f"no landing file for {window.key} matches {directory / pattern}")
+    return paths
+
+
+def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> Iterator[RawBatch]:
+    """``path`` in chunks, with the reader of the source's format."""
+    if source.format == "parquet":
+        return stream_parquet(path, declared, source.extra_columns)
+    return stream_csv(path, declared, source.extra_columns)
+
+
+def _letters(
+    stage: str,
+    error_class: str,
+    rows: np.ndarray,
+    raw: pa.Table,
+    refs: list[str],
+    broken: list[RuleBroken],
+    partition_key: str,
+) -> list[DeadLetter]:
+    letters = []
+    payloads = raw.take(pa.array(rows, pa.int64())).to_pylist()
+    for row, payload in zip(rows.tolist(), payloads, strict=True):
+        failures = failures_of(row, broken, payload)
+        letters.append(
+            DeadLetter(
+                partition_key=partition_key,
+                stage=stage,
+                source_ref=refs[row],
+                payload=payload,
+                error_class=error_class,
+                error_message="; ".join(f["message"] for f in failures),
+                error_detail={"failures": failures},
+            )
+        )
+    return letters
+
+
+def ingest_batch(
+    spec: DatasetSpec,
+    raw: RawBatch,
+    window: PartitionWindow,
+    keys: KeyTracker,
+    transform: Transform | None,
+) -> IngestedChunk:
+    """One chunk through every stage: its loadable rows and its dead letters."""
+    letters = [
+        DeadLetter(window.key, "parse", r.source_ref, r.payload, r.error_class, r.message, r.detail)
+        for r in raw.unreadable
+    ]
+    checked = check_rows(raw.rows, spec, window)
+    rejected = checked.rejected()
+    letters += _letters(
+        "validate",
+        "ValidationError",
+        np.flatnonzero(rejected),
+        raw.rows,
+        raw.source_refs,
+        checked.broken,
+        window.key,
+    )
+    positions = np.flatnonzero(~rejected)  # rows of ``raw`` still in play
+    rows = checked.typed.filter(pa.array(~rejected))
+    if transform is not None:
+        transformed = transform(rows)
+        failed = np.zeros(rows.num_rows, dtype=bool)
+        for rule in transformed.broken:
+            failed |= rule.rows
+        letters += _letters(
+            "transform",
+            "TransformError",
+            np.flatnonzero(failed),
+            raw.rows.take(positions),
+            [raw.source_refs[p] for p in positions],
+            transformed.broken,
+            window.key,
+        )
+        rows, positions = transformed.rows.filter(pa.array(~failed)), positions[~failed]
+    repeated = keys.repeats(rows)
+    if repeated.any():
+        rule = RuleBroken(
+            ",".join(spec.primary_key),
+            "unique",
+            f"primary key {spec.primary_key} repeats an earlier row of the partition",
+            repeated,
+        )
+        letters += _letters(
+            "validate",
+            "DuplicateKey",
+            np.flatnonzero(repeated),
+            raw.rows.take(positions),
+            [raw.source_refs[p] for p in positions],
+            [rule],
+            window.key,
+        )
+        rows = rows.filter(pa.array(~repeated))
+    return IngestedChunk(rows, dead_letter_table(letters), {window.key: raw.records_read})
+
+
+def ingest_partition(
+    spec: DatasetSpec,
+    batches: Iterable[RawBatch],
+    window: PartitionWindow,
+    transform: Transform | None = None,
+) -> Iterator[IngestedChunk]:
+    """Every chunk of the partition, at least one (an empty partition gives one empty chunk)."""
+    keys = KeyTracker(spec.primary_key)
+    emitted = False
+    for raw in batches:
+        yield ingest_batch(spec, raw, window, keys, transform)
+        emitted = True
+    if not emitted:
+        empty = pa.table({name: pa.array([], pa.string()) for name in spec.column_names})
+        yield ingest_batch(spec, RawBatch(empty, []), window, keys, transform)

@@ -1,0 +1,161 @@
+"""Dataset specs: what a YAML file under ``platform_assets/datasets/`` declares, validated.
+
+A spec names the dataset's asset, its daily partitions, where its rows come from, every column
+with its type and rules, the primary key, the partition column and the write mode. The platform
+builds the asset, its checks and its dead-letter wiring from it (``defs/datasets``), so adding a
+dataset needs no Python. The format is documented in docs/datasets.md.
+"""
+
+import re
+from datetime import date
+from decimal import Decimal
+from importlib import import_module
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
+WriteMode = Literal["replace_partition", "append", "upsert"]
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+
+
+class DatasetSpecError(ValueError):
+    """A dataset file is not a valid spec; the message names the file and the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ColumnSpec(_Strict):
+    """One column: its type (parsed from text) and the rules every value must meet.
+
+    An empty field is a missing value; ``required`` refuses it. ``decimal`` needs ``precision`` and
+    ``scale`` and refuses values that would lose digits.
+    """
+
+    name: str = Field(pattern=_NAME)
+    type: ColumnType
+    description: str = ""
+    required: bool = False
+    precision: Annotated[int, Field(ge=1, le=38)] | None = None
+    scale: Annotated[int, Field(ge=0, le=38)] | None = None
+    enum: list[str] | None = None
+    min: Decimal | None = None
+    max: Decimal | None = None
+    regex: str | None = None
+    max_length: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _rules_fit_the_type(self) -> "ColumnSpec":
+        if self.type == "decimal" and (self.precision is None or self.scale is None):
+            raise ValueError(f"column {self.name}: a decimal needs precision and scale")
+        if self.type == "decimal" and self.scale > self.precision:  # type: ignore[operator]
+            raise ValueError(f"column {self.name}: scale is larger than precision")
+        numeric = self.type in ("integer", "decimal", "double")
+        if (self.min is not None or self.max is not None) and not numeric:
+            raise ValueError(f"column {self.name}: min/max apply to numeric columns only")
+        textual = self.type == "text"
+        if (self.enum or self.regex or self.max_length) and not textual:
+            raise ValueError(f"column {self.name}: enum/regex/max_length apply to text only")
+        if self.regex is not None:
+            try:
+                re.compile(self.regex)
+            except re.error as error:
+                raise ValueError(f"column {self.name}: regex does not compile: {error}") from error
+        return self
+
+
+class LandingFilesSource(_Strict):
+    """Files dropped in the landing zone: one or more per day, CSV or Parquet, read in chunks.
+
+    ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the day
+    (``YYYY-MM-DD``); every matching file of the day is read, in name order.
+    """
+
+    kind: Literal["landing_files"]
+    directory: str
+    pattern: str
+    format: Literal["csv", "parquet"] = "csv"
+    extra_columns: Literal["error", "ignore"] = "error"
+
+    @model_validator(mode="after")
+    def _pattern_names_the_day(self) -> "LandingFilesSource":
+        if "{date}" not in self.pattern:
+            raise ValueError("source.pattern must contain {date}")
+        return self
+
+
+class DailyPartitions(_Strict):
+    """One partition per UTC day from ``start``."""
+
+    start: date
+
+
+class DatasetSpec(_Strict):
+    """A declared dataset (see the module docstring)."""
+
+    name: str = Field(pattern=_NAME)
+    asset_key: list[Annotated[str, Field(pattern=_NAME)]] = Field(min_length=1)
+    description: str
+    group: str = Field(pattern=_NAME)
+    owners: list[str] = Field(default_factory=list)
+    partitions: DailyPartitions
+    source: LandingFilesSource
+    columns: list[ColumnSpec] = Field(min_length=1)
+    primary_key: list[str] = Field(min_length=1)
+    partition_column: str
+    write_mode: WriteMode = "replace_partition"
+    transform: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
+    max_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
+
+    @model_validator(mode="after")
+    def _names_exist(self) -> "DatasetSpec":
+        names = [column.name for column in self.columns]
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        if repeated:
+            raise ValueError(f"columns declared twice: {repeated}")
+        unknown = sorted(set(self.primary_key) - set(names))
+        if unknown:
+            raise ValueError(f"primary_key names unknown columns {unknown}")
+        partition = self.column(self.partition_column)
+        if partition is None or partition.type not in ("date", "timestamptz"):
+            raise ValueError("partition_column must be a declared date or timestamptz column")
+        return self
+
+    def column(self, name: str) -> ColumnSpec | None:
+        """The column called ``name``, if declared."""
+        return next((column for column in self.columns if column.name == name), None)
+
+    @property
+    def column_names(self) -> list[str]:
+        """The declared columns, in order: what every source file must provide."""
+        return [column.name for column in self.columns]
+
+    def transform_function(self) -> Any:
+        """The ``module:function`` named by ``transform``, imported (None if not declared)."""
+        if self.transform is None:
+            return None
+        module, function = self.transform.split(":")
+        return getattr(import_module(module), function)
+
+
+def load_spec(path: Path) -> DatasetSpec:
+    """The spec in the YAML file ``path``; a clear ``DatasetSpecError`` if it is not valid."""
+    try:
+        document = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return DatasetSpec.model_validate(document)
+    except (yaml.YAMLError, ValidationError) as error:
+        raise DatasetSpecError(f"dataset file {path} is not a valid spec:\n{error}") from error
+
+
+def load_specs(directory: Path) -> list[DatasetSpec]:
+    """Every ``*.yaml`` spec in ``directory``, in name order; names must be unique."""
+    specs = [load_spec(path) for path in sorted(directory.glob("*.yaml"))]
+    names = [spec.name for spec in specs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise DatasetSpecError(f"datasets declared twice in {directory}: {repeated}")
+    return specs
