@@ -59,9 +59,11 @@ def partition_label(context: AnyContext) -> str | None:
     )
 
 
-def run_logger(context: AnyContext) -> structlog.stdlib.BoundLogger:
-    """A logger bound to the run id, asset key and partition of ``context``."""
+def run_logger(context: AnyContext | dg.OpExecutionContext) -> structlog.stdlib.BoundLogger:
+    """A logger bound to the run id, and the asset key and partition (or the op) of ``context``."""
     configure_logging()
+    if isinstance(context, dg.OpExecutionContext) and not context.has_assets_def:
+        return structlog.get_logger(LOGGER_NAME).bind(run_id=context.run_id, op=context.op.name)
     if isinstance(context, dg.AssetExecutionContext):
         run_id = context.run.run_id
     elif isinstance(context, dg.InputContext):

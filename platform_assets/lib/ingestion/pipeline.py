@@ -89,13 +89,22 @@ def _letters(
     return letters
 
 
-def ingest_batch(
+@dataclass(frozen=True)
+class ProcessedBatch:
+    """A chunk after every stage: the rows to load, the dead letters, how many records it had."""
+
+    rows: pa.Table
+    letters: list[DeadLetter]
+    records_read: int
+
+
+def process_batch(
     spec: DatasetSpec,
     raw: RawBatch,
     window: PartitionWindow,
     keys: KeyTracker,
     transform: Transform | None,
-) -> IngestedChunk:
+) -> ProcessedBatch:
     """One chunk through every stage: its loadable rows and its dead letters."""
     letters = [
         DeadLetter(window.key, "parse", r.source_ref, r.payload, r.error_class, r.message, r.detail)
@@ -147,7 +156,21 @@ def ingest_batch(
             window.key,
         )
         rows = rows.filter(pa.array(~repeated))
-    return IngestedChunk(rows, dead_letter_table(letters), {window.key: raw.records_read})
+    return ProcessedBatch(rows, letters, raw.records_read)
+
+
+def ingest_batch(
+    spec: DatasetSpec,
+    raw: RawBatch,
+    window: PartitionWindow,
+    keys: KeyTracker,
+    transform: Transform | None,
+) -> IngestedChunk:
+    """One chunk through every stage, as the IO manager writes it."""
+    processed = process_batch(spec, raw, window, keys, transform)
+    return IngestedChunk(
+        processed.rows, dead_letter_table(processed.letters), {window.key: processed.records_read}
+    )
 
 
 def ingest_partition(

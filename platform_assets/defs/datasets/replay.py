@@ -1,0 +1,146 @@
+"""The ``replay_dead_letters`` job: patch, revalidate and load dead letters of a dataset.
+
+Launched from the UI's launchpad (or ``dagster job launch``) with the dataset, the partitions and
+statuses to take, and optional patches. Each partition replays in one transaction; the partitions
+that gained rows get a new materialisation event, so their downstream shows as stale.
+"""
+
+from collections.abc import Iterator
+
+import dagster as dg
+from pydantic import Field, field_validator
+
+from platform_assets.defs.datasets.assets import DATASET_SPECS, dataset_partitions
+from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated, revalidate
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.ingestion.validation import PartitionWindow
+from platform_assets.lib.logging import run_logger
+from platform_assets.lib.postgres.replay_store import (
+    Patch,
+    ReplayError,
+    queued_partitions,
+    record_patches,
+    replay_partition,
+)
+from platform_assets.lib.postgres.side_writes import UNRESOLVED
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.postgres.warehouse import Warehouse
+
+SPECS_BY_NAME = {spec.name: spec for spec in DATASET_SPECS}
+
+
+class PatchConfig(dg.Config):
+    """A corrected payload for one dead letter (all its fields, as text), and who made it why."""
+
+    dead_letter_id: int
+    payload: dict[str, str]
+    note: str = Field(min_length=1)
+    author: str = Field(min_length=1)
+
+
+class ReplayConfig(dg.Config):
+    """Which dead letters to replay, and the patches to apply first."""
+
+    dataset: str = Field(description=f"One of {sorted(SPECS_BY_NAME)}")
+    partitions: list[str] = Field(default_factory=list, description="Empty: every partition")
+    statuses: list[str] = Field(default=list(UNRESOLVED), description=f"Any of {list(UNRESOLVED)}")
+
+    @field_validator("statuses")
+    @classmethod
+    def _unresolved_only(cls, statuses: list[str]) -> list[str]:
+        unknown = sorted(set(statuses) - set(UNRESOLVED))
+        if unknown or not statuses:
+            raise ValueError(f"statuses must be among {list(UNRESOLVED)}, got {statuses}")
+        return statuses
+
+    patches: list[PatchConfig] = Field(default_factory=list)
+
+
+def _table_slice(spec: DatasetSpec, key: str) -> TableSlice:
+    window = dataset_partitions(spec).time_window_for_partition_key(key)
+    return TableSlice(
+        schema="_".join(spec.asset_key[:-1]) or "public",
+        table=spec.asset_key[-1],
+        partition_columns=(spec.partition_column,),
+        partitions=(PartitionSlice(key, TimeRange(window.start, window.end)),),
+    )
+
+
+@dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"})
+def replay_dead_letters(
+    context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
+) -> Iterator[dg.AssetMaterialization | dg.Output]:
+    """Record the patches, then per partition: lock its queued dead letters, revalidate them with
+    the current spec and code, load the rows that pass, and resolve or re-queue each letter."""
+    spec = SPECS_BY_NAME.get(config.dataset)
+    if spec is None:
+        raise dg.Failure(f"unknown dataset {config.dataset!r}; known: {sorted(SPECS_BY_NAME)}")
+    asset_key = "/".join(spec.asset_key)
+    transform = spec.transform_function()
+    log = run_logger(context).bind(dataset=spec.name)
+    patches = [Patch(p.dead_letter_id, p.payload, p.note, p.author) for p in config.patches]
+    with warehouse.bulk_connection() as conn:
+        try:
+            record_patches(conn, asset_key, patches, context.run_id)
+        except ReplayError as error:
+            raise dg.Failure(str(error), allow_retries=False) from error
+        log.info("patches_recorded", count=len(patches))
+        keys = queued_partitions(conn, asset_key, config.partitions, list(config.statuses))
+        outcomes = []
+        for key in keys:
+            table_slice = _table_slice(spec, key)
+            window = table_slice.partitions[0].window
+            assert window is not None
+            partition = PartitionWindow(key, window.start, window.end)
+
+            def check(
+                records: list[QueuedRecord], partition: PartitionWindow = partition
+            ) -> Revalidated:
+                return revalidate(spec, records, partition, transform)
+
+            outcome = replay_partition(
+                conn,
+                asset_key,
+                table_slice,
+                spec.primary_key,
+                list(config.statuses),
+                check,
+                context.run_id,
+            )
+            outcomes.append(outcome)
+            log.info(
+                "partition_replayed",
+                partition_key=key,
+                replayed=outcome.replayed,
+                resolved=outcome.resolved,
+                still_failing=outcome.still_failing,
+            )
+            if outcome.resolved:
+                yield dg.AssetMaterialization(
+                    asset_key=spec.asset_key,
+                    partition=key,
+                    description=f"{outcome.resolved} dead letter(s) replayed into the partition",
+                    metadata={
+                        "rows_replayed_in": outcome.resolved,
+                        "replay_run_id": context.run_id,
+                    },
+                )
+    summary = {
+        "replayed": sum(o.replayed for o in outcomes),
+        "resolved": sum(o.resolved for o in outcomes),
+        "still_failing": sum(o.still_failing for o in outcomes),
+        "partitions": dg.MetadataValue.json([o.partition_key for o in outcomes]),
+    }
+    yield dg.Output(None, metadata=summary)
+
+
+@dg.job(
+    description=(
+        "Replay a dataset's dead letters: apply audited patches, revalidate with the current code,"
+        " load the rows that now pass into their partition, resolve them."
+    ),
+    tags={"team": "data-platform"},
+)
+def replay_dead_letters_job() -> None:
+    """One op: the replay (see ``replay_dead_letters``)."""
+    replay_dead_letters()

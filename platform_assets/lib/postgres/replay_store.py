@@ -1,0 +1,326 @@
+"""The dead-letter queue's replay side: audited patches, locking, loading, resolving.
+
+A partition's replay is one transaction: its queued dead letters are locked, the rows that now
+pass are inserted into the dataset's table (a key already there is refused, never overwritten),
+each record is marked resolved (with the run id) or kept with its new error and one more attempt,
+and the partition's accounting moves the loaded rows from dead-lettered to loaded. Writers of the
+same partition (a re-run of the asset) wait on the same advisory lock as the IO manager takes.
+"""
+
+import json
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import adbc_driver_postgresql.dbapi as adbc
+import pyarrow as pa
+from psycopg import sql
+
+from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
+from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
+from platform_assets.lib.postgres import statements
+from platform_assets.lib.postgres.side_writes import (
+    ACCOUNTING,
+    DEAD_LETTERS,
+    PLATFORM_SCHEMA,
+    UNRESOLVED,
+)
+from platform_assets.lib.postgres.table_slice import TableSlice
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
+
+PATCHES = "dead_letter_patches"
+PATCH_DDL = [
+    "CREATE SCHEMA IF NOT EXISTS platform",
+    """
+    CREATE TABLE IF NOT EXISTS platform.dead_letter_patches (
+        id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        dead_letter_id bigint NOT NULL,
+        payload jsonb NOT NULL,
+        note text NOT NULL,
+        author text NOT NULL,
+        run_id text NOT NULL,
+        created_at timestamptz NOT NULL DEFAULT now()
+    )
+    """,
+    "CREATE INDEX IF NOT EXISTS dead_letter_patches_letter_idx"
+    " ON platform.dead_letter_patches (dead_letter_id, id)",
+]
+_DLQ = sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS)
+_OUTCOME_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.int64()),
+        pa.field("resolved", pa.bool_()),
+        pa.field("stage", pa.string()),
+        pa.field("error_message", pa.string()),
+        pa.field("error_detail", pa.binary(), metadata=JSONB_METADATA),
+    ]
+)
+
+
+class ReplayError(ValueError):
+    """A replay request that cannot be applied (an unknown or already resolved dead letter)."""
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A corrected payload for one dead letter, with who made it and why (kept for audit)."""
+
+    dead_letter_id: int
+    payload: dict[str, Any]
+    note: str
+    author: str
+
+
+@dataclass(frozen=True)
+class ReplayOutcome:
+    """What one partition's replay did."""
+
+    partition_key: str
+    replayed: int
+    resolved: int
+    still_failing: int
+
+
+def _in_list(params: statements.Params, values: list[object]) -> sql.Composable:
+    return sql.SQL(", ").join(params.add(value) for value in values)
+
+
+def record_patches(
+    conn: adbc.Connection, asset_key: str, patches: list[Patch], run_id: str
+) -> None:
+    """Store ``patches`` (audit trail) and mark their dead letters ``replaying``; commit.
+
+    Committed before the replay itself, so a patch survives a replay that fails. Creates the
+    patch table on first use, so call it (with no patches) before any replay.
+    """
+    cursor = conn.cursor()
+    try:
+        cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(f"ddl|platform.{PATCHES}",))
+        for statement in PATCH_DDL:
+            cursor.execute(statement)
+        for patch in patches:
+            params = statements.Params()
+            query = sql.SQL(
+                "UPDATE {} SET status = 'replaying', updated_at = now()"
+                " WHERE id = {} AND asset_key = {} AND status IN ({}) RETURNING id"
+            ).format(
+                _DLQ,
+                params.add(patch.dead_letter_id),
+                params.add(asset_key),
+                _in_list(params, list(UNRESOLVED)),
+            )
+            cursor.execute(query.as_string(), parameters=params.values)
+            if cursor.fetchone() is None:
+                raise ReplayError(
+                    f"dead letter {patch.dead_letter_id} is not an unresolved dead letter of"
+                    f" {asset_key}; nothing was patched"
+                )
+            cursor.execute(
+                sql.SQL(
+                    "INSERT INTO {} (dead_letter_id, payload, note, author, run_id)"
+                    " VALUES ($1, $2::jsonb, $3, $4, $5)"
+                )
+                .format(sql.Identifier(PLATFORM_SCHEMA, PATCHES))
+                .as_string(),
+                parameters=(
+                    patch.dead_letter_id,
+                    json.dumps(patch.payload),
+                    patch.note,
+                    patch.author,
+                    run_id,
+                ),
+            )
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cursor.close()
+
+
+def queued_partitions(
+    conn: adbc.Connection, asset_key: str, partition_keys: list[str], statuses: list[str]
+) -> list[str]:
+    """Partitions of ``asset_key`` holding dead letters in ``statuses`` (all, or those listed)."""
+    params = statements.Params()
+    filters = [
+        sql.SQL("asset_key = {}").format(params.add(asset_key)),
+        sql.SQL("status IN ({})").format(_in_list(params, statuses)),
+    ]
+    if partition_keys:
+        filters.append(sql.SQL("partition_key IN ({})").format(_in_list(params, partition_keys)))
+    query = sql.SQL("SELECT DISTINCT partition_key FROM {} WHERE {} ORDER BY 1").format(
+        _DLQ, sql.SQL(" AND ").join(filters)
+    )
+    cursor = conn.cursor()
+    try:
+        cursor.execute(query.as_string(), parameters=params.values)
+        return [key for (key,) in cursor.fetchall()]
+    finally:
+        cursor.close()
+        conn.rollback()
+
+
+def lock_queued(
+    cursor: adbc.Cursor, asset_key: str, partition_key: str, statuses: list[str]
+) -> list[QueuedRecord]:
+    """Lock the partition's queued dead letters and return them with their latest patch."""
+    params = statements.Params()
+    query = sql.SQL(
+        "SELECT d.id, coalesce(p.payload, d.payload)::text FROM {dlq} d"
+        " LEFT JOIN LATERAL (SELECT payload FROM {patches} WHERE dead_letter_id = d.id"
+        " ORDER BY id DESC LIMIT 1) p ON true"
+        " WHERE d.asset_key = {asset} AND d.partition_key = {key} AND d.status IN ({statuses})"
+        " ORDER BY d.id FOR UPDATE OF d"
+    ).format(
+        dlq=_DLQ,
+        patches=sql.Identifier(PLATFORM_SCHEMA, PATCHES),
+        asset=params.add(asset_key),
+        key=params.add(partition_key),
+        statuses=_in_list(params, statuses),
+    )
+    cursor.execute(query.as_string(), parameters=params.values)
+    return [QueuedRecord(int(i), json.loads(payload)) for i, payload in cursor.fetchall()]
+
+
+def _insert_new_rows(
+    cursor: adbc.Cursor, table_slice: TableSlice, rows: pa.Table, primary_key: list[str]
+) -> set[tuple]:
+    """Insert ``rows``; a key already in the table is skipped. Return the keys inserted."""
+    staging = f"replay_{uuid.uuid4().hex[:12]}"
+    hashed = rows.append_column(
+        pa.field(ROW_HASH_COLUMN, pa.binary(16)), row_hashes(rows, rows.column_names)
+    )
+    cursor.execute(
+        statements.create_staging_like(
+            table_slice.schema, table_slice.table, staging, temporary=True
+        )
+    )
+    cursor.adbc_ingest(staging, hashed, mode="append", temporary=True)
+    columns = sql.SQL(", ").join(map(sql.Identifier, hashed.column_names))
+    keys = sql.SQL(", ").join(map(sql.Identifier, primary_key))
+    cursor.execute(
+        sql.SQL(
+            "INSERT INTO {} ({cols}) SELECT {cols} FROM {} ON CONFLICT DO NOTHING RETURNING {keys}"
+        )
+        .format(
+            sql.Identifier(table_slice.schema, table_slice.table),
+            sql.Identifier(staging),
+            cols=columns,
+            keys=keys,
+        )
+        .as_string()
+    )
+    return {tuple(row.values()) for row in cursor.fetch_arrow_table().to_pylist()}
+
+
+def _apply_outcomes(cursor: adbc.Cursor, outcomes: pa.Table, run_id: str) -> None:
+    staging = f"replay_outcome_{uuid.uuid4().hex[:12]}"
+    cursor.execute(
+        sql.SQL(
+            "CREATE TEMPORARY TABLE {} (id bigint, resolved boolean, stage text,"
+            " error_message text, error_detail jsonb) ON COMMIT DROP"
+        )
+        .format(sql.Identifier(staging))
+        .as_string()
+    )
+    cursor.adbc_ingest(staging, outcomes, mode="append", temporary=True)
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {dlq} d SET"
+            " status = CASE WHEN o.resolved THEN 'resolved' ELSE 'new' END,"
+            " resolved_run_id = CASE WHEN o.resolved THEN $1 END,"
+            " attempt_count = d.attempt_count + 1,"
+            " stage = coalesce(o.stage, d.stage),"
+            " error_message = coalesce(o.error_message, d.error_message),"
+            " error_detail = coalesce(o.error_detail, d.error_detail),"
+            " updated_at = now()"
+            " FROM {outcome} o WHERE d.id = o.id"
+        )
+        .format(dlq=_DLQ, outcome=sql.Identifier(staging))
+        .as_string(),
+        parameters=(run_id,),
+    )
+
+
+def _move_to_loaded(
+    cursor: adbc.Cursor, asset_key: str, partition_key: str, count: int, run_id: str
+) -> None:
+    cursor.execute(
+        sql.SQL(
+            "UPDATE {} SET rows_loaded = rows_loaded + $1,"
+            " rows_dead_lettered = rows_dead_lettered - $1, run_id = $2, written_at = now()"
+            " WHERE asset_key = $3 AND partition_key = $4"
+        )
+        .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
+        .as_string(),
+        parameters=(count, run_id, asset_key, partition_key),
+    )
+
+
+def _outcomes(
+    result: Revalidated, row_keys: list[tuple], inserted: set[tuple], clash_message: str
+) -> tuple[pa.Table, int]:
+    """Per replayed dead letter: resolved, or its new stage, message and detail."""
+    rows: list[tuple] = []
+    for letter_id, key in zip(result.passing_ids, row_keys, strict=True):
+        if key in inserted:
+            rows.append((letter_id, True, None, None, None))
+        else:
+            detail = {"failures": [{"check": "unique", "message": clash_message}]}
+            rows.append((letter_id, False, "load", clash_message, jsonb_bytes(detail)))
+    resolved = len(rows) - sum(1 for row in rows if not row[1])
+    for failure in result.failing:
+        rows.append(
+            (
+                failure.id,
+                False,
+                failure.stage,
+                failure.error_message,
+                jsonb_bytes(failure.error_detail),
+            )
+        )
+    columns = list(zip(*rows, strict=True)) if rows else [()] * len(_OUTCOME_SCHEMA)
+    return pa.table(
+        [pa.array(values, f.type) for values, f in zip(columns, _OUTCOME_SCHEMA, strict=True)],
+        schema=_OUTCOME_SCHEMA,
+    ), resolved
+
+
+def replay_partition(
+    conn: adbc.Connection,
+    asset_key: str,
+    table_slice: TableSlice,
+    primary_key: list[str],
+    statuses: list[str],
+    revalidate: Callable[[list[QueuedRecord]], Revalidated],
+    run_id: str,
+) -> ReplayOutcome:
+    """Replay the queued dead letters of the single partition in ``table_slice``, atomically."""
+    (partition,) = table_slice.partitions
+    cursor = conn.cursor()
+    try:
+        for lock_key in table_slice.lock_keys():
+            cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))
+        records = lock_queued(cursor, asset_key, partition.key, statuses)
+        result = revalidate(records)
+        inserted = (
+            _insert_new_rows(cursor, table_slice, result.rows, primary_key)
+            if result.rows.num_rows
+            else set()
+        )
+        row_keys = [tuple(row.values()) for row in result.rows.select(primary_key).to_pylist()]
+        clash = f"primary key {primary_key} is already loaded in {table_slice.qualified_name}"
+        outcomes, resolved = _outcomes(result, row_keys, inserted, clash)
+        if outcomes.num_rows:
+            _apply_outcomes(cursor, outcomes, run_id)
+        if resolved:
+            _move_to_loaded(cursor, asset_key, partition.key, resolved, run_id)
+        conn.commit()
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cursor.close()
+    return ReplayOutcome(partition.key, len(records), resolved, len(records) - resolved)
