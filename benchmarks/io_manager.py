@@ -30,6 +30,7 @@ from sqlalchemy.dialects.postgresql import insert
 from support import benchmark_warehouse
 
 from platform_assets.lib import settings
+from platform_assets.lib.ingestion.result import IngestedChunk, no_dead_letters
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.slice_io import (
@@ -196,13 +197,14 @@ def bench_upsert(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str
         data = frame_to_arrow(batch)
         request = WriteRequest(
             TableSlice("bench", "customers"),
-            data,
+            data.schema,
             WriteMode.UPSERT,
             hash_columns=data.column_names,
             primary_key=["customer_id"],
         )
+        chunk = IngestedChunk(data, no_dead_letters(), {})
         with warehouse.bulk_connection() as conn:
-            write_slice(conn, request, prepare_table(conn, request))
+            write_slice(conn, request, prepare_table(conn, request), iter([chunk]))
 
     write_path_s = median_of(3, lambda: reset("customers"), write_path)
     ours = median_of(

@@ -5,6 +5,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -163,7 +164,11 @@ field_text = st.one_of(
 )
 def test_every_row_is_loaded_or_dead_lettered_never_both_never_lost(rows: list[dict]) -> None:
     refs = [f"f.csv:{line}" for line in range(2, len(rows) + 2)]
-    batches = [RawBatch(raw(*rows[:15]), refs[:15]), RawBatch(raw(*rows[15:]), refs[15:])]
+    lines = np.arange(2, len(rows) + 2)
+    batches = [
+        RawBatch(raw(*rows[:15]), "f.csv", lines[:15]),
+        RawBatch(raw(*rows[15:]), "f.csv", lines[15:]),
+    ]
 
     chunks = list(ingest_partition(SPEC, batches, WINDOW))
 

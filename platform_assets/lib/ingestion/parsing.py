@@ -13,11 +13,14 @@ import pyarrow.compute as pc
 from platform_assets.lib.arrow_cast import cast_isolating_failures
 from platform_assets.lib.ingestion.spec import ColumnSpec
 
+_DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
+_TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
 _SHAPES = {
     "integer": r"^[+-]?\d{1,19}$",
     "double": r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$",
-    "date": r"^\d{4}-\d{2}-\d{2}$",
-    "timestamptz": r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?(Z|[+-]\d{2}(:?\d{2})?)$",
+    # Field ranges are in the shape, so only a day a month lacks (02-30) needs the slow path.
+    "date": rf"^{_DATE}$",
+    "timestamptz": rf"^{_DATE}[T ]{_TIME}(Z|[+-]\d{{2}}(:?\d{{2}})?)$",
 }
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]

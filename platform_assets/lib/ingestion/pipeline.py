@@ -65,21 +65,23 @@ def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> It
 def _letters(
     stage: str,
     error_class: str,
-    rows: np.ndarray,
-    raw: pa.Table,
-    refs: list[str],
+    failed: np.ndarray,
+    in_play: np.ndarray,
+    raw: RawBatch,
     broken: list[RuleBroken],
     partition_key: str,
 ) -> list[DeadLetter]:
+    """Dead letters for the ``failed`` rows (a mask over the rows still ``in_play`` in ``raw``)."""
     letters = []
-    payloads = raw.take(pa.array(rows, pa.int64())).to_pylist()
+    rows = np.flatnonzero(failed)
+    payloads = raw.rows.take(pa.array(in_play[rows], pa.int64())).to_pylist()
     for row, payload in zip(rows.tolist(), payloads, strict=True):
         failures = failures_of(row, broken, payload)
         letters.append(
             DeadLetter(
                 partition_key=partition_key,
                 stage=stage,
-                source_ref=refs[row],
+                source_ref=raw.source_ref(int(in_play[row])),
                 payload=payload,
                 error_class=error_class,
                 error_message="; ".join(f["message"] for f in failures),
@@ -112,16 +114,11 @@ def process_batch(
     ]
     checked = check_rows(raw.rows, spec, window)
     rejected = checked.rejected()
+    in_play = np.arange(raw.rows.num_rows)
     letters += _letters(
-        "validate",
-        "ValidationError",
-        np.flatnonzero(rejected),
-        raw.rows,
-        raw.source_refs,
-        checked.broken,
-        window.key,
+        "validate", "ValidationError", rejected, in_play, raw, checked.broken, window.key
     )
-    positions = np.flatnonzero(~rejected)  # rows of ``raw`` still in play
+    in_play = in_play[~rejected]
     rows = checked.typed.filter(pa.array(~rejected))
     if transform is not None:
         transformed = transform(rows)
@@ -129,15 +126,9 @@ def process_batch(
         for rule in transformed.broken:
             failed |= rule.rows
         letters += _letters(
-            "transform",
-            "TransformError",
-            np.flatnonzero(failed),
-            raw.rows.take(positions),
-            [raw.source_refs[p] for p in positions],
-            transformed.broken,
-            window.key,
+            "transform", "TransformError", failed, in_play, raw, transformed.broken, window.key
         )
-        rows, positions = transformed.rows.filter(pa.array(~failed)), positions[~failed]
+        rows, in_play = transformed.rows.filter(pa.array(~failed)), in_play[~failed]
     repeated = keys.repeats(rows)
     if repeated.any():
         rule = RuleBroken(
@@ -146,15 +137,7 @@ def process_batch(
             f"primary key {spec.primary_key} repeats an earlier row of the partition",
             repeated,
         )
-        letters += _letters(
-            "validate",
-            "DuplicateKey",
-            np.flatnonzero(repeated),
-            raw.rows.take(positions),
-            [raw.source_refs[p] for p in positions],
-            [rule],
-            window.key,
-        )
+        letters += _letters("validate", "DuplicateKey", repeated, in_play, raw, [rule], window.key)
         rows = rows.filter(pa.array(~repeated))
     return ProcessedBatch(rows, letters, raw.records_read)
 
@@ -187,4 +170,5 @@ def ingest_partition(
         emitted = True
     if not emitted:
         empty = pa.table({name: pa.array([], pa.string()) for name in spec.column_names})
-        yield ingest_batch(spec, RawBatch(empty, []), window, keys, transform)
+        nowhere = RawBatch(empty, "", np.empty(0, dtype=np.int64))
+        yield ingest_batch(spec, nowhere, window, keys, transform)

@@ -8,6 +8,7 @@ pass and updating the queue is the Postgres layer's job (``lib/postgres/replay_s
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
@@ -15,6 +16,8 @@ from platform_assets.lib.ingestion.pipeline import Transform, process_batch
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.landing.readers import RawBatch
+
+DEAD_LETTER_SOURCE = "dead_letter"  # replayed rows are referred to by dead-letter id
 
 
 @dataclass(frozen=True)
@@ -64,13 +67,15 @@ def revalidate(
         name: pa.array([_as_text(r.payload.get(name)) for r in records], pa.string())
         for name in spec.column_names
     }
-    refs = [str(record.id) for record in records]
-    processed = process_batch(
-        spec, RawBatch(pa.table(columns), refs), window, KeyTracker(spec.primary_key), transform
-    )
+    ids = np.array([record.id for record in records], dtype=np.int64)
+    batch = RawBatch(pa.table(columns), DEAD_LETTER_SOURCE, ids)
+    processed = process_batch(spec, batch, window, KeyTracker(spec.primary_key), transform)
     failing = [
         StillFailing(
-            int(letter.source_ref), letter.stage, letter.error_message, letter.error_detail or {}
+            int(letter.source_ref.rsplit(":", 1)[1]),
+            letter.stage,
+            letter.error_message,
+            letter.error_detail or {},
         )
         for letter in processed.letters
     ]

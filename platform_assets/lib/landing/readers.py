@@ -21,9 +21,9 @@ import pyarrow.parquet as pq
 
 from platform_assets.lib.arrow_cast import cast_isolating_failures
 
-# A CSV block must hold the longest record: 32 MiB takes a 10 MB field with room to spare, and
-# memory stays at a few blocks whatever the file's size.
-CSV_BLOCK_BYTES = 32 << 20
+# A CSV block must hold the longest record: 16 MiB takes a 10 MB field, and memory stays at a few
+# blocks (about 150k order rows each) whatever the file's size.
+CSV_BLOCK_BYTES = 16 << 20
 PARQUET_BATCH_ROWS = 262_144
 
 
@@ -44,17 +44,31 @@ class UnreadableRecord:
 
 @dataclass(frozen=True)
 class RawBatch:
-    """A chunk of a file: the declared columns as text, each row's ``file:line``, and the
-    records of that stretch that could not be read."""
+    """A chunk of a file: the declared columns as text, where each row came from (``source``
+    and its line or row number in ``positions``), and the stretch's unreadable records.
+
+    References are built only for the rows that need one (dead letters), not per row read.
+    """
 
     rows: pa.Table
-    source_refs: list[str]
+    source: str
+    positions: np.ndarray
     unreadable: list[UnreadableRecord] = field(default_factory=list)
+    position_prefix: str = ""
 
     @property
     def records_read(self) -> int:
         """Records in this chunk: rows plus unreadable records."""
         return self.rows.num_rows + len(self.unreadable)
+
+    def source_ref(self, index: int) -> str:
+        """``file:line`` (or ``file:row n``) of row ``index``."""
+        return f"{self.source}:{self.position_prefix}{self.positions[index]}"
+
+    @property
+    def source_refs(self) -> list[str]:
+        """Every row's reference, in order."""
+        return [self.source_ref(index) for index in range(self.rows.num_rows)]
 
 
 def _check_columns(path: Path, found: list[str], declared: list[str], extra: str) -> None:
@@ -82,7 +96,9 @@ def _csv_header(path: Path) -> list[str]:
         raise LandingFileError(f"landing file {path} has a header that is not UTF-8") from error
 
 
-def _decode(rows: pa.Table, refs: list[str]) -> tuple[pa.Table, list[str], list[UnreadableRecord]]:
+def _decode(
+    rows: pa.Table, source: str, lines: np.ndarray
+) -> tuple[pa.Table, np.ndarray, list[UnreadableRecord]]:
     """Binary fields as UTF-8 text; rows with a field that is not UTF-8 are set aside."""
     bad = np.zeros(rows.num_rows, dtype=bool)
     columns, bad_columns = [], {}
@@ -94,14 +110,14 @@ def _decode(rows: pa.Table, refs: list[str]) -> tuple[pa.Table, list[str], list[
             bad_columns[name] = failed
     decoded = pa.table(columns, names=rows.column_names)
     if not bad.any():
-        return decoded, refs, []
+        return decoded, lines, []
     unreadable = []
     for index in np.flatnonzero(bad):
         raw = {name: rows.column(name)[index].as_py() for name in rows.column_names}
         columns_bad = [name for name, failed in bad_columns.items() if failed[index]]
         unreadable.append(
             UnreadableRecord(
-                source_ref=refs[index],
+                source_ref=f"{source}:{lines[index]}",
                 payload={
                     name: None if value is None else value.decode("utf-8", "backslashreplace")
                     for name, value in raw.items()
@@ -116,9 +132,7 @@ def _decode(rows: pa.Table, refs: list[str]) -> tuple[pa.Table, list[str], list[
                 },
             )
         )
-    keep = pa.array(~bad)
-    kept_refs = [ref for ref, is_bad in zip(refs, bad, strict=True) if not is_bad]
-    return decoded.filter(keep), kept_refs, unreadable
+    return decoded.filter(pa.array(~bad)), lines[~bad], unreadable
 
 
 def stream_csv(
@@ -175,17 +189,17 @@ def stream_csv(
             lines = np.setdiff1d(candidates, skipped, assume_unique=True)[: batch.num_rows]
             if batch.num_rows:
                 next_line = int(lines[-1]) + 1
-            refs = [f"{path.name}:{line}" for line in lines.tolist()]
-            rows, refs, undecodable = _decode(pa.Table.from_batches([batch]), refs)
+            rows, lines, undecodable = _decode(pa.Table.from_batches([batch]), path.name, lines)
             mine = [
                 m for m in malformed[reported:] if int(m.source_ref.rsplit(":", 1)[1]) < next_line
             ]
             reported += len(mine)
-            yield RawBatch(rows, refs, mine + undecodable)
+            yield RawBatch(rows, path.name, lines, mine + undecodable)
         if reported < len(malformed):  # bad lines after the last good row
             yield RawBatch(
                 pa.table({name: pa.array([], pa.string()) for name in declared}),
-                [],
+                path.name,
+                np.empty(0, dtype=np.int64),
                 malformed[reported:],
             )
     except pa.ArrowInvalid as error:
@@ -209,8 +223,8 @@ def stream_parquet(
             table = pa.Table.from_batches([batch])
             # Arrow renders timestamps with their offset ("…00.123000Z"), as the parser expects.
             rows = pa.table([table.column(n).cast(pa.string()) for n in declared], names=declared)
-            refs = [f"{path.name}:row {first_row + i}" for i in range(batch.num_rows)]
+            numbers = np.arange(first_row, first_row + batch.num_rows)
             first_row += batch.num_rows
-            yield RawBatch(rows, refs)
+            yield RawBatch(rows, path.name, numbers, position_prefix="row ")
     except (pa.ArrowInvalid, OSError) as error:
         raise LandingFileError(f"landing file {path} cannot be read as Parquet: {error}") from error

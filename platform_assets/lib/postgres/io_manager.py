@@ -15,7 +15,6 @@ and per IO manager through its config (``default_schema``, ``write_mode``, timeo
 set ``columns`` (projection) and ``include_row_hash`` in ``dg.AssetIn(metadata=...)``.
 """
 
-import itertools
 from collections.abc import Callable, Iterator, Mapping
 from importlib.metadata import version
 from typing import Any
@@ -67,6 +66,14 @@ def _chunk_source(
         rows_read=obj.rows_read if isinstance(obj, IngestedFrame) else {},
     )
     return lambda: iter([chunk])
+
+
+def _prepend(first: IngestedChunk, rest: Iterator[IngestedChunk]) -> Iterator[IngestedChunk]:
+    """``first`` then ``rest``, holding no reference to ``first`` once it has been consumed."""
+    held = [first]
+    del first
+    yield held.pop()
+    yield from rest
 
 
 def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
@@ -192,7 +199,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
             with self.warehouse.bulk_connection() as conn:
                 columns = prepare_table(conn, request)
-                return write_slice(conn, request, columns, itertools.chain([first], chunks))
+                return write_slice(conn, request, columns, _prepend(first, chunks))
 
         log = run_logger(context).bind(table=table_slice.qualified_name)
         try:

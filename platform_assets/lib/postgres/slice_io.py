@@ -30,10 +30,12 @@ from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitio
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.prefetch import Prefetcher
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version, row_hashes
 
 WHOLE_TABLE = "*"
 INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
+PREFETCH_BATCHES = 4  # batches produced ahead of ADBC: overlap without holding a whole chunk
 CARDINALITY_VIOLATION = "21000"  # ON CONFLICT met the same key twice in one statement
 
 
@@ -83,9 +85,10 @@ class ChunkStream:
 
     Each chunk is checked (rows inside the partitions; unique keys for an upsert) and tallied (rows
     per partition, rows read, dead letters, content digest) as it passes, so memory stays bounded
-    by one chunk whatever the partition's size. Hashing batch k+1 in this process overlaps Postgres
-    parsing batch k in its own. An error raised here is kept in ``error``: ADBC reports it only as
-    a broken stream.
+    by a few batches whatever the partition's size. Reading, validating and hashing run in a
+    thread a few batches ahead of ADBC, so they overlap the driver and Postgres loading the
+    previous batches. An error raised here is kept in ``error``: ADBC reports it only as a broken
+    stream.
     """
 
     def __init__(
@@ -97,10 +100,17 @@ class ChunkStream:
         keys = [p.key for p in request.table_slice.partitions] or [WHOLE_TABLE]
         self.tally = WriteTally(rows_loaded=Counter(dict.fromkeys(keys, 0)))
         self.error: BaseException | None = None
+        self._prefetcher: Prefetcher | None = None
 
     def reader(self) -> pa.RecordBatchReader:
-        """A reader ADBC's ingest pulls from."""
-        return pa.RecordBatchReader.from_batches(self._request.schema, self._batches())
+        """A reader ADBC's ingest pulls from; the batches are produced a little ahead of it."""
+        self._prefetcher = Prefetcher(self._batches(), PREFETCH_BATCHES, name="chunk-stream")
+        return pa.RecordBatchReader.from_batches(self._request.schema, self._prefetcher)
+
+    def close(self) -> None:
+        """Stop producing (after a failure) and wait; the tally is final once this returns."""
+        if self._prefetcher is not None:
+            self._prefetcher.close()
 
     def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
@@ -410,6 +420,7 @@ def write_slice(
             if request.mode is WriteMode.REPLACE_PARTITION:
                 deleted = _delete_slice(cursor, table_slice, pg_types, bounds)
             _ingest(cursor, table_slice, stream)
+        stream.close()
         in_frame = dict(stream.tally.rows_loaded)
         if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
             row_counts, version = dict(in_frame), stream.tally.digest.hexdigest()
@@ -419,6 +430,7 @@ def write_slice(
             side_write.apply(cursor, stream.tally)
         conn.commit()
     except BaseException as error:
+        stream.close()
         conn.rollback()
         failure = _failure(request, stream, error)
         if failure is error:
