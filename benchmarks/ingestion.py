@@ -148,19 +148,26 @@ def empty_tables(warehouse: Warehouse) -> None:
         conn.execute("CHECKPOINT")
 
 
+def peak_rss_mb() -> float:
+    """This process's peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries the parent's peak
+    over fork and exec into it, and the parent held the generated file's columns."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
 def measure(arm: str, target: Path) -> dict:
-    """Run ``arm`` in a child process; its figures plus its own peak RSS in MB."""
-    child = subprocess.Popen(
+    """Run ``arm`` in a child process; its figures, its own peak RSS among them."""
+    completed = subprocess.run(
         [sys.executable, __file__, "--arm", arm, "--target", str(target)],
         stdout=subprocess.PIPE,
         text=True,
+        check=False,
     )
-    output = child.stdout.read()  # type: ignore[union-attr]
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
-        raise RuntimeError(f"{arm} arm failed with status {status}: {output[-2000:]}")
-    figures = json.loads(output.strip().splitlines()[-1])
-    return {**figures, "peak_rss_mb": round(usage.ru_maxrss / 1024, 1)}
+    if completed.returncode != 0:
+        raise RuntimeError(f"{arm} arm failed ({completed.returncode}): {completed.stdout[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -170,11 +177,9 @@ def main() -> None:
     parser.add_argument("--arm", choices=["ours", "pandas"], help=argparse.SUPPRESS)
     parser.add_argument("--target", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.arm == "ours":
-        print(json.dumps(run_ours(args.target)))
-        return
-    if args.arm == "pandas":
-        print(json.dumps(run_pandas(args.target)))
+    if args.arm:
+        figures = run_ours(args.target) if args.arm == "ours" else run_pandas(args.target)
+        print(json.dumps({**figures, "peak_rss_mb": peak_rss_mb()}))
         return
 
     with tempfile.TemporaryDirectory(prefix="ingestion-bench-") as scratch:

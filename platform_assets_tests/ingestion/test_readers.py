@@ -52,6 +52,17 @@ def test_ragged_lines_are_set_aside_with_their_line_numbers(tmp_path: Path) -> N
     assert sum(batch.records_read for batch in batches) == 6
 
 
+def test_every_line_is_a_record_empty_ones_included(tmp_path: Path) -> None:
+    path = tmp_path / "orders.csv"
+    path.write_text("\n".join([HEADER, GOOD, "", GOOD]))  # no line break at the end
+
+    batches = list(stream_csv(path, ORDER_COLUMNS))
+
+    (empty,) = [u for batch in batches for u in batch.unreadable]
+    assert (empty.source_ref, empty.payload) == ("orders.csv:3", {"line": ""})
+    assert rows_and_refs(batches)[1] == ["orders.csv:2", "orders.csv:4"]
+
+
 def test_a_field_that_is_not_utf8_sets_aside_only_its_row(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     bad = ",".join(["1", "2", "caf\xe9"] + ["x"] * 7).encode("latin-1")

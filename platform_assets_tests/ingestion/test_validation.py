@@ -108,6 +108,27 @@ def test_each_bad_value_breaks_the_rules_it_should(field: str, value: str, expec
     assert rules_broken({**GOOD, field: value}) == expected
 
 
+def test_signs_and_spellings_that_parse() -> None:
+    row = {
+        **GOOD,
+        "id": "+7",
+        "price": "-0.5",
+        "ratio": ".25",
+        "flag": "NO",
+        "at": "2026-11-01 10:00:00.5Z",
+    }
+    checked = check_rows(raw(row), SPEC, WINDOW)
+    assert checked.broken == []
+    typed = checked.typed.to_pylist()[0]
+    assert (typed["id"], typed["price"], typed["ratio"], typed["flag"]) == (
+        7,
+        Decimal("-0.50"),
+        0.25,
+        False,
+    )
+    assert typed["at"] == datetime(2026, 11, 1, 10, 0, 0, 500_000, tzinfo=UTC)
+
+
 def test_optional_values_may_be_missing_and_rules_skip_them() -> None:
     assert (
         rules_broken({**GOOD, "at": "", "kind": "", "code": "", "price": "", "flag": ""}) == set()

@@ -84,5 +84,7 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
         return typed, ~missing & true_mask(pc.is_null(typed))
     well_shaped = true_mask(pc.match_substring_regex(present, _shape(column)))
     candidates = pc.if_else(pa.array(well_shaped), present, pa.scalar(None, pa.string()))
+    if column.type == "integer":  # Arrow's integer parser takes "-7" but not "+7"
+        candidates = pc.replace_substring_regex(candidates, r"^\+", "")
     typed, cast_failed = cast_isolating_failures(candidates, target)
     return typed, (~missing & ~well_shaped) | cast_failed

@@ -6,16 +6,17 @@ partition's dead letters and its read/loaded/dead-lettered figures can never dis
 
 import json
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import adbc_driver_postgresql.dbapi as adbc
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA
+from platform_assets.lib.postgres.dead_letter_spool import DeadLetterSpool
 from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
 from platform_assets.lib.row_hash import ContentDigest
 
@@ -93,20 +94,8 @@ class WriteTally:
 
     rows_loaded: Counter[str] = field(default_factory=Counter)
     rows_read: Counter[str] = field(default_factory=Counter)
-    dead_letters: list[pa.Table] = field(default_factory=list)
+    dead_letters: DeadLetterSpool = field(default_factory=DeadLetterSpool)
     digest: ContentDigest = field(default_factory=ContentDigest)
-
-    def dead_letter_rows(self) -> pa.Table:
-        """Every chunk's dead letters as one table."""
-        return pa.concat_tables([DEAD_LETTER_SCHEMA.empty_table(), *self.dead_letters])
-
-    def dead_lettered(self) -> Counter[str]:
-        """Dead letters per partition key."""
-        counts: Counter[str] = Counter()
-        for table in self.dead_letters:
-            for entry in pc.value_counts(table.column("partition_key")).to_pylist():
-                counts[entry["values"]] += entry["counts"]
-        return counts
 
 
 class SideWrite(Protocol):
@@ -150,25 +139,31 @@ class DeadLetterWrite:
             sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
         )
         cursor.execute(statement.as_string(), parameters=params.values)
-        records = tally.dead_letter_rows()
-        if not records.num_rows:
+        spool = tally.dead_letters
+        if not len(spool):
             return
-        strays = set(records.column("partition_key").unique().to_pylist()) - set(
-            self.partition_keys
-        )
+        strays = set(spool.per_partition) - set(self.partition_keys)
         if strays:
             raise AccountingError(
                 f"{self.asset_key}: dead letters for partition(s) {sorted(strays)}, which this"
                 f" write does not cover ({self.partition_keys}); nothing was written"
             )
-        count = records.num_rows
-        for name, value in (
-            ("asset_key", self.asset_key),
-            ("run_id", self.run_id),
-            ("code_version", self.code_version),
-        ):
-            records = records.append_column(name, pa.array([value] * count, pa.string()))
-        cursor.adbc_ingest(DEAD_LETTERS, records, mode="append", db_schema_name=PLATFORM_SCHEMA)
+        stamps = {
+            "asset_key": self.asset_key,
+            "run_id": self.run_id,
+            "code_version": self.code_version,
+        }
+        schema = DEAD_LETTER_SCHEMA
+        for name in stamps:
+            schema = schema.append(pa.field(name, pa.string()))
+
+        def stamped() -> Iterator[pa.RecordBatch]:
+            for batch in spool.batches():
+                values = [pa.array([v] * batch.num_rows, pa.string()) for v in stamps.values()]
+                yield pa.RecordBatch.from_arrays([*batch.columns, *values], schema=schema)
+
+        reader = pa.RecordBatchReader.from_batches(schema, stamped())
+        cursor.adbc_ingest(DEAD_LETTERS, reader, mode="append", db_schema_name=PLATFORM_SCHEMA)
 
 
 @dataclass
@@ -185,7 +180,7 @@ class AccountingWrite:
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Check read = loaded + dead-lettered for every partition, then upsert the figures."""
-        dead_lettered = tally.dead_lettered()
+        dead_lettered = tally.dead_letters.per_partition
         strays = sorted(set(tally.rows_read) - set(tally.rows_loaded))
         if strays:
             raise AccountingError(

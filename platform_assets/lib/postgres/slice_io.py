@@ -112,6 +112,11 @@ class ChunkStream:
         if self._prefetcher is not None:
             self._prefetcher.close()
 
+    def discard(self) -> None:
+        """Stop, and delete what was spooled: the write is over, committed or not."""
+        self.close()
+        self.tally.dead_letters.close()
+
     def _batches(self) -> Iterator[pa.RecordBatch]:
         try:
             for chunk in self._chunks:
@@ -144,8 +149,7 @@ class ChunkStream:
             _check_unique_keys(self._request, rows)
         self.tally.rows_loaded.update(_rows_per_partition(table_slice, assignment))
         self.tally.rows_read.update(chunk.rows_read)
-        if chunk.dead_letters.num_rows:
-            self.tally.dead_letters.append(chunk.dead_letters)
+        self.tally.dead_letters.add(chunk.dead_letters)
 
 
 @dataclass(frozen=True)
@@ -437,6 +441,7 @@ def write_slice(
             raise
         raise failure from error
     finally:
+        stream.discard()
         cursor.close()
     return WriteResult(
         columns=tuple(columns),
