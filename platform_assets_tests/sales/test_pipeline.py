@@ -145,6 +145,8 @@ def test_missing_landing_file_fails_clearly(resources, instance) -> None:
     assert error.cls_name == "Failure"
     assert "no landing file for 2026-06-01 matches" in error.message
     assert "orders_2026-06-01*.csv" in error.message
+    # A missing file is not worth retrying: the asset's RetryPolicy does not run again.
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
 
 
 def test_structured_logs_reach_the_run_log(resources, instance) -> None:
