@@ -17,6 +17,7 @@ from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.readers import LandingFileError
 from platform_assets.lib.logging import run_logger
+from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 # Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
@@ -34,12 +35,21 @@ def dataset_partitions(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
     )
 
 
-def partition_window(
-    context: dg.AssetExecutionContext | dg.AssetCheckExecutionContext,
-) -> PartitionWindow:
+def partition_window(context: dg.AssetExecutionContext) -> PartitionWindow:
     """The partition being processed, as the window its rows must fall in."""
     window = context.partition_time_window
     return PartitionWindow(context.partition_key, window.start, window.end)
+
+
+def dataset_table_slice(spec: DatasetSpec, partition_key: str) -> TableSlice:
+    """Where one partition of the dataset lives, as the IO manager writes it."""
+    window = dataset_partitions(spec).time_window_for_partition_key(partition_key)
+    return TableSlice(
+        schema="_".join(spec.asset_key[:-1]) or "public",
+        table=spec.asset_key[-1],
+        partition_columns=(spec.partition_column,),
+        partitions=(PartitionSlice(partition_key, TimeRange(window.start, window.end)),),
+    )
 
 
 def _column_schema(spec: DatasetSpec) -> dg.TableSchema:

@@ -2,23 +2,16 @@
 
 import dagster as dg
 
-from platform_assets.defs.datasets.assets import dataset_partitions, partition_window
+from platform_assets.defs.datasets.assets import dataset_partitions, dataset_table_slice
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.postgres.partition_audit import PartitionAudit, audit_partition
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.warehouse import Warehouse
 
 
 def _audit(
     context: dg.AssetCheckExecutionContext, spec: DatasetSpec, warehouse: Warehouse
 ) -> PartitionAudit:
-    window = partition_window(context)
-    table_slice = TableSlice(
-        schema="_".join(spec.asset_key[:-1]) or "public",
-        table=spec.asset_key[-1],
-        partition_columns=(spec.partition_column,),
-        partitions=(PartitionSlice(window.key, TimeRange(window.start, window.end)),),
-    )
+    table_slice = dataset_table_slice(spec, context.partition_key)
     with warehouse.bulk_connection() as conn:
         return audit_partition(conn, "/".join(spec.asset_key), table_slice)
 

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field, field_validator
 
-from platform_assets.defs.datasets.assets import DATASET_SPECS, dataset_partitions
+from platform_assets.defs.datasets.assets import DATASET_SPECS, dataset_table_slice
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated, revalidate
-from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.replay_store import (
@@ -23,7 +22,6 @@ from platform_assets.lib.postgres.replay_store import (
     replay_partition,
 )
 from platform_assets.lib.postgres.side_writes import UNRESOLVED
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.warehouse import Warehouse
 
 SPECS_BY_NAME = {spec.name: spec for spec in DATASET_SPECS}
@@ -56,16 +54,6 @@ class ReplayConfig(dg.Config):
     patches: list[PatchConfig] = Field(default_factory=list)
 
 
-def _table_slice(spec: DatasetSpec, key: str) -> TableSlice:
-    window = dataset_partitions(spec).time_window_for_partition_key(key)
-    return TableSlice(
-        schema="_".join(spec.asset_key[:-1]) or "public",
-        table=spec.asset_key[-1],
-        partition_columns=(spec.partition_column,),
-        partitions=(PartitionSlice(key, TimeRange(window.start, window.end)),),
-    )
-
-
 @dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"})
 def replay_dead_letters(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
@@ -88,7 +76,7 @@ def replay_dead_letters(
         keys = queued_partitions(conn, asset_key, config.partitions, list(config.statuses))
         outcomes = []
         for key in keys:
-            table_slice = _table_slice(spec, key)
+            table_slice = dataset_table_slice(spec, key)
             window = table_slice.partitions[0].window
             assert window is not None
             partition = PartitionWindow(key, window.start, window.end)

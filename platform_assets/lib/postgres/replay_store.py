@@ -20,6 +20,7 @@ from psycopg import sql
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
 from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 from platform_assets.lib.postgres import statements
+from platform_assets.lib.postgres.adbc_transaction import transaction
 from platform_assets.lib.postgres.side_writes import (
     ACCOUNTING,
     DEAD_LETTERS,
@@ -94,8 +95,7 @@ def record_patches(
     Committed before the replay itself, so a patch survives a replay that fails. Creates the
     patch table on first use, so call it (with no patches) before any replay.
     """
-    cursor = conn.cursor()
-    try:
+    with transaction(conn) as cursor:
         cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(f"ddl|platform.{PATCHES}",))
         for statement in PATCH_DDL:
             cursor.execute(statement)
@@ -131,12 +131,6 @@ def record_patches(
                     run_id,
                 ),
             )
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        cursor.close()
 
 
 def queued_partitions(
@@ -299,8 +293,7 @@ def replay_partition(
 ) -> ReplayOutcome:
     """Replay the queued dead letters of the single partition in ``table_slice``, atomically."""
     (partition,) = table_slice.partitions
-    cursor = conn.cursor()
-    try:
+    with transaction(conn) as cursor:
         for lock_key in table_slice.lock_keys():
             cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))
         records = lock_queued(cursor, asset_key, partition.key, statuses)
@@ -317,10 +310,4 @@ def replay_partition(
             _apply_outcomes(cursor, outcomes, run_id)
         if resolved:
             _move_to_loaded(cursor, asset_key, partition.key, resolved, run_id)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        cursor.close()
     return ReplayOutcome(partition.key, len(records), resolved, len(records) - resolved)

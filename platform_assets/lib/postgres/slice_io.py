@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
 from platform_assets.lib.postgres import statements
+from platform_assets.lib.postgres.adbc_transaction import transaction
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
@@ -191,8 +192,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
     """
     table_slice = request.table_slice
     schema, table = table_slice.schema, table_slice.table
-    cursor = conn.cursor()
-    try:
+    with transaction(conn) as cursor:
         cursor.execute(
             statements.ADVISORY_XACT_LOCK, parameters=(f"ddl|{table_slice.qualified_name}",)
         )
@@ -216,12 +216,6 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
                 existing.append(column)
         for side_write in request.side_writes:
             side_write.prepare(cursor)
-        conn.commit()
-    except BaseException:
-        conn.rollback()
-        raise
-    finally:
-        cursor.close()
     return existing
 
 
