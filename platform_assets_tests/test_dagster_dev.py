@@ -70,6 +70,10 @@ def wait_for(condition, timeout: float, what: str):
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @contextmanager
 def dagster_dev(port: int, landing_dir: Path, log_path: Path) -> Iterator[None]:
     """Run `dagster dev` from the repository root until the block ends, then stop it."""
@@ -84,6 +88,9 @@ def dagster_dev(port: int, landing_dir: Path, log_path: Path) -> Iterator[None]:
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            # A shell starts background jobs with SIGINT ignored, and children inherit that: then
+            # `dagster dev` would never see the SIGINT that stops it. It must, however launched.
+            preexec_fn=_default_sigint,
         )
     try:
         wait_for(lambda: graphql(port, "{ version }"), 180, f"dagster dev (log: {log_path})")

@@ -1,5 +1,8 @@
 """The incremental customers extract: exactly-once by a checkpoint committed with its rows."""
 
+import subprocess
+import sys
+import textwrap
 from collections.abc import Iterator
 
 import dagster as dg
@@ -102,3 +105,68 @@ def test_rows_younger_than_the_safety_lag_wait_for_the_next_extract(source: Ware
     )
     assert figures(result)["rows_read"] == 49
     assert checkpoint(source)["key"] == 49
+
+
+KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import dagster as dg
+    import platform_assets.defs.crm.assets as crm
+    from platform_assets.lib.postgres.io_manager import PostgresIOManager
+    from platform_assets.lib.postgres.warehouse import Warehouse
+
+    extract = crm.changed_row_chunks
+
+    def dies_after_two_chunks(*args):
+        for number, chunk in enumerate(extract(*args)):
+            if number == 2:
+                os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback from here
+            yield chunk
+
+    crm.changed_row_chunks = dies_after_two_chunks
+    warehouse = Warehouse(database_url=sys.argv[1] or None)
+    config = {"safety_lag_s": 0, "chunk_rows": 10}
+    dg.materialize(
+        [crm.customers],
+        resources={"warehouse": warehouse, "io_manager": PostgresIOManager(warehouse=warehouse)},
+        run_config={"ops": {"staging__customers": {"config": config}}},
+    )
+    """
+)
+
+
+def test_a_process_killed_between_chunks_leaves_the_checkpoint(source: Warehouse) -> None:
+    assert extract(source).success
+    before = checkpoint(source)
+    staged = fetch_all(source, sql.SQL("SELECT * FROM staging.customers ORDER BY id"))
+    with source.connection() as conn:
+        conn.execute("UPDATE crm.customers SET name = name || ' v2', updated_at = now()")
+
+    killed = subprocess.run(
+        [sys.executable, "-c", KILLER, source.database_url or ""],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+    assert killed.returncode == -9, killed.stderr
+    assert checkpoint(source) == before  # the mark did not move past rows never committed
+    assert fetch_all(source, sql.SQL("SELECT * FROM staging.customers ORDER BY id")) == staged
+    resumed = extract(source)  # the next run takes every changed row, nothing skipped
+    assert figures(resumed) == {"rows_read": 50, "rows_inserted": 0, "rows_updated": 50}
+    assert checkpoint(source)["key"] == 50
+
+
+def test_chunks_come_from_one_snapshot_and_the_last_mark_commits(source: Warehouse) -> None:
+    result = dg.materialize(
+        [customers],
+        resources={"warehouse": source, "io_manager": PostgresIOManager(warehouse=source)},
+        run_config={
+            "ops": {"staging__customers": {"config": {"safety_lag_s": 0, "chunk_rows": 7}}}
+        },
+    )
+
+    assert figures(result) == {"rows_read": 50, "rows_inserted": 50, "rows_updated": 0}
+    metadata = result.get_asset_materialization_events()[0].materialization.metadata
+    assert metadata["high_water"].value == checkpoint(source)
+    assert checkpoint(source)["key"] == 50

@@ -84,11 +84,13 @@ def no_dead_letters() -> pa.Table:
 
 @dataclass(frozen=True)
 class IngestedChunk:
-    """Part of a partition's ingestion: good rows, dead letters, rows read per partition key."""
+    """Part of a partition's ingestion: good rows, dead letters, rows read per partition key, and
+    for an incremental extract where it got to once this chunk is in (the last one commits)."""
 
     rows: pa.Table
     dead_letters: pa.Table
     rows_read: dict[str, int]
+    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)
@@ -98,10 +100,10 @@ class IngestedStream:
     ``read_chunks`` starts reading from the beginning each time it is called, so a write retried
     after a transient error reads the source again instead of resuming half-way. Summed over the
     chunks, rows read must equal rows loaded plus dead letters per partition, or nothing commits.
+    The last chunk's ``checkpoint`` commits in the same transaction as the rows.
     """
 
     read_chunks: Callable[[], Iterator[IngestedChunk]]
-    checkpoint: Checkpoint | None = None
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,7 @@ def _chunk_source(
         rows=frame_to_arrow(frame.drop(columns=[ROW_HASH_COLUMN], errors="ignore")),
         dead_letters=obj.dead_letters if isinstance(obj, IngestedFrame) else no_dead_letters(),
         rows_read=obj.rows_read if isinstance(obj, IngestedFrame) else {},
+        checkpoint=obj.checkpoint if isinstance(obj, IngestedFrame) else None,
     )
     return lambda: iter([chunk])
 
@@ -213,6 +214,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             ) from error
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
         self._report(context, table_slice, mode, result, accounting)
+        for side_write in side_writes:
+            if isinstance(side_write, CheckpointWrite) and side_write.written is not None:
+                context.add_output_metadata(
+                    {"high_water": dg.MetadataValue.json(side_write.written.high_water)}
+                )
 
     @staticmethod
     def _ingestion_side_writes(
@@ -232,11 +238,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 code_version=CODE_VERSION,
             ),
             AccountingWrite(asset_key=asset_key, run_id=context.run_id),
+            CheckpointWrite(run_id=context.run_id),
         ]
-        if obj.checkpoint is not None:
-            writes.append(
-                CheckpointWrite(obj.checkpoint.source, obj.checkpoint.high_water, context.run_id)
-            )
         return tuple(writes)
 
     def _report(

@@ -15,7 +15,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA
+from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint
 from platform_assets.lib.postgres.dead_letter_spool import DeadLetterSpool
 from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
 from platform_assets.lib.row_hash import ContentDigest
@@ -96,6 +96,7 @@ class WriteTally:
     rows_read: Counter[str] = field(default_factory=Counter)
     dead_letters: DeadLetterSpool = field(default_factory=DeadLetterSpool)
     digest: ContentDigest = field(default_factory=ContentDigest)
+    checkpoint: Checkpoint | None = None
 
 
 class SideWrite(Protocol):
@@ -218,16 +219,19 @@ class AccountingWrite:
 class CheckpointWrite:
     """Move an extract's high-water mark, in the same transaction as the rows it covers."""
 
-    source: str
-    high_water: dict
     run_id: str
+    written: Checkpoint | None = None
 
     def prepare(self, cursor: adbc.Cursor) -> None:
-        """Create the checkpoint table if needed."""
-        _create(cursor, CHECKPOINTS, CHECKPOINT_DDL)
+        """Nothing: whether there is a checkpoint is known only once the chunks are in."""
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
-        """Upsert the source's high-water mark."""
+        """Upsert the source's high-water mark, if the chunks carried one."""
+        checkpoint = tally.checkpoint
+        if checkpoint is None:
+            return
+        # Held until commit: concurrent first extracts do not race the CREATE.
+        _create(cursor, CHECKPOINTS, CHECKPOINT_DDL)
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {} (source, high_water, run_id) VALUES ($1, $2::jsonb, $3)"
@@ -236,8 +240,13 @@ class CheckpointWrite:
             )
             .format(sql.Identifier(PLATFORM_SCHEMA, CHECKPOINTS))
             .as_string(),
-            parameters=(self.source, json.dumps(self.high_water, default=str), self.run_id),
+            parameters=(
+                checkpoint.source,
+                json.dumps(checkpoint.high_water, default=str),
+                self.run_id,
+            ),
         )
+        self.written = checkpoint
 
 
 def read_checkpoint(conn: psycopg.Connection, source: str) -> dict | None:
