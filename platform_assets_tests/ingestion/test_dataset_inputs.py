@@ -252,3 +252,33 @@ def test_a_parquet_dataset_is_typed_from_its_declared_columns(
         (f"readings_{KEY}.parquet:row 2", "kwh is below 0"),
         (f"readings_{KEY}.parquet:row 3", f"read_at is not in partition {KEY}"),
     ]
+
+
+def test_a_ten_megabyte_field_becomes_a_dead_letter_with_its_value(landing, instance) -> None:
+    directory, resources = landing
+    path = directory / orders_file_name(DAY)
+    lines = path.read_text().splitlines()
+    huge = lines[1].split(",")
+    huge[4] = "x" * 10_000_000  # status: not one of the declared values
+    path.write_text("\n".join([lines[0], ",".join(huge), *lines[2:]]) + "\n")
+
+    result = materialize(resources, instance)
+
+    assert result.success
+    read, loaded, dead = figures(result)
+    assert read == len(lines) - 1 == loaded + dead
+    stored = fetch_all(
+        resources["warehouse"],
+        sql.SQL(
+            "SELECT length(payload ->> 'status'), error_message FROM platform.dead_letter_records"
+            " WHERE source_ref = %s"
+        ),
+        (f"{path.name}:2",),
+    )
+    assert stored == [
+        (
+            10_000_000,
+            "status is not one of "
+            "['placed', 'paid', 'shipped', 'delivered', 'cancelled', 'returned']",
+        )
+    ]
