@@ -5,19 +5,25 @@ parsing, validation and the spec's transform into the Postgres IO manager, which
 rows, the dead letters and the partition's accounting in one transaction (see docs/datasets.md).
 """
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import dagster as dg
 
 from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files, read_file
 from platform_assets.lib.ingestion.result import IngestedChunk, IngestedStream
-from platform_assets.lib.ingestion.spec import DatasetSpec, load_specs
+from platform_assets.lib.ingestion.spec import (
+    DatasetSpec,
+    HttpJsonSource,
+    LandingFilesSource,
+    load_specs,
+)
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.readers import LandingFileError
+from platform_assets.lib.landing.readers import LandingFileError, RawBatch
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.sources.http_json import stream_http_json
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 # Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
@@ -66,9 +72,36 @@ def _column_schema(spec: DatasetSpec) -> dg.TableSchema:
     )
 
 
+def _source_batches(
+    spec: DatasetSpec, context: dg.AssetExecutionContext, window: PartitionWindow
+) -> tuple[Callable[[], Iterator[RawBatch]], dict[str, object]]:
+    """How to read the partition's source from the start, and metadata saying what it is.
+
+    Landing files are listed now, so a missing delivery fails before anything is written.
+    """
+    source = spec.source
+    if isinstance(source, HttpJsonSource):
+        day = window.start.date().isoformat()
+        url = source.url.replace("{date}", day)
+        return lambda: stream_http_json(source, day, spec.column_names), {"source_url": url}
+    landing: LandingZone = context.resources.landing
+    try:
+        files = landing_files(source, Path(landing.directory), window)
+    except LandingFileError as error:
+        raise dg.Failure(description=str(error), allow_retries=False) from error
+
+    def batches() -> Iterator[RawBatch]:
+        for path in files:
+            yield from read_file(source, path, spec.column_names)
+
+    listing = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
+    return batches, {"source_files": dg.MetadataValue.json(listing)}
+
+
 def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     """The asset a dataset spec declares."""
     transform = spec.transform_function()
+    from_files = isinstance(spec.source, LandingFilesSource)
 
     @dg.asset(
         key=spec.asset_key,
@@ -76,7 +109,8 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         partitions_def=dataset_partitions(spec),
         group_name=spec.group,
         owners=spec.owners,
-        kinds={"postgres", "csv" if spec.source.format == "csv" else "parquet"},
+        kinds={"postgres", spec.source.format if from_files else "json"},
+        required_resource_keys={"landing"} if from_files else set(),
         retry_policy=DATASET_RETRY_POLICY,
         metadata={
             "partition_column": spec.partition_column,
@@ -86,31 +120,17 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             "declared_columns": dg.MetadataValue.table_schema(_column_schema(spec)),
         },
     )
-    def dataset(
-        context: dg.AssetExecutionContext, landing: LandingZone
-    ) -> dg.Output[IngestedStream]:
-        """The day's landing files, streamed through the spec's validation into the warehouse."""
+    def dataset(context: dg.AssetExecutionContext) -> dg.Output[IngestedStream]:
+        """The partition's source data, streamed through the spec's validation into the
+        warehouse with its dead letters and accounting."""
         window = partition_window(context)
-        try:
-            files = landing_files(spec.source, Path(landing.directory), window)
-        except LandingFileError as error:
-            raise dg.Failure(description=str(error), allow_retries=False) from error
+        batches, described = _source_batches(spec, context, window)
 
         def read_chunks() -> Iterator[IngestedChunk]:
-            batches = (
-                batch for path in files for batch in read_file(spec.source, path, spec.column_names)
-            )
-            return ingest_partition(spec, batches, window, transform)
+            return ingest_partition(spec, batches(), window, transform)
 
-        run_logger(context).info("dataset_files", dataset=spec.name, files=[str(f) for f in files])
-        return dg.Output(
-            IngestedStream(read_chunks),
-            metadata={
-                "source_files": dg.MetadataValue.json(
-                    [{"path": str(f), "bytes": f.stat().st_size} for f in files]
-                )
-            },
-        )
+        run_logger(context).info("dataset_source", dataset=spec.name, **described)
+        return dg.Output(IngestedStream(read_chunks), metadata=described)
 
     return dataset
 

@@ -88,6 +88,31 @@ class LandingFilesSource(_Strict):
         return self
 
 
+class HttpJsonSource(_Strict):
+    """A paged JSON API: ``url`` (``{date}`` is the day) returns an object holding a list of
+    records at ``records_path`` and the next page's URL at ``next_path`` (null on the last page).
+
+    A bearer token, if the API needs one, comes from the environment variable ``token_env``.
+    Connection errors, 429 and 5xx are retried with exponential backoff and jitter, up to
+    ``max_attempts``; any other error status fails the run.
+    """
+
+    kind: Literal["http_json"]
+    url: str = Field(pattern=r"^https?://")
+    records_path: str = "records"
+    next_path: str = "next"
+    token_env: str | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 30
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    extra_columns: Literal["error", "ignore"] = "ignore"
+
+    @model_validator(mode="after")
+    def _url_names_the_day(self) -> "HttpJsonSource":
+        if "{date}" not in self.url:
+            raise ValueError("source.url must contain {date}")
+        return self
+
+
 class DailyPartitions(_Strict):
     """One partition per UTC day from ``start``."""
 
@@ -103,7 +128,7 @@ class DatasetSpec(_Strict):
     group: str = Field(pattern=_NAME)
     owners: list[str] = Field(default_factory=list)
     partitions: DailyPartitions
-    source: LandingFilesSource
+    source: Annotated[LandingFilesSource | HttpJsonSource, Field(discriminator="kind")]
     columns: list[ColumnSpec] = Field(min_length=1)
     primary_key: list[str] = Field(min_length=1)
     partition_column: str

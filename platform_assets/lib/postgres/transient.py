@@ -39,9 +39,12 @@ TRANSIENT_SQLSTATES = frozenset(
 
 
 def is_transient(error: BaseException | None) -> bool:
-    """Whether ``error``, or any error it was raised from, carries a transient SQLSTATE."""
+    """Whether ``error``, or any error it was raised from, carries a transient SQLSTATE or says
+    it is transient (``transient = True``, e.g. a source API that answered 503)."""
     while error is not None:
         if getattr(error, "sqlstate", None) in TRANSIENT_SQLSTATES:
+            return True
+        if getattr(error, "transient", False) is True:
             return True
         error = error.__cause__
     return False

@@ -1,0 +1,1 @@
+"""Sources other than the landing zone."""

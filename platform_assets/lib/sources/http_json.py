@@ -1,0 +1,139 @@
+"""A paged JSON API read page by page, with retries for the errors that may pass.
+
+Each page becomes one chunk: the declared fields of every record as text (the same parser then
+types every source), and records that are not JSON objects set aside as unreadable. Connection
+errors, timeouts, 429 and 5xx are retried (tenacity: exponential backoff with jitter); a 4xx or
+a body that is not the expected JSON fails the run with the URL named. Nothing else is retried.
+"""
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urljoin
+
+import numpy as np
+import pyarrow as pa
+import requests
+from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+
+from platform_assets.lib.ingestion.spec import HttpJsonSource
+from platform_assets.lib.landing.readers import LandingFileError, RawBatch, UnreadableRecord
+
+_RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class SourceUnavailableError(Exception):
+    """The API is unreachable or answered 408, 429 or 5xx: a later attempt may succeed.
+
+    ``transient`` tells the IO manager's retry (and so the step's RetryPolicy) that it may retry
+    the write, which reads the source again from the first page.
+    """
+
+    transient = True
+
+
+def _worth_retrying(error: BaseException) -> bool:
+    return isinstance(error, SourceUnavailableError | requests.ConnectionError | requests.Timeout)
+
+
+def _dig(document: Any, path: str) -> Any:
+    for part in path.split(".") if path else []:
+        document = document.get(part) if isinstance(document, dict) else None
+    return document
+
+
+def _as_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, dict | list):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def _headers(source: HttpJsonSource) -> dict[str, str]:
+    if source.token_env is None:
+        return {"Accept": "application/json"}
+    token = os.environ.get(source.token_env)
+    if not token:
+        raise LandingFileError(f"environment variable {source.token_env} (the API token) is unset")
+    return {"Accept": "application/json", "Authorization": f"Bearer {token}"}
+
+
+def _page(session: requests.Session, source: HttpJsonSource, url: str) -> dict:
+    def get() -> dict:
+        response = session.get(url, headers=_headers(source), timeout=source.timeout_s)
+        if response.status_code in _RETRY_STATUSES:
+            raise SourceUnavailableError(f"{url} answered {response.status_code}")
+        if response.status_code >= 400:
+            raise LandingFileError(f"{url} answered {response.status_code}: {response.text[:200]}")
+        try:
+            body = response.json()
+        except ValueError as error:
+            raise LandingFileError(f"{url} did not return JSON: {error}") from error
+        if not isinstance(body, dict):
+            raise LandingFileError(f"{url} returned {type(body).__name__}, not an object")
+        return body
+
+    retrying = Retrying(
+        retry=retry_if_exception(_worth_retrying),
+        wait=wait_random_exponential(multiplier=0.2, max=10),
+        stop=stop_after_attempt(source.max_attempts),
+        reraise=True,
+    )
+    try:
+        return retrying(get)
+    except (requests.ConnectionError, requests.Timeout) as error:
+        raise SourceUnavailableError(
+            f"{url} unreachable after {source.max_attempts} attempts: {error}"
+        ) from error
+
+
+def stream_http_json(source: HttpJsonSource, day: str, declared: list[str]) -> Iterator[RawBatch]:
+    """Every page for ``day``, following ``next_path`` links, one chunk per page."""
+    url: str | None = source.url.replace("{date}", day)
+    seen_urls: set[str] = set()
+    number = 0
+    with requests.Session() as session:
+        while url:
+            if url in seen_urls:
+                raise LandingFileError(f"the API links back to {url}: the pages loop")
+            seen_urls.add(url)
+            body = _page(session, source, url)
+            records = _dig(body, source.records_path)
+            if not isinstance(records, list):
+                raise LandingFileError(f"{url} has no list at {source.records_path!r}")
+            good: list[dict] = []
+            positions: list[int] = []
+            unreadable: list[UnreadableRecord] = []
+            for record in records:
+                number += 1
+                if not isinstance(record, dict):
+                    unreadable.append(
+                        UnreadableRecord(
+                            f"{source.url}:record {number}",
+                            {"record": record},
+                            "NotAnObject",
+                            f"record is a JSON {type(record).__name__}, not an object",
+                            {},
+                        )
+                    )
+                    continue
+                extra = sorted(set(record) - set(declared))
+                if extra and source.extra_columns == "error":
+                    raise LandingFileError(f"{url} has undeclared field(s) {extra}")
+                good.append(record)
+                positions.append(number)
+            rows = pa.table(
+                {
+                    name: pa.array([_as_text(r.get(name)) for r in good], pa.string())
+                    for name in declared
+                }
+            )
+            yield RawBatch(
+                rows, source.url, np.array(positions, dtype=np.int64), unreadable, "record "
+            )
+            following = _dig(body, source.next_path)
+            url = urljoin(url, following) if following else None
