@@ -1,7 +1,8 @@
 """`dagster dev` from the repository root, driven through GraphQL the way the UI drives it.
 
-The UI comes up, the assets are listed, a partition materialises, its rows land in Postgres, and the
-run and its materialisations are still there after `dagster dev` is restarted.
+The UI comes up, the assets are listed, a partition materialises with its checks, its rows land in
+Postgres, the dead-letter replay job runs from the launchpad, and the run and its materialisations
+are still there after `dagster dev` is restarted.
 """
 
 import json
@@ -35,6 +36,23 @@ mutation Launch($params: ExecutionParams!) {
 RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""
+
+
+LOCATION = {"repositoryLocationName": "platform_assets", "repositoryName": "__repository__"}
+
+
+def launch(port: int, log_path: Path, params: dict) -> str:
+    """Launch a run as the UI's launchpad does, wait for it, and return its id once it succeeded."""
+    launched = graphql(port, LAUNCH_RUN, {"params": params})["launchRun"]
+    assert launched["__typename"] == "LaunchRunSuccess", launched
+    run_id = launched["run"]["runId"]
+
+    def finished() -> str | None:
+        status = graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
+        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
+
+    assert wait_for(finished, 240, f"run {run_id} (log: {log_path})") == "SUCCESS"
+    return run_id
 
 
 def free_port() -> int:
@@ -112,24 +130,38 @@ def test_dagster_dev_materialises_and_survives_restart(
         nodes = graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
         assert {"/".join(n["assetKey"]["path"]) for n in nodes} == ASSET_KEYS
         nodes = [n for n in nodes if n["assetKey"]["path"][0] == "sales"]
-        params = {
-            "selector": {
-                "repositoryLocationName": "platform_assets",
-                "repositoryName": "__repository__",
-                "jobName": "__ASSET_JOB",
-                "assetSelection": [{"path": n["assetKey"]["path"]} for n in nodes],
+        checks = [
+            {"assetKey": {"path": ["sales", "orders"]}, "name": name}
+            for name in ("rows_add_up", "dead_letter_ratio")
+        ]
+        run_id = launch(
+            port,
+            log_path,
+            {
+                "selector": {
+                    **LOCATION,
+                    "jobName": "__ASSET_JOB",
+                    "assetSelection": [{"path": n["assetKey"]["path"]} for n in nodes],
+                    "assetCheckSelection": checks,
+                },
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": PARTITION}]},
             },
-            "executionMetadata": {"tags": [{"key": "dagster/partition", "value": PARTITION}]},
-        }
-        launched = graphql(port, LAUNCH_RUN, {"params": params})["launchRun"]
-        assert launched["__typename"] == "LaunchRunSuccess", launched
-        run_id = launched["run"]["runId"]
-
-        def finished() -> str | None:
-            status = graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-            return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-        assert wait_for(finished, 240, f"run {run_id} (log: {log_path})") == "SUCCESS"
+        )
+        # The replay job from the launchpad: every dead letter of the day is tried again.
+        replay = {"dataset": "orders", "partitions": [PARTITION]}
+        launch(
+            port,
+            log_path,
+            {
+                "selector": {**LOCATION, "jobName": "replay_dead_letters_job"},
+                "runConfigData": {"ops": {"replay_dead_letters": {"config": replay}}},
+            },
+        )
+        attempts = fetch_all(
+            clean_warehouse,
+            sql.SQL("SELECT DISTINCT attempt_count FROM platform.dead_letter_records"),
+        )
+        assert attempts == [(2,)]
 
     metrics = fetch_all(
         clean_warehouse,
