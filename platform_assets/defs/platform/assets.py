@@ -6,8 +6,11 @@ have no materialisation function of their own.
 
 import dagster as dg
 
+from platform_assets.defs.datasets.assets import DATASET_SPECS
+
+# Every declared dataset, and the Python assets that return ingestion results.
 INGESTING_ASSETS = [
-    dg.AssetKey(["sales", "orders"]),
+    *(dg.AssetKey(spec.asset_key) for spec in DATASET_SPECS),
     dg.AssetKey(["staging", "customers"]),
 ]
 
