@@ -56,6 +56,12 @@ class Prefetcher(Iterator[T]):
             self._put(_DONE)
         except BaseException as error:
             self._put(_Raised(error))
+        finally:
+            # Stopped early: close the source here, so what it holds open (a file, a database
+            # connection) is released now, not whenever the garbage collector gets to it.
+            close = getattr(source, "close", None)
+            if close is not None:
+                close()
 
     def __next__(self) -> T:
         if self._finished:
