@@ -45,7 +45,7 @@ class Prefetcher(Iterator[T]):
                 self._queue.put(item, timeout=_POLL_S)
                 return True
             except queue.Full:
-                continue
+                continue  # the consumer is behind: wait again, unless it has stopped meanwhile
         return False
 
     def _produce(self, source: Iterator[T]) -> None:
