@@ -1,4 +1,4 @@
-"""A declared dataset's partition, from landing files to loadable chunks and dead letters.
+"""A declared dataset's partition, from its source (files or an API) to chunks and dead letters.
 
 Each chunk read flows one way: parse (unreadable records) → validate (types and rules, partition
 window) → transform (the spec's optional function) → unique keys (across the whole partition).
