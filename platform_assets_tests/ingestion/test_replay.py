@@ -1,10 +1,13 @@
 """The replay job against real dead letters: patches, revalidation, loading, resolving."""
 
 import dagster as dg
+import pyarrow.parquet as pq
 from psycopg import sql
 
+from platform_assets.defs.datasets.assets import SPECS_BY_NAME
 from platform_assets.defs.datasets.checks import build_dataset_checks
-from platform_assets.defs.datasets.replay import SPECS_BY_NAME, replay_dead_letters_job
+from platform_assets.defs.datasets.export import export_dead_letters_job
+from platform_assets.defs.datasets.replay import replay_dead_letters_job
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all, table_checksum
@@ -184,3 +187,19 @@ def test_downstream_of_a_replayed_partition_is_stale(resources, instance) -> Non
 
     stale = get_stale_status_resolver(instance, assets).get_status(metrics, DAY)
     assert (fresh, stale) == (StaleStatus.FRESH, StaleStatus.STALE)
+
+
+def test_dead_letters_export_from_the_job(resources, instance, tmp_path) -> None:
+    load_day(resources, instance)
+    path = tmp_path / "failures.parquet"
+    config = {"dataset": "orders", "partition_key": DAY, "path": str(path)}
+
+    result = export_dead_letters_job.execute_in_process(
+        run_config={"ops": {"export_dead_letters_op": {"config": config}}},
+        resources={"warehouse": resources["warehouse"]},
+        instance=instance,
+    )
+
+    exported = pq.read_table(path)
+    assert result.success and exported.num_rows == len(letters(resources["warehouse"])) > 0
+    assert set(exported.column("status").to_pylist()) == {"new"}

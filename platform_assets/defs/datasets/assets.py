@@ -136,4 +136,15 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
 
 DATASET_SPECS = load_specs(DATASETS_DIR)
+SPECS_BY_NAME = {spec.name: spec for spec in DATASET_SPECS}
+
+
+def spec_named(name: str) -> DatasetSpec:
+    """The declared dataset called ``name``; a run given an unknown one fails saying which exist."""
+    spec = SPECS_BY_NAME.get(name)
+    if spec is None:
+        raise dg.Failure(f"unknown dataset {name!r}; known: {sorted(SPECS_BY_NAME)}")
+    return spec
+
+
 dataset_assets = [build_dataset_asset(spec) for spec in DATASET_SPECS]

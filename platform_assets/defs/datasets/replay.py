@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import dagster as dg
 from pydantic import Field, field_validator
 
-from platform_assets.defs.datasets.assets import DATASET_SPECS, dataset_table_slice
+from platform_assets.defs.datasets.assets import SPECS_BY_NAME, dataset_table_slice, spec_named
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated, revalidate
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.logging import run_logger
@@ -23,8 +23,6 @@ from platform_assets.lib.postgres.replay_store import (
 )
 from platform_assets.lib.postgres.side_writes import UNRESOLVED
 from platform_assets.lib.postgres.warehouse import Warehouse
-
-SPECS_BY_NAME = {spec.name: spec for spec in DATASET_SPECS}
 
 
 class PatchConfig(dg.Config):
@@ -60,9 +58,7 @@ def replay_dead_letters(
 ) -> Iterator[dg.AssetMaterialization | dg.Output]:
     """Record the patches, then per partition: lock its queued dead letters, revalidate them with
     the current spec and code, load the rows that pass, and resolve or re-queue each letter."""
-    spec = SPECS_BY_NAME.get(config.dataset)
-    if spec is None:
-        raise dg.Failure(f"unknown dataset {config.dataset!r}; known: {sorted(SPECS_BY_NAME)}")
+    spec = spec_named(config.dataset)
     asset_key = "/".join(spec.asset_key)
     transform = spec.transform_function()
     log = run_logger(context).bind(dataset=spec.name)
