@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import numpy as np
+import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from support import benchmark_warehouse
@@ -134,10 +135,8 @@ def run_pandas(path: Path) -> dict:
     return {"seconds": time.perf_counter() - started}
 
 
-def _connect(warehouse: object) -> object:
-    import psycopg
-
-    return psycopg.connect(warehouse.conninfo())  # type: ignore[attr-defined]
+def _connect(warehouse: Warehouse) -> psycopg.Connection:
+    return psycopg.connect(warehouse.conninfo())
 
 
 def empty_tables(warehouse: Warehouse) -> None:

@@ -12,6 +12,7 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
+from platform_assets.lib.ingestion.parsing import field_text
 from platform_assets.lib.ingestion.pipeline import Transform, process_batch
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
@@ -48,10 +49,6 @@ class Revalidated:
     failing: list[StillFailing]
 
 
-def _as_text(value: object) -> str:
-    return "" if value is None else str(value)
-
-
 def revalidate(
     spec: DatasetSpec,
     records: list[QueuedRecord],
@@ -64,7 +61,7 @@ def revalidate(
     fails on its missing columns until a patch supplies them.
     """
     columns = {
-        name: pa.array([_as_text(r.payload.get(name)) for r in records], pa.string())
+        name: pa.array([field_text(r.payload.get(name)) for r in records], pa.string())
         for name in spec.column_names
     }
     ids = np.array([record.id for record in records], dtype=np.int64)

@@ -6,7 +6,6 @@ errors, timeouts, 429 and 5xx are retried (tenacity: exponential backoff with ji
 a body that is not the expected JSON fails the run with the URL named. Nothing else is retried.
 """
 
-import json
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -17,6 +16,7 @@ import pyarrow as pa
 import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
+from platform_assets.lib.ingestion.parsing import field_text
 from platform_assets.lib.ingestion.spec import HttpJsonSource
 from platform_assets.lib.landing.readers import LandingFileError, RawBatch, UnreadableRecord
 
@@ -41,16 +41,6 @@ def _dig(document: Any, path: str) -> Any:
     for part in path.split(".") if path else []:
         document = document.get(part) if isinstance(document, dict) else None
     return document
-
-
-def _as_text(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def _headers(source: HttpJsonSource) -> dict[str, str]:
@@ -128,7 +118,7 @@ def stream_http_json(source: HttpJsonSource, day: str, declared: list[str]) -> I
                 positions.append(number)
             rows = pa.table(
                 {
-                    name: pa.array([_as_text(r.get(name)) for r in good], pa.string())
+                    name: pa.array([field_text(r.get(name)) for r in good], pa.string())
                     for name in declared
                 }
             )
