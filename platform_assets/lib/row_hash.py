@@ -145,28 +145,66 @@ class ContentDigest:
 
     The two 64-bit lanes are summed with wrap-around (a repeated row counts twice) and digested
     together with the row count; the same rows in any order and any batching give the same version.
+    Sums can be taken apart again (``remove``) and put together (``merge``), so a partition's digest
+    can be kept up to date from the rows a write adds and overwrites, without reading the rest.
     """
 
     def __init__(self) -> None:
         self._sums = np.zeros(2, dtype=np.uint64)
         self._count = 0
 
+    @classmethod
+    def from_parts(cls, lane_a: int, lane_b: int, count: int) -> "ContentDigest":
+        """A digest from its stored ``parts``."""
+        digest = cls()
+        digest._sums = np.array([lane_a, lane_b], dtype=np.int64).view(np.uint64)
+        digest._count = count
+        return digest
+
+    @property
+    def parts(self) -> tuple[int, int, int]:
+        """The two lane sums (as signed 64-bit integers, for a ``bigint`` column) and the count."""
+        lane_a, lane_b = self._sums.view(np.int64).tolist()
+        return lane_a, lane_b, self._count
+
+    @property
+    def count(self) -> int:
+        """How many row hashes the digest holds."""
+        return self._count
+
     def add(self, hashes: pa.Array | pa.ChunkedArray) -> None:
         """Fold ``hashes`` (16-byte row hashes, or bytea read back) into the digest."""
-        if isinstance(hashes, pa.ChunkedArray):
-            hashes = hashes.combine_chunks()
-        if not pa.types.is_fixed_size_binary(hashes.type):  # as read back from a bytea column
-            hashes = hashes.cast(pa.binary(16))
-        lanes = np.frombuffer(hashes.buffers()[1], dtype="<u8")[
-            hashes.offset * 2 : (hashes.offset + len(hashes)) * 2
-        ].reshape(-1, 2)
-        self._sums += lanes.sum(axis=0, dtype=np.uint64)
+        self._sums += _lane_sums(hashes)
         self._count += len(hashes)
+
+    def remove(self, hashes: pa.Array | pa.ChunkedArray) -> None:
+        """Take ``hashes`` back out: the digest of the rows without them."""
+        self._sums -= _lane_sums(hashes)
+        self._count -= len(hashes)
+
+    def merge(self, other: "ContentDigest") -> None:
+        """Fold another digest in: the digest of both multisets of rows together."""
+        self._sums += other._sums
+        self._count += other._count
 
     def hexdigest(self) -> str:
         """The version of everything added so far."""
         summary = np.array([*self._sums, self._count], dtype="<u8").tobytes()
         return hashlib.md5(summary, usedforsecurity=False).hexdigest()
+
+
+def _lane_sums(hashes: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Each 64-bit lane of ``hashes`` summed with wrap-around."""
+    if isinstance(hashes, pa.ChunkedArray):
+        hashes = hashes.combine_chunks()
+    if not pa.types.is_fixed_size_binary(hashes.type):  # as read back from a bytea column
+        hashes = hashes.cast(pa.binary(16))
+    if len(hashes) == 0:
+        return np.zeros(2, dtype=np.uint64)
+    lanes = np.frombuffer(hashes.buffers()[1], dtype="<u8")[
+        hashes.offset * 2 : (hashes.offset + len(hashes)) * 2
+    ].reshape(-1, 2)
+    return lanes.sum(axis=0, dtype=np.uint64)
 
 
 def content_version(hashes: pa.Array | pa.ChunkedArray) -> str:

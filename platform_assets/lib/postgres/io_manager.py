@@ -199,8 +199,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 settings=self._settings(),
             )
             with self.warehouse.bulk_connection() as conn:
-                columns = prepare_table(conn, request)
-                return write_slice(conn, request, columns, _prepend(first, chunks))
+                prepared = prepare_table(conn, request)
+                return write_slice(conn, request, prepared, _prepend(first, chunks))
 
         log = run_logger(context).bind(table=table_slice.qualified_name)
         try:
@@ -263,6 +263,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             }
         )
         log = run_logger(context).bind(table=table_slice.qualified_name, write_mode=mode.value)
+        if result.rows_moved:
+            log.warning(
+                "rows_moved_between_partitions",
+                rows_moved=result.rows_moved,
+                detail="an upsert changed these rows' partition columns; the partitions they left"
+                " changed without being materialised",
+            )
         for key, count in result.row_counts.items():
             event = "partition_emptied" if count == 0 else "partition_written"
             log.info(event, partition_key=key, row_count=count, **result.changes(key))

@@ -19,7 +19,7 @@ from psycopg import sql
 
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
 from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
-from platform_assets.lib.postgres import statements
+from platform_assets.lib.postgres import content_digests, statements
 from platform_assets.lib.postgres.adbc_transaction import transaction
 from platform_assets.lib.postgres.side_writes import (
     ACCOUNTING,
@@ -310,4 +310,11 @@ def replay_partition(
             _apply_outcomes(cursor, outcomes, run_id)
         if resolved:
             _move_to_loaded(cursor, asset_key, partition.key, resolved, run_id)
+            # The partition gained rows its stored digest does not count: the next write rescans.
+            content_digests.prepare(cursor)
+            content_digests.forget(
+                cursor,
+                statements.table_identifier(table_slice.schema, table_slice.table),
+                [partition.key],
+            )
     return ReplayOutcome(partition.key, len(records), resolved, len(records) - resolved)

@@ -5,7 +5,7 @@ partition's dead letters and its read/loaded/dead-lettered figures can never dis
 """
 
 import json
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -95,7 +95,9 @@ class WriteTally:
     rows_loaded: Counter[str] = field(default_factory=Counter)
     rows_read: Counter[str] = field(default_factory=Counter)
     dead_letters: DeadLetterSpool = field(default_factory=DeadLetterSpool)
-    digest: ContentDigest = field(default_factory=ContentDigest)
+    digests: defaultdict[str, ContentDigest] = field(
+        default_factory=lambda: defaultdict(ContentDigest)
+    )
     checkpoint: Checkpoint | None = None
 
 

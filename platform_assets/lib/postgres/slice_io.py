@@ -25,14 +25,13 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.postgres import statements
-from platform_assets.lib.postgres.adbc_transaction import transaction
+from platform_assets.lib.postgres import content_digests, statements
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.prefetch import Prefetcher
-from platform_assets.lib.row_hash import ROW_HASH_COLUMN, content_version, row_hashes
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN, ContentDigest, row_hashes
 
 WHOLE_TABLE = "*"
 INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
@@ -98,8 +97,8 @@ class ChunkStream:
         self._request = request
         self._chunks = chunks
         self._bounds = bounds
-        keys = [p.key for p in request.table_slice.partitions] or [WHOLE_TABLE]
-        self.tally = WriteTally(rows_loaded=Counter(dict.fromkeys(keys, 0)))
+        self.keys = [p.key for p in request.table_slice.partitions] or [WHOLE_TABLE]
+        self.tally = WriteTally(rows_loaded=Counter(dict.fromkeys(self.keys, 0)))
         self.error: BaseException | None = None
         self._prefetcher: Prefetcher | None = None
 
@@ -122,10 +121,14 @@ class ChunkStream:
         try:
             for chunk in self._chunks:
                 rows = self._conform(chunk.rows)
-                self._check_and_tally(rows, chunk)
+                assignment = self._check_and_tally(rows, chunk)
+                start = 0
                 for batch in rows.to_batches(max_chunksize=INGEST_BATCH_ROWS):
                     hashes = row_hashes(pa.Table.from_batches([batch]), self._request.hash_columns)
-                    self.tally.digest.add(hashes)
+                    part = assignment[start : start + batch.num_rows]
+                    start += batch.num_rows
+                    for index, key in enumerate(self.keys):
+                        self.tally.digests[key].add(hashes.filter(part == index))
                     yield pa.RecordBatch.from_arrays(
                         [*batch.columns, hashes], schema=self._request.schema
                     )
@@ -142,7 +145,8 @@ class ChunkStream:
             )
         return rows if rows.schema.equals(expected) else rows.cast(expected)
 
-    def _check_and_tally(self, rows: pa.Table, chunk: IngestedChunk) -> None:
+    def _check_and_tally(self, rows: pa.Table, chunk: IngestedChunk) -> np.ndarray:
+        """Check and count the chunk; return each row's index into ``keys``."""
         table_slice = self._request.table_slice
         assignment = assign_partitions(rows, table_slice, self._bounds)
         _check_rows_inside(table_slice, assignment, rows.num_rows)
@@ -153,6 +157,7 @@ class ChunkStream:
         self.tally.dead_letters.add(chunk.dead_letters)
         if chunk.checkpoint is not None:
             self.tally.checkpoint = chunk.checkpoint
+        return assignment
 
 
 @dataclass(frozen=True)
@@ -166,6 +171,7 @@ class WriteResult:
     rows_unchanged: dict[str, int]
     row_counts: dict[str, int]
     content_version: str
+    rows_moved: int = 0  # rows an upsert moved here from partitions this write does not cover
 
     def changes(self, key: str) -> dict[str, int]:
         """Rows deleted, inserted, updated and left unchanged in partition ``key``."""
@@ -185,40 +191,78 @@ def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
     return [Column(name, pg_type) for name, pg_type in cursor.fetchall()]
 
 
-def prepare_table(conn: adbc.Connection, request: WriteRequest) -> list[Column]:
-    """Create the schema and table, or add the frame's new columns; commit; return the columns.
+@dataclass(frozen=True)
+class PreparedTable:
+    """The table's columns once prepared, and the index DDL still to run after the load.
 
-    Runs in its own short transaction under an advisory lock on the table, so concurrent first
-    writers of different partitions do not race each other's CREATE TABLE, and never wait on each
-    other once the table exists.
+    ``deferred_ddl`` is non-empty only when this write created the table: the creation is then
+    still uncommitted, the write continues in the same transaction, and the primary key and
+    indexes are built once the rows are in. Building an index over loaded rows is much cheaper
+    than maintaining it row by row, and nobody can see the table before it is complete.
+    """
+
+    columns: list[Column]
+    deferred_ddl: tuple[str, ...] = ()
+
+
+def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable:
+    """Create the schema and table, or add the frame's new columns; return the columns.
+
+    Runs under an advisory lock on the table, so concurrent first writers do not race each other's
+    CREATE TABLE. An existing table is evolved in its own short transaction, committed here, so
+    writers of different partitions never wait on each other. A new table is left uncommitted for
+    the write to load (see ``PreparedTable``); a concurrent first writer waits until it commits.
     """
     table_slice = request.table_slice
     schema, table = table_slice.schema, table_slice.table
-    with transaction(conn) as cursor:
+    cursor = conn.cursor()
+    try:
         cursor.execute(
             statements.ADVISORY_XACT_LOCK, parameters=(f"ddl|{table_slice.qualified_name}",)
         )
         cursor.execute(statements.create_schema(schema))
+        content_digests.prepare(cursor)
+        for side_write in request.side_writes:
+            side_write.prepare(cursor)
         existing = table_columns(cursor, schema, table)
-        if not existing:
-            existing = [Column(f.name, postgres_type(f)) for f in request.schema]
-            cursor.execute(statements.create_table(schema, table, existing, request.primary_key))
-            if table_slice.partition_columns:
-                partition_columns = list(table_slice.partition_columns)
-                cursor.execute(
-                    statements.create_index(
-                        schema, table, partition_columns, request.partition_index
-                    )
-                )
-            for columns in request.indexes:
-                cursor.execute(statements.create_index(schema, table, columns))
-        else:
+        if existing:
             for column in plan_evolution(existing, request.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
-        for side_write in request.side_writes:
-            side_write.prepare(cursor)
-    return existing
+            conn.commit()
+            return PreparedTable(existing)
+        columns = [Column(f.name, postgres_type(f)) for f in request.schema]
+        # An upsert's ON CONFLICT needs the primary key before its merge: nothing waits for it.
+        later = request.mode is not WriteMode.UPSERT
+        primary_key = [] if later else request.primary_key
+        cursor.execute(statements.create_table(schema, table, columns, primary_key))
+        ddl = _index_ddl(request, with_primary_key=later)
+        if not later:
+            for statement in ddl:
+                cursor.execute(statement)
+        return PreparedTable(columns, tuple(ddl) if later else ())
+    except BaseException:
+        conn.rollback()
+        raise
+    finally:
+        cursor.close()
+
+
+def _index_ddl(request: WriteRequest, with_primary_key: bool) -> list[str]:
+    """The indexes a new table gets, and its primary key if it was not declared inline."""
+    table_slice = request.table_slice
+    schema, table = table_slice.schema, table_slice.table
+    ddl = []
+    if request.primary_key and with_primary_key:
+        ddl.append(statements.add_primary_key(schema, table, request.primary_key))
+    if table_slice.partition_columns:
+        ddl.append(
+            statements.create_index(
+                schema, table, list(table_slice.partition_columns), request.partition_index
+            )
+        )
+    ddl.extend(statements.create_index(schema, table, columns) for columns in request.indexes)
+    return ddl
 
 
 def _partition_bounds(
@@ -290,35 +334,48 @@ def _delete_slice(
     return counts
 
 
-def _written_slice(
-    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str]
-) -> tuple[dict[str, int], str]:
-    """Rows per partition and the content version of the slice as it now stands in the table.
+def _scanned_digests(
+    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str], keys: set[str]
+) -> dict[str, ContentDigest]:
+    """The digests of partitions ``keys`` as they now stand in the table, by scanning them.
 
-    Postgres concatenates each partition's ``_row_hash`` values into one bytea, so an upsert or
-    append reports the partition's real contents (not just what it sent) at the cost of one scan
-    of those partitions, without shipping a row at a time.
+    Postgres concatenates each partition's ``_row_hash`` values into one bytea, so nothing is
+    shipped a row at a time. Used only where no digest is stored yet (see ``content_digests``).
     """
-    counts, hashes = {}, []
+    digests = {}
     for partition in _partitions_or_whole(table_slice):
+        if _key(partition) not in keys:
+            continue
         query, params = statements.partition_hashes(
             table_slice, partition, pg_types, ROW_HASH_COLUMN
         )
         cursor.execute(query, parameters=params or None)
-        count, concatenated = cursor.fetchone()
-        counts[_key(partition)] = count
-        hashes.append(concatenated or b"")
-    joined = b"".join(hashes)
-    digests = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(16), len(joined) // 16, [None, pa.py_buffer(joined)]
-    )
-    return counts, content_version(digests)
+        _, concatenated = cursor.fetchone()
+        joined = concatenated or b""
+        digest = ContentDigest()
+        digest.add(
+            pa.FixedSizeBinaryArray.from_buffers(
+                pa.binary(16), len(joined) // 16, [None, pa.py_buffer(joined)]
+            )
+        )
+        digests[_key(partition)] = digest
+    return digests
+
+
+@dataclass(frozen=True)
+class MergeOutcome:
+    """What an upsert's merge did, per partition key."""
+
+    inserted: dict[str, int]
+    updated: dict[str, int]
+    changes: dict[str, ContentDigest]  # hashes written, minus the hashes they replaced
+    moved_rows: int  # updated rows whose partition columns changed
 
 
 def _upsert(
     cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream, bounds: list
-) -> tuple[dict[str, int], dict[str, int]]:
-    """Stage and merge; return rows inserted and updated per partition."""
+) -> MergeOutcome:
+    """Stage and merge; return what changed in each partition."""
     table_slice = request.table_slice
     staging = f"staging_{uuid.uuid4().hex[:12]}"
     cursor.execute(
@@ -339,19 +396,19 @@ def _upsert(
         )
     )
     written = cursor.fetch_arrow_table()
-    inserted = {_key(p): 0 for p in _partitions_or_whole(table_slice)}
-    updated = dict(inserted)
-    if written.num_rows:
-        assignment = assign_partitions(written, table_slice, bounds)
-        for row, partition_index in enumerate(assignment):
-            key = (
-                table_slice.partitions[partition_index].key
-                if table_slice.partitions
-                else WHOLE_TABLE
-            )
-            target = inserted if written.column("inserted")[row].as_py() else updated
-            target[key] += written.column("rows")[row].as_py()
-    return inserted, updated
+    assignment = assign_partitions(written, table_slice, bounds)
+    fresh = written.column("inserted").to_numpy(zero_copy_only=False).astype(bool)
+    inserted, updated, changes = {}, {}, {}
+    for index, key in enumerate(stream.keys):
+        mine = assignment == index
+        inserted[key] = int((mine & fresh).sum())
+        updated[key] = int((mine & ~fresh).sum())
+        change = ContentDigest()
+        change.add(written.column(ROW_HASH_COLUMN).filter(mine))
+        change.remove(written.column(statements.PREVIOUS_HASH).filter(mine & ~fresh))
+        changes[key] = change
+    moved = written.column(statements.MOVED).fill_null(False)
+    return MergeOutcome(inserted, updated, changes, int(moved.to_numpy().sum()))
 
 
 def _replace_table(cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream) -> int:
@@ -395,16 +452,16 @@ def _failure(request: WriteRequest, stream: ChunkStream, error: BaseException) -
 def write_slice(
     conn: adbc.Connection,
     request: WriteRequest,
-    columns: list[Column],
+    prepared: PreparedTable,
     chunks: Iterator[IngestedChunk],
 ) -> WriteResult:
     """Stream ``chunks`` into the slice in one transaction (see the module docstring)."""
     table_slice = request.table_slice
-    pg_types = {column.name: column.pg_type for column in columns}
+    pg_types = {column.name: column.pg_type for column in prepared.columns}
     bounds = _partition_bounds(table_slice, pg_types)
     stream = ChunkStream(request, chunks, bounds)
-    zero = dict.fromkeys(stream.tally.rows_loaded, 0)
-    deleted, inserted, updated = dict(zero), None, dict(zero)
+    zero = dict.fromkeys(stream.keys, 0)
+    deleted, merge = dict(zero), None
 
     cursor = conn.cursor()
     try:
@@ -415,17 +472,15 @@ def write_slice(
         if request.mode is WriteMode.REPLACE_TABLE:
             deleted = {WHOLE_TABLE: _replace_table(cursor, request, stream)}
         elif request.mode is WriteMode.UPSERT:
-            inserted, updated = _upsert(cursor, request, stream, bounds)
+            merge = _upsert(cursor, request, stream, bounds)
         else:
             if request.mode is WriteMode.REPLACE_PARTITION:
                 deleted = _delete_slice(cursor, table_slice, pg_types, bounds)
             _ingest(cursor, table_slice, stream)
         stream.close()
-        in_frame = dict(stream.tally.rows_loaded)
-        if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
-            row_counts, version = dict(in_frame), stream.tally.digest.hexdigest()
-        else:
-            row_counts, version = _written_slice(cursor, table_slice, pg_types)
+        for statement in prepared.deferred_ddl:
+            cursor.execute(statement)
+        digests = _digests_after(cursor, request, stream, merge, pg_types)
         for side_write in request.side_writes:
             side_write.apply(cursor, stream.tally)
         conn.commit()
@@ -439,17 +494,54 @@ def write_slice(
     finally:
         stream.discard()
         cursor.close()
+    in_frame = dict(stream.tally.rows_loaded)
+    inserted = in_frame if merge is None else merge.inserted
+    updated = dict(zero) if merge is None else merge.updated
+    version = ContentDigest()
+    for digest in digests.values():
+        version.merge(digest)
     return WriteResult(
-        columns=tuple(columns),
+        columns=tuple(prepared.columns),
         rows_deleted=deleted,
-        rows_inserted=in_frame if inserted is None else inserted,
+        rows_inserted=inserted,
         rows_updated=updated,
-        rows_unchanged={key: in_frame[key] - inserted[key] - updated[key] for key in in_frame}
-        if inserted is not None
-        else dict(zero),
-        row_counts=row_counts,
-        content_version=version,
+        rows_unchanged={key: in_frame[key] - inserted[key] - updated[key] for key in in_frame},
+        row_counts={key: digest.count for key, digest in digests.items()},
+        content_version=version.hexdigest(),
+        rows_moved=0 if merge is None else merge.moved_rows,
     )
+
+
+def _digests_after(
+    cursor: adbc.Cursor,
+    request: WriteRequest,
+    stream: ChunkStream,
+    merge: MergeOutcome | None,
+    pg_types: dict[str, str],
+) -> dict[str, ContentDigest]:
+    """Each written partition's content digest once this write commits; stored with it.
+
+    A replace knows it from the rows it loaded. An append or upsert adds its changes to the stored
+    digest; a partition without one is scanned once. An upsert that moved rows between partitions
+    cannot say which partitions lost them: every digest of the table is dropped, and the written
+    partitions are scanned.
+    """
+    table_slice = request.table_slice
+    table_name = statements.table_identifier(table_slice.schema, table_slice.table)
+    written = stream.tally.digests
+    if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
+        digests = {key: written[key] for key in stream.keys}
+    else:
+        if merge is not None and merge.moved_rows:
+            content_digests.forget_table(cursor, table_name)
+        stored = content_digests.load(cursor, table_name, stream.keys)
+        changes = written if merge is None else merge.changes
+        for key, digest in stored.items():
+            digest.merge(changes[key])
+        missing = set(stream.keys) - set(stored)
+        digests = stored | _scanned_digests(cursor, table_slice, pg_types, missing)
+    content_digests.store(cursor, table_name, digests)
+    return digests
 
 
 def read_slice(conn: adbc.Connection, table_slice: TableSlice, include_row_hash: bool) -> pa.Table:

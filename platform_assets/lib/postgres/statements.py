@@ -68,6 +68,15 @@ def create_table(schema: str, table: str, columns: list[Column], primary_key: li
     )
 
 
+def add_primary_key(schema: str, table: str, primary_key: list[str]) -> str:
+    """ALTER TABLE … ADD PRIMARY KEY: builds the unique index over the rows already loaded."""
+    return _render(
+        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
+            sql.Identifier(schema, table), _names(primary_key)
+        )
+    )
+
+
 INDEX_METHODS = ("btree", "brin")
 
 
@@ -258,6 +267,10 @@ def create_staging_like(schema: str, table: str, staging: str, temporary: bool) 
     )
 
 
+PREVIOUS_HASH = "previous_row_hash"
+MOVED = "moved_partition"
+
+
 def upsert_from_staging(
     schema: str,
     table: str,
@@ -269,28 +282,58 @@ def upsert_from_staging(
 ) -> str:
     """INSERT the staged rows; on a key conflict UPDATE only rows whose hash changed.
 
-    Returns rows ``(inserted, <partition columns>, rows)``: how many rows were inserted (``xmax =
-    0`` marks a fresh row) or updated, per distinct partition value.
+    Returns one row per row written: ``inserted`` (``xmax = 0`` marks a fresh row), the partition
+    columns, the new hash and, for an updated row, the hash it replaced (``previous_row_hash``)
+    and whether its partition columns changed (``moved_partition``). The subqueries read the row
+    as it was: every part of one statement sees the snapshot taken before the statement's writes.
     """
-    updates = [c for c in columns if c not in primary_key]
-    group = sql.SQL("").join(sql.SQL(", {}").format(sql.Identifier(c)) for c in partition_columns)
+    target = sql.Identifier(schema, table)
+    key_match = sql.SQL(" AND ").join(
+        sql.SQL("previous.{c} = target.{c}").format(c=sql.Identifier(c)) for c in primary_key
+    )
+
+    def previous(expression: sql.Composable) -> sql.Composable:
+        return sql.SQL(
+            "CASE WHEN target.xmax <> 0 THEN (SELECT {} FROM {} AS previous WHERE {}) END"
+        ).format(expression, target, key_match)
+
+    def row_of(alias: str) -> sql.Composable:
+        return sql.SQL("ROW({})").format(
+            sql.SQL(", ").join(sql.Identifier(alias, c) for c in partition_columns)
+        )
+
+    moved = (
+        previous(sql.SQL("{} IS DISTINCT FROM {}").format(row_of("previous"), row_of("target")))
+        if partition_columns
+        else sql.SQL("false")
+    )
+    returned = [
+        sql.SQL("(target.xmax = 0) AS inserted"),
+        *(sql.SQL("target.{}").format(sql.Identifier(c)) for c in partition_columns),
+        sql.SQL("target.{}").format(sql.Identifier(hash_column)),
+        sql.SQL("{} AS {}").format(
+            previous(sql.SQL("previous.{}").format(sql.Identifier(hash_column))),
+            sql.Identifier(PREVIOUS_HASH),
+        ),
+        sql.SQL("{} AS {}").format(moved, sql.Identifier(MOVED)),
+    ]
     statement = sql.SQL(
-        "WITH written AS ("
-        " INSERT INTO {target} AS target ({cols}) SELECT {cols} FROM {staging}"
+        "INSERT INTO {target} AS target ({cols}) SELECT {cols} FROM {staging}"
         " ON CONFLICT ({key}) DO UPDATE SET {assignments}"
         " WHERE target.{hash} IS DISTINCT FROM excluded.{hash}"
-        " RETURNING (xmax = 0) AS inserted{group})"
-        " SELECT inserted{group}, count(*) AS rows FROM written GROUP BY inserted{group}"
+        " RETURNING {returned}"
     ).format(
-        group=group,
-        target=sql.Identifier(schema, table),
+        target=target,
         cols=_names(columns),
         staging=sql.Identifier(staging),
         key=_names(primary_key),
         assignments=sql.SQL(", ").join(
-            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in updates
+            sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+            for c in columns
+            if c not in primary_key
         ),
         hash=sql.Identifier(hash_column),
+        returned=sql.SQL(", ").join(returned),
     )
     return _render(statement)
 
