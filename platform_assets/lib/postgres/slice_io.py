@@ -545,7 +545,7 @@ def _digests_after(
 
 
 def read_slice(conn: adbc.Connection, table_slice: TableSlice, include_row_hash: bool) -> pa.Table:
-    """The slice's rows as Arrow, read through ADBC's binary COPY."""
+    """The slice's rows as Arrow, read through ADBC's binary COPY (see ``SettingParams``)."""
     cursor = conn.cursor()
     try:
         existing = table_columns(cursor, table_slice.schema, table_slice.table)
@@ -561,10 +561,13 @@ def read_slice(conn: adbc.Connection, table_slice: TableSlice, include_row_hash:
         missing = sorted(set(names) - {c.name for c in existing})
         if missing:
             raise LookupError(f"{table_slice.qualified_name} has no column(s) {missing}")
-        query, params = statements.select_slice(
+        (setup, values), query = statements.select_slice(
             table_slice, names, {c.name: c.pg_type for c in existing}
         )
-        cursor.execute(query, parameters=params or None)
+        if values:
+            cursor.execute(setup, parameters=values)
+            cursor.fetchall()
+        cursor.execute(query)  # no bind parameters: ADBC streams it as a binary COPY
         return cursor.fetch_arrow_table()
     finally:
         cursor.close()

@@ -29,10 +29,36 @@ class Params:
     def __init__(self) -> None:
         self.values: list[object] = []
 
-    def add(self, value: object) -> sql.Composable:
-        """Append ``value`` and return its placeholder."""
+    def add(self, value: object, pg_type: str | None = None) -> sql.Composable:
+        """Append ``value`` and return its placeholder (a bound value carries its own type)."""
         self.values.append(value)
         return sql.SQL(f"${len(self.values)}")
+
+
+class SettingParams(Params):
+    """Values passed as transaction-local settings, for a query ADBC should run as a binary COPY.
+
+    ADBC streams a query's rows through ``COPY … TO STDOUT`` only when it has no bind parameters
+    (with them, it fetches row by row: ~40 % slower for a 100k-row read). So each value is first
+    bound, as text, to ``set_config`` (``setup``), and the query reads it back with
+    ``current_setting(…)`` cast to the column's type. Values are still never formatted into SQL.
+    """
+
+    def add(self, value: object, pg_type: str | None = None) -> sql.Composable:
+        """Append ``value`` and return the expression reading it back as ``pg_type``."""
+        if pg_type is None:
+            raise ValueError("a setting parameter needs the type to read its value back as")
+        self.values.append(value.isoformat() if isinstance(value, date) else str(value))
+        return sql.SQL("current_setting({})::{}").format(
+            sql.Literal(f"platform.param_{len(self.values)}"), sql.SQL(pg_type)
+        )
+
+    def setup(self) -> tuple[str, list[object]]:
+        """The statement that sets every value for the rest of the transaction, and its params."""
+        calls = [
+            f"set_config('platform.param_{n}', ${n}, true)" for n in range(1, len(self.values) + 1)
+        ]
+        return f"SELECT {', '.join(calls) or 'NULL'}", list(self.values)
 
 
 def _render(statement: sql.Composable) -> str:
@@ -139,11 +165,14 @@ def partition_predicate(
         column = table_slice.partition_columns[0]
         low, high = window_bounds(partition.window, pg_types[column])
         return sql.SQL("({col} >= {low} AND {col} < {high})").format(
-            col=sql.Identifier(column), low=params.add(low), high=params.add(high)
+            col=sql.Identifier(column),
+            low=params.add(low, pg_types[column]),
+            high=params.add(high, pg_types[column]),
         )
     terms = [
         sql.SQL("{} = {}").format(
-            sql.Identifier(column), params.add(key_value(value, pg_types[column]))
+            sql.Identifier(column),
+            params.add(key_value(value, pg_types[column]), pg_types[column]),
         )
         for column, value in zip(table_slice.partition_columns, partition.values or (), strict=True)
     ]
@@ -236,15 +265,15 @@ def partition_hashes(
 
 def select_slice(
     table_slice: TableSlice, columns: list[str], pg_types: dict[str, str]
-) -> tuple[str, list[object]]:
-    """SELECT ``columns`` of the slice's rows."""
-    params = Params()
+) -> tuple[tuple[str, list[object]], str]:
+    """SELECT ``columns`` of the slice's rows: the ``SettingParams`` setup, then the query."""
+    params = SettingParams()
     statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
         _names(columns),
         sql.Identifier(table_slice.schema, table_slice.table),
         slice_predicate(table_slice, pg_types, params),
     )
-    return _render(statement), params.values
+    return params.setup(), _render(statement)
 
 
 def count_rows(schema: str, table: str) -> str:
