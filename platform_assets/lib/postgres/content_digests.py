@@ -16,10 +16,10 @@ next write scans again.
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
-from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
+from platform_assets.lib.postgres.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.postgres.statements import Params
 from platform_assets.lib.row_hash import ContentDigest
 
-PLATFORM_SCHEMA = "platform"
 CONTENT_DIGESTS = "content_digests"
 WHOLE_TABLE = "*"  # the key of an unpartitioned table's digest
 CONTENT_DIGESTS_DDL = [
@@ -40,10 +40,8 @@ _TABLE = sql.Identifier(PLATFORM_SCHEMA, CONTENT_DIGESTS)
 
 
 def prepare(cursor: adbc.Cursor) -> None:
-    """Create the digest table if needed (under a lock, so first writers do not race)."""
-    cursor.execute(ADVISORY_XACT_LOCK, parameters=(f"ddl|{PLATFORM_SCHEMA}.{CONTENT_DIGESTS}",))
-    for statement in CONTENT_DIGESTS_DDL:
-        cursor.execute(statement)
+    """Create the digest table if needed."""
+    create_platform_table(cursor, CONTENT_DIGESTS, CONTENT_DIGESTS_DDL)
 
 
 def load(cursor: adbc.Cursor, table_name: str, keys: list[str]) -> dict[str, ContentDigest]:

@@ -17,10 +17,10 @@ from psycopg import sql
 
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint
 from platform_assets.lib.postgres.dead_letter_spool import DeadLetterSpool
-from platform_assets.lib.postgres.statements import ADVISORY_XACT_LOCK, Params
+from platform_assets.lib.postgres.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.postgres.statements import Params
 from platform_assets.lib.row_hash import ContentDigest
 
-PLATFORM_SCHEMA = "platform"
 DEAD_LETTERS = "dead_letter_records"
 ACCOUNTING = "ingestion_accounting"
 CHECKPOINTS = "extract_checkpoints"
@@ -111,12 +111,6 @@ class SideWrite(Protocol):
         """Writes, run in the slice's write transaction once every chunk is in, before commit."""
 
 
-def _create(cursor: adbc.Cursor, table: str, ddl: list[str]) -> None:
-    cursor.execute(ADVISORY_XACT_LOCK, parameters=(f"ddl|{PLATFORM_SCHEMA}.{table}",))
-    for statement in ddl:
-        cursor.execute(statement)
-
-
 @dataclass
 class DeadLetterWrite:
     """Replace the partitions' unresolved dead letters with the write's (resolved ones stay)."""
@@ -128,7 +122,7 @@ class DeadLetterWrite:
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the dead-letter table if needed."""
-        _create(cursor, DEAD_LETTERS, DEAD_LETTER_DDL)
+        create_platform_table(cursor, DEAD_LETTERS, DEAD_LETTER_DDL)
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Delete the partitions' unresolved dead letters, then COPY the new ones in."""
@@ -179,7 +173,7 @@ class AccountingWrite:
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the accounting table if needed."""
-        _create(cursor, ACCOUNTING, ACCOUNTING_DDL)
+        create_platform_table(cursor, ACCOUNTING, ACCOUNTING_DDL)
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Check read = loaded + dead-lettered for every partition, then upsert the figures."""
@@ -233,7 +227,7 @@ class CheckpointWrite:
         if checkpoint is None:
             return
         # Held until commit: concurrent first extracts do not race the CREATE.
-        _create(cursor, CHECKPOINTS, CHECKPOINT_DDL)
+        create_platform_table(cursor, CHECKPOINTS, CHECKPOINT_DDL)
         cursor.execute(
             sql.SQL(
                 "INSERT INTO {} (source, high_water, run_id) VALUES ($1, $2::jsonb, $3)"
