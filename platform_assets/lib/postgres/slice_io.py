@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
 from platform_assets.lib.postgres import content_digests, statements
+from platform_assets.lib.postgres.content_digests import WHOLE_TABLE
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
 from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
@@ -33,7 +34,6 @@ from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.prefetch import Prefetcher
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, ContentDigest, row_hashes
 
-WHOLE_TABLE = "*"
 INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
 PREFETCH_BATCHES = 4  # batches produced ahead of ADBC: overlap without holding a whole chunk
 CARDINALITY_VIOLATION = "21000"  # ON CONFLICT met the same key twice in one statement
