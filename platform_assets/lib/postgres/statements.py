@@ -50,15 +50,23 @@ class SettingParams(Params):
             raise ValueError("a setting parameter needs the type to read its value back as")
         self.values.append(value.isoformat() if isinstance(value, date) else str(value))
         return sql.SQL("current_setting({})::{}").format(
-            sql.Literal(f"platform.param_{len(self.values)}"), sql.SQL(pg_type)
+            _setting_name(len(self.values)), sql.SQL(pg_type)
         )
 
     def setup(self) -> tuple[str, list[object]]:
-        """The statement that sets every value for the rest of the transaction, and its params."""
+        """The statement that sets every value for the rest of the transaction, and its params
+        (run it only when there are values)."""
+        bound = Params()
         calls = [
-            f"set_config('platform.param_{n}', ${n}, true)" for n in range(1, len(self.values) + 1)
+            sql.SQL("set_config({}, {}, true)").format(_setting_name(n), bound.add(value))
+            for n, value in enumerate(self.values, start=1)
         ]
-        return f"SELECT {', '.join(calls) or 'NULL'}", list(self.values)
+        return _render(sql.SQL("SELECT {}").format(sql.SQL(", ").join(calls))), bound.values
+
+
+def _setting_name(position: int) -> sql.Composable:
+    """The transaction-local setting holding the ``position``-th ``SettingParams`` value."""
+    return sql.Literal(f"platform.param_{position}")
 
 
 def _render(statement: sql.Composable) -> str:
