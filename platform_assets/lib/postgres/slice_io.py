@@ -171,7 +171,7 @@ class WriteResult:
     rows_unchanged: dict[str, int]
     row_counts: dict[str, int]
     content_version: str
-    rows_moved: int = 0  # rows an upsert moved here from partitions this write does not cover
+    rows_moved: int = 0  # rows whose partition columns an upsert changed
 
     def changes(self, key: str) -> dict[str, int]:
         """Rows deleted, inserted, updated and left unchanged in partition ``key``."""
@@ -233,14 +233,15 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
             return PreparedTable(existing)
         columns = [Column(f.name, postgres_type(f)) for f in request.schema]
         # An upsert's ON CONFLICT needs the primary key before its merge: nothing waits for it.
-        later = request.mode is not WriteMode.UPSERT
-        primary_key = [] if later else request.primary_key
+        deferred = request.mode is not WriteMode.UPSERT
+        primary_key = [] if deferred else request.primary_key
         cursor.execute(statements.create_table(schema, table, columns, primary_key))
-        ddl = _index_ddl(request, with_primary_key=later)
-        if not later:
-            for statement in ddl:
-                cursor.execute(statement)
-        return PreparedTable(columns, tuple(ddl) if later else ())
+        ddl = _index_ddl(request, with_primary_key=deferred)
+        if deferred:
+            return PreparedTable(columns, tuple(ddl))
+        for statement in ddl:
+            cursor.execute(statement)
+        return PreparedTable(columns)
     except BaseException:
         conn.rollback()
         raise
@@ -350,7 +351,7 @@ def _scanned_digests(
             table_slice, partition, pg_types, ROW_HASH_COLUMN
         )
         cursor.execute(query, parameters=params or None)
-        _, concatenated = cursor.fetchone()
+        (concatenated,) = cursor.fetchone()
         joined = concatenated or b""
         digest = ContentDigest()
         digest.add(

@@ -256,14 +256,14 @@ def partition_hashes(
     pg_types: dict[str, str],
     hash_column: str,
 ) -> tuple[str, list[object]]:
-    """A partition's (or the whole table's) row count and its row hashes concatenated."""
+    """A partition's (or the whole table's) row hashes concatenated into one bytea."""
     params = Params()
     predicate = (
         sql.SQL("TRUE")
         if partition is None
         else partition_predicate(table_slice, partition, pg_types, params)
     )
-    statement = sql.SQL("SELECT count(*), string_agg({}, ''::bytea) FROM {} WHERE {}").format(
+    statement = sql.SQL("SELECT string_agg({}, ''::bytea) FROM {} WHERE {}").format(
         sql.Identifier(hash_column),
         sql.Identifier(table_slice.schema, table_slice.table),
         predicate,
