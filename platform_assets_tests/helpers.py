@@ -1,5 +1,8 @@
 """Queries the tests use to look at what actually landed in Postgres."""
 
+import time
+
+import psycopg
 from psycopg import sql
 
 from platform_assets.lib.postgres.warehouse import Warehouse
@@ -26,3 +29,22 @@ def row_count(warehouse: Warehouse, schema: str, table: str) -> int:
     """Number of rows in ``schema.table``."""
     query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table))
     return fetch_all(warehouse, query)[0][0]
+
+
+def wait_for_lock_waiters(warehouse: Warehouse, wait_event: str, waiters: int = 1) -> bool:
+    """Whether ``waiters`` sessions are seen waiting on a lock of kind ``wait_event``
+    (``advisory``, ``relation``…), polled for up to ~10 s.
+
+    Polled from its own autocommit connection: pg_stat_activity is a snapshot within a transaction.
+    """
+    with psycopg.connect(warehouse.conninfo(), autocommit=True) as observer:
+        for _ in range(100):
+            (waiting,) = observer.execute(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND wait_event = %s",
+                (wait_event,),
+            ).fetchone()
+            if waiting >= waiters:
+                return True
+            time.sleep(0.1)
+    return False

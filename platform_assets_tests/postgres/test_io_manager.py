@@ -15,7 +15,12 @@ from psycopg import sql
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.postgres.warehouse import Warehouse
-from platform_assets_tests.helpers import fetch_all, row_count, table_checksum
+from platform_assets_tests.helpers import (
+    fetch_all,
+    row_count,
+    table_checksum,
+    wait_for_lock_waiters,
+)
 
 DAY = "2026-11-01"
 NEXT_DAY = "2026-11-02"
@@ -190,7 +195,7 @@ def test_writer_waits_for_the_partition_lock(io_resources: dict) -> None:
             target=lambda: outcome.append(run([writer], io_resources).success)
         )
         thread.start()
-        waiting = wait_for_advisory_waiter(warehouse)
+        waiting = wait_for_lock_waiters(warehouse, "advisory")
         assert waiting and thread.is_alive() and outcome == []
         assert row_count(warehouse, "io_test", "events") == 3
         holder.rollback()  # releases the lock
@@ -198,23 +203,6 @@ def test_writer_waits_for_the_partition_lock(io_resources: dict) -> None:
 
     assert outcome == [True]
     assert row_count(warehouse, "io_test", "events") == 5
-
-
-def wait_for_advisory_waiter(warehouse: Warehouse, attempts: int = 100) -> bool:
-    """Whether a session is seen waiting on an advisory lock (polled for up to ~10 s).
-
-    Polled from its own autocommit connection: pg_stat_activity is a snapshot within a transaction.
-    """
-    with psycopg.connect(warehouse.conninfo(), autocommit=True) as observer:
-        for _ in range(attempts):
-            waiting = observer.execute(
-                "SELECT count(*) FROM pg_stat_activity"
-                " WHERE wait_event_type = 'Lock' AND wait_event = 'advisory'"
-            ).fetchone()[0]
-            if waiting:
-                return True
-            time.sleep(0.1)
-    return False
 
 
 def test_lock_timeout_ends_a_blocked_write_cleanly(clean_warehouse: Warehouse) -> None:

@@ -9,9 +9,13 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
 - ``primary_key``: list of columns (required by ``upsert``); ``indexes``: list of column lists;
   ``partition_index``: ``btree`` (default) or ``brin`` for the partition column(s).
 - ``row_hash_columns``: the columns ``_row_hash`` covers (default: all of the frame's).
+- ``bulk_load_min_rows``: the fewest rows a ``replace_partition`` or ``append`` write loads before
+  it may rebuild the table's indexes instead of maintaining them (see ``bulk_load``; ``None``:
+  never); overrides the IO manager's own.
 - ``schema`` / ``table``: override the names (default: the asset key's prefix / last part).
 
-and per IO manager through its config (``default_schema``, ``write_mode``, timeouts). Inputs may
+and per IO manager through its config (``default_schema``, ``write_mode``, timeouts,
+``bulk_load_min_rows``). Inputs may
 set ``columns`` (projection) and ``include_row_hash`` in ``dg.AssetIn(metadata=...)``.
 """
 
@@ -29,6 +33,7 @@ from platform_assets.lib.ingestion.result import (
     no_dead_letters,
 )
 from platform_assets.lib.logging import run_logger
+from platform_assets.lib.postgres.bulk_load import BULK_LOAD_MIN_ROWS
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
 from platform_assets.lib.postgres.side_writes import (
     AccountingWrite,
@@ -137,6 +142,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
     transient_attempts: int = 4
+    bulk_load_min_rows: int | None = BULK_LOAD_MIN_ROWS
 
     def _write_mode(self, context: dg.OutputContext, table_slice: TableSlice) -> WriteMode:
         declared = context.definition_metadata.get("write_mode") or self.write_mode
@@ -178,6 +184,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         mode = self._write_mode(context, table_slice)
         side_writes = self._ingestion_side_writes(context, table_slice, obj)
         read_chunks = _chunk_source(obj)
+        bulk_load_min_rows = metadata.get("bulk_load_min_rows", self.bulk_load_min_rows)
 
         def write() -> WriteResult:
             # One transaction per attempt: a retried write reads its source again and starts
@@ -197,6 +204,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 partition_index=metadata.get("partition_index", "btree"),
                 side_writes=side_writes,
                 settings=self._settings(),
+                expected_rows=first.rows.num_rows,
+                bulk_load_min_rows=bulk_load_min_rows,
             )
             with self.warehouse.bulk_connection() as conn:
                 prepared = prepare_table(conn, request)
@@ -269,6 +278,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 rows_moved=result.rows_moved,
                 detail="an upsert changed these rows' partition columns; the partitions they left"
                 " changed without being materialised",
+            )
+        if result.indexes_rebuilt:
+            log.info(
+                "indexes_rebuilt_after_bulk_load",
+                indexes=result.indexes_rebuilt,
+                detail="the write outweighed the table: its indexes were dropped before the load"
+                " and built again before commit",
             )
         for key, count in result.row_counts.items():
             event = "partition_emptied" if count == 0 else "partition_written"

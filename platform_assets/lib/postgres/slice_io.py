@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.postgres import content_digests, statements
+from platform_assets.lib.postgres import bulk_load, content_digests, statements
 from platform_assets.lib.postgres.content_digests import WHOLE_TABLE
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
@@ -46,6 +46,10 @@ class WriteMode(StrEnum):
     UPSERT = "upsert"
     APPEND = "append"
     REPLACE_TABLE = "replace_table"
+
+
+# The modes that COPY straight into the target table, so can rebuild its indexes (bulk_load).
+BULK_LOAD_MODES = (WriteMode.REPLACE_PARTITION, WriteMode.APPEND)
 
 
 class PartitionWriteError(Exception):
@@ -73,6 +77,8 @@ class WriteRequest:
     partition_index: str = "btree"
     settings: dict[str, str] = field(default_factory=dict)
     side_writes: tuple[SideWrite, ...] = ()
+    expected_rows: int = 0  # rows the write loads at least (its first chunk's): see bulk_load
+    bulk_load_min_rows: int | None = bulk_load.BULK_LOAD_MIN_ROWS
 
     @property
     def schema(self) -> pa.Schema:
@@ -172,6 +178,7 @@ class WriteResult:
     row_counts: dict[str, int]
     content_version: str
     rows_moved: int = 0  # rows whose partition columns an upsert changed
+    indexes_rebuilt: int = 0  # indexes a bulk load dropped and built again (see bulk_load)
 
     def changes(self, key: str) -> dict[str, int]:
         """Rows deleted, inserted, updated and left unchanged in partition ``key``."""
@@ -193,16 +200,26 @@ def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
 
 @dataclass(frozen=True)
 class PreparedTable:
-    """The table's columns once prepared, and the index DDL still to run after the load.
+    """The table's columns once prepared, the index DDL still to run after the load, and roughly
+    how many rows an existing table holds (``None`` if new, or not a plain table).
 
     ``deferred_ddl`` is non-empty only when this write created the table: the creation is then
     still uncommitted, the write continues in the same transaction, and the primary key and
     indexes are built once the rows are in. Building an index over loaded rows is much cheaper
-    than maintaining it row by row, and nobody can see the table before it is complete.
+    than maintaining it row by row, and nobody can see the table before it is complete. An
+    existing table gets the same treatment when the write outweighs it (``bulk_load``).
     """
 
     columns: list[Column]
     deferred_ddl: tuple[str, ...] = ()
+    table_rows: float | None = None
+
+    def is_bulk_load(self, request: WriteRequest) -> bool:
+        """Whether ``request`` loads enough rows into this existing table to rebuild its
+        indexes rather than maintain them."""
+        return request.mode in BULK_LOAD_MODES and bulk_load.outweighs(
+            self.table_rows, request.expected_rows, request.bulk_load_min_rows
+        )
 
 
 def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable:
@@ -229,8 +246,11 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
             for column in plan_evolution(existing, request.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
+            table_rows = bulk_load.estimated_rows(
+                cursor, statements.table_identifier(schema, table)
+            )
             conn.commit()
-            return PreparedTable(existing)
+            return PreparedTable(existing, table_rows=table_rows)
         columns = [Column(f.name, postgres_type(f)) for f in request.schema]
         # An upsert's ON CONFLICT needs the primary key before its merge: nothing waits for it.
         deferred = request.mode is not WriteMode.UPSERT
@@ -463,6 +483,7 @@ def write_slice(
     stream = ChunkStream(request, chunks, bounds)
     zero = dict.fromkeys(stream.keys, 0)
     deleted, merge = dict(zero), None
+    rebuilt: tuple[str, ...] = ()
 
     cursor = conn.cursor()
     try:
@@ -475,11 +496,13 @@ def write_slice(
         elif request.mode is WriteMode.UPSERT:
             merge = _upsert(cursor, request, stream, bounds)
         else:
+            if prepared.is_bulk_load(request):
+                rebuilt = bulk_load.drop_indexes(cursor, table_slice.schema, table_slice.table)
             if request.mode is WriteMode.REPLACE_PARTITION:
                 deleted = _delete_slice(cursor, table_slice, pg_types, bounds)
             _ingest(cursor, table_slice, stream)
         stream.close()
-        for statement in prepared.deferred_ddl:
+        for statement in prepared.deferred_ddl + rebuilt:
             cursor.execute(statement)
         digests = _digests_after(cursor, request, stream, merge, pg_types)
         for side_write in request.side_writes:
@@ -510,6 +533,7 @@ def write_slice(
         row_counts={key: digest.count for key, digest in digests.items()},
         content_version=version.hexdigest(),
         rows_moved=0 if merge is None else merge.moved_rows,
+        indexes_rebuilt=len(rebuilt),
     )
 
 
