@@ -7,8 +7,10 @@ side always runs through ``dg.materialize``. The baselines are bare library call
 against them (``*_vs_to_sql``, ``*_vs_adbc``, ``*_vs_dict_batches``) time the IO manager's own
 ``handle_output`` inside that real run: a user writing the baseline by hand inside an asset pays
 the same run around it. The same ratios over the whole run are printed too (``*_run_*``). The
-backfill ratio is about runs, so both of its sides are whole runs. The last line printed is one
-JSON object with the figures.
+backfill ratio is about runs, so both of its sides are whole runs. The replace is measured twice:
+into a table holding only the day (a bulk load, see ``bulk_load``), and rerun once the table holds
+two more days (``*_larger_table_*``: the row-by-row path, against ``to_sql`` in the same state).
+The last line printed is one JSON object with the figures.
 """
 
 import argparse
@@ -141,7 +143,24 @@ def engine_for(warehouse: Warehouse) -> sa.Engine:
     )
 
 
+def delete_and_to_sql(engine: sa.Engine, frame: pd.DataFrame) -> None:
+    """The baseline replace: DELETE the day from ``bench.orders_to_sql``, then ``to_sql``."""
+    with engine.begin() as conn:
+        conn.execute(sa.text("DELETE FROM bench.orders_to_sql WHERE order_date = :d"), {"d": DAY})
+        frame.to_sql("orders_to_sql", conn, schema="bench", if_exists="append", index=False)
+
+
+def adbc_append(warehouse: Warehouse, table: str, frame: pd.DataFrame) -> None:
+    """The other baseline: a raw ADBC ingest of ``frame`` into ``bench.<table>``."""
+    with adbc.connect(warehouse.conninfo()) as conn, conn.cursor() as cursor:
+        arrow = pa.Table.from_pandas(frame, preserve_index=False)
+        cursor.adbc_ingest(table, arrow, mode="append", db_schema_name="bench")
+        conn.commit()
+
+
 def bench_replace(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, float]:
+    """Replace a day of ``rows`` rows in a table holding 10 rows of that day; the baselines load
+    the same rows into an empty table with the same indexes. Leaves both tables holding the day."""
     frame = orders_frame(rows)
     materialize_frame(warehouse, "orders", frame.head(10), ORDERS_METADATA, DAY.isoformat())
     settle(warehouse)
@@ -158,32 +177,41 @@ def bench_replace(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[st
     run_sql(warehouse, "DROP TABLE IF EXISTS bench.orders_to_sql")
     run_sql(warehouse, "CREATE TABLE bench.orders_to_sql (LIKE bench.orders INCLUDING ALL)")
     run_sql(warehouse, "ALTER TABLE bench.orders_to_sql DROP COLUMN _row_hash")
-
-    def delete_and_to_sql() -> None:
-        with engine.begin() as conn:
-            conn.execute(
-                sa.text("DELETE FROM bench.orders_to_sql WHERE order_date = :d"), {"d": DAY}
-            )
-            frame.to_sql("orders_to_sql", conn, schema="bench", if_exists="append", index=False)
-
     settle(warehouse)
-    to_sql = timed(delete_and_to_sql)
+    to_sql = timed(lambda: delete_and_to_sql(engine, frame))
     run_sql(warehouse, "TRUNCATE bench.orders_to_sql")
-
-    def adbc_ingest() -> None:
-        with adbc.connect(warehouse.conninfo()) as conn, conn.cursor() as cursor:
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            cursor.adbc_ingest("orders_to_sql", table, mode="append", db_schema_name="bench")
-            conn.commit()
-
     settle(warehouse)
-    adbc_time = timed(adbc_ingest)
+    adbc_time = timed(lambda: adbc_append(warehouse, "orders_to_sql", frame))
     return {
         "replace_s": ours,
         "replace_run_s": ours_run,
         "replace_brin_s": brin,
         "to_sql_s": to_sql,
         "adbc_ingest_s": adbc_time,
+    }
+
+
+def bench_replace_in_larger_table(
+    warehouse: Warehouse, engine: sa.Engine, rows: int
+) -> dict[str, float]:
+    """Rerun the day once each table (left by ``bench_replace``) also holds two other days of as
+    many rows. The write no longer outweighs the table, so no bulk load (see ``bulk_load``): both
+    sides delete the day's rows and maintain the indexes row by row."""
+    frame = orders_frame(rows)
+    for offset in (1, 2):
+        day = DAY - timedelta(days=offset)
+        other = orders_frame(rows, day, first_id=offset * 10**8, seed=offset + 10)
+        materialize_frame(warehouse, "orders", other, ORDERS_METADATA, day.isoformat())
+        adbc_append(warehouse, "orders_to_sql", other)
+    settle(warehouse)
+    ours, ours_run = timed_run(
+        lambda: materialize_frame(warehouse, "orders", frame, ORDERS_METADATA, DAY.isoformat())
+    )
+    settle(warehouse)
+    return {
+        "replace_larger_table_s": ours,
+        "replace_larger_table_run_s": ours_run,
+        "to_sql_larger_table_s": timed(lambda: delete_and_to_sql(engine, frame)),
     }
 
 
@@ -401,6 +429,7 @@ def main() -> None:
         engine = engine_for(warehouse)
         figures: dict[str, float] = {"rows": args.rows}
         figures |= bench_replace(warehouse, engine, args.rows)
+        figures |= bench_replace_in_larger_table(warehouse, engine, args.rows)
         child_env = {**os.environ, settings.WAREHOUSE_URL_VAR: warehouse.conninfo()}
         child = subprocess.run(
             [sys.executable, __file__, "--child-rss", "--rows", str(args.rows)],
@@ -422,6 +451,9 @@ def main() -> None:
             "upsert_vs_dict_batches": figures["dict_batches_s"] / figures["upsert_s"],
             "upsert_run_vs_dict_batches": figures["dict_batches_s"] / figures["upsert_run_s"],
             "replace_brin_vs_to_sql": figures["to_sql_s"] / figures["replace_brin_s"],
+            "replace_larger_table_vs_to_sql": (
+                figures["to_sql_larger_table_s"] / figures["replace_larger_table_s"]
+            ),
             "unchanged_rows_updated": figures["unchanged_rows_updated"],
             "read_vs_read_sql": figures["read_sql_s"] / figures["read_s"],
             "backfill_range_vs_per_partition": (
