@@ -9,7 +9,8 @@ against them (``*_vs_to_sql``, ``*_vs_adbc``, ``*_vs_dict_batches``) time the IO
 the same run around it. The same ratios over the whole run are printed too (``*_run_*``). The
 backfill ratio is about runs, so both of its sides are whole runs. The replace is measured twice:
 into a table holding only the day (a bulk load, see ``bulk_load``), and rerun once the table holds
-two more days (``*_larger_table_*``: the row-by-row path, against ``to_sql`` in the same state).
+two more days (``*_larger_table_*``: the row-by-row path, against ``to_sql`` in the same state),
+and so in a table with ``native_partitions`` (``replace_native_larger_table_*``: a swap).
 The last line printed is one JSON object with the figures.
 """
 
@@ -47,6 +48,11 @@ from platform_assets.lib.postgres.warehouse import Warehouse
 DAY = date(2026, 11, 1)
 daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
 ORDERS_METADATA = {"partition_column": "order_date", "primary_key": ["order_id"]}
+NATIVE_METADATA = {
+    "partition_column": "order_date",
+    "primary_key": ["order_id", "order_date"],
+    "native_partitions": True,
+}
 
 
 def orders_frame(rows: int, day: date = DAY, first_id: int = 0, seed: int = 1) -> pd.DataFrame:
@@ -196,21 +202,32 @@ def bench_replace_in_larger_table(
 ) -> dict[str, float]:
     """Rerun the day once each table (left by ``bench_replace``) also holds two other days of as
     many rows. The write no longer outweighs the table, so no bulk load (see ``bulk_load``): both
-    sides delete the day's rows and maintain the indexes row by row."""
+    sides delete the day's rows and maintain the indexes row by row. The same three days in a
+    natively partitioned table (see ``native_partitions``) are rerun by a swap instead."""
     frame = orders_frame(rows)
     for offset in (1, 2):
         day = DAY - timedelta(days=offset)
         other = orders_frame(rows, day, first_id=offset * 10**8, seed=offset + 10)
         materialize_frame(warehouse, "orders", other, ORDERS_METADATA, day.isoformat())
         adbc_append(warehouse, "orders_to_sql", other)
+        materialize_frame(warehouse, "orders_native", other, NATIVE_METADATA, day.isoformat())
+    materialize_frame(warehouse, "orders_native", frame, NATIVE_METADATA, DAY.isoformat())
     settle(warehouse)
     ours, ours_run = timed_run(
         lambda: materialize_frame(warehouse, "orders", frame, ORDERS_METADATA, DAY.isoformat())
     )
     settle(warehouse)
+    native, native_run = timed_run(
+        lambda: materialize_frame(
+            warehouse, "orders_native", frame, NATIVE_METADATA, DAY.isoformat()
+        )
+    )
+    settle(warehouse)
     return {
         "replace_larger_table_s": ours,
         "replace_larger_table_run_s": ours_run,
+        "replace_native_larger_table_s": native,
+        "replace_native_larger_table_run_s": native_run,
         "to_sql_larger_table_s": timed(lambda: delete_and_to_sql(engine, frame)),
     }
 
@@ -453,6 +470,9 @@ def main() -> None:
             "replace_brin_vs_to_sql": figures["to_sql_s"] / figures["replace_brin_s"],
             "replace_larger_table_vs_to_sql": (
                 figures["to_sql_larger_table_s"] / figures["replace_larger_table_s"]
+            ),
+            "replace_native_larger_table_vs_to_sql": (
+                figures["to_sql_larger_table_s"] / figures["replace_native_larger_table_s"]
             ),
             "unchanged_rows_updated": figures["unchanged_rows_updated"],
             "read_vs_read_sql": figures["read_sql_s"] / figures["read_s"],

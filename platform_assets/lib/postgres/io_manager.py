@@ -9,6 +9,8 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
 - ``primary_key``: list of columns (required by ``upsert``); ``indexes``: list of column lists;
   ``partition_index``: ``btree`` (default) or ``brin`` for the partition column(s).
 - ``row_hash_columns``: the columns ``_row_hash`` covers (default: all of the frame's).
+- ``native_partitions``: ``True`` creates the table as a Postgres-native partitioned table, one
+  native partition per Dagster partition, replaced by a swap (see ``native_partitions``).
 - ``bulk_load_min_rows``: the fewest rows a ``replace_partition`` or ``append`` write loads before
   it may rebuild the table's indexes instead of maintaining them (see ``bulk_load``; ``None``:
   never); overrides the IO manager's own.
@@ -35,6 +37,7 @@ from platform_assets.lib.ingestion.result import (
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.bulk_load import BULK_LOAD_MIN_ROWS
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
+from platform_assets.lib.postgres.native_partitions import NATIVE_PARTITIONS_METADATA
 from platform_assets.lib.postgres.side_writes import (
     AccountingWrite,
     CheckpointWrite,
@@ -205,6 +208,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 side_writes=side_writes,
                 settings=self._settings(),
                 expected_rows=first.rows.num_rows,
+                native_partitions=bool(metadata.get(NATIVE_PARTITIONS_METADATA)),
                 bulk_load_min_rows=bulk_load_min_rows,
             )
             with self.warehouse.bulk_connection() as conn:

@@ -25,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.postgres import bulk_load, content_digests, statements
+from platform_assets.lib.postgres import bulk_load, content_digests, native_partitions, statements
 from platform_assets.lib.postgres.content_digests import WHOLE_TABLE
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
@@ -78,6 +78,7 @@ class WriteRequest:
     settings: dict[str, str] = field(default_factory=dict)
     side_writes: tuple[SideWrite, ...] = ()
     expected_rows: int = 0  # rows the write loads at least (its first chunk's): see bulk_load
+    native_partitions: bool = False  # a new table is created natively partitioned (see there)
     bulk_load_min_rows: int | None = bulk_load.BULK_LOAD_MIN_ROWS
 
     @property
@@ -213,6 +214,7 @@ class PreparedTable:
     columns: list[Column]
     deferred_ddl: tuple[str, ...] = ()
     table_rows: float | None = None
+    native: bool = False  # a Postgres-native partitioned table (see native_partitions)
 
     def is_bulk_load(self, request: WriteRequest) -> bool:
         """Whether ``request`` loads enough rows into this existing table to rebuild its
@@ -246,12 +248,23 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
             for column in plan_evolution(existing, request.schema, table_slice.qualified_name):
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
-            table_rows = bulk_load.estimated_rows(
-                cursor, statements.table_identifier(schema, table)
-            )
+            table_name = statements.table_identifier(schema, table)
+            native = native_partitions.is_partitioned(cursor, table_name)
+            if request.native_partitions and not native:
+                raise native_partitions.NativePartitionsError(
+                    f"{table_slice.qualified_name} exists as a plain table: native partitions "
+                    "apply to new tables; moving its rows over is a migration"
+                )
+            if native and request.mode is not WriteMode.REPLACE_PARTITION:
+                native_partitions.ensure_partitions(
+                    cursor, table_slice, _partition_type(existing, table_slice)
+                )
+            table_rows = bulk_load.estimated_rows(cursor, table_name)
             conn.commit()
-            return PreparedTable(existing, table_rows=table_rows)
+            return PreparedTable(existing, table_rows=table_rows, native=native)
         columns = [Column(f.name, postgres_type(f)) for f in request.schema]
+        if request.native_partitions:
+            return _create_partitioned(cursor, request, columns)
         # An upsert's ON CONFLICT needs the primary key before its merge: nothing waits for it.
         deferred = request.mode is not WriteMode.UPSERT
         primary_key = [] if deferred else request.primary_key
@@ -267,6 +280,31 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         raise
     finally:
         cursor.close()
+
+
+def _partition_type(columns: list[Column], table_slice: TableSlice) -> str:
+    return {c.name: c.pg_type for c in columns}[table_slice.partition_columns[0]]
+
+
+def _create_partitioned(
+    cursor: adbc.Cursor, request: WriteRequest, columns: list[Column]
+) -> PreparedTable:
+    """Create the table natively partitioned, with its key and indexes (on an empty parent they
+    cost nothing); the partitions come with the write."""
+    table_slice = request.table_slice
+    schema, table = table_slice.schema, table_slice.table
+    strategy = native_partitions.partition_by(table_slice)
+    native_partitions.check_primary_key(table_slice, request.primary_key)
+    cursor.execute(
+        statements.create_table(schema, table, columns, request.primary_key, partition_by=strategy)
+    )
+    for index_columns in request.indexes:
+        cursor.execute(statements.create_index(schema, table, index_columns))
+    if request.mode is not WriteMode.REPLACE_PARTITION:
+        native_partitions.ensure_partitions(
+            cursor, table_slice, _partition_type(columns, table_slice)
+        )
+    return PreparedTable(columns, native=True)
 
 
 def _index_ddl(request: WriteRequest, with_primary_key: bool) -> list[str]:
@@ -394,7 +432,7 @@ class MergeOutcome:
 
 
 def _upsert(
-    cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream, bounds: list
+    cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream, bounds: list, native: bool
 ) -> MergeOutcome:
     """Stage and merge; return what changed in each partition."""
     table_slice = request.table_slice
@@ -404,7 +442,7 @@ def _upsert(
             table_slice.schema, table_slice.table, staging, temporary=True
         )
     )
-    cursor.adbc_ingest(staging, stream.reader(), mode="append", temporary=True)
+    _ingest(cursor, stream, staging, schema=None)
     cursor.execute(
         statements.upsert_from_staging(
             table_slice.schema,
@@ -414,6 +452,7 @@ def _upsert(
             request.primary_key,
             ROW_HASH_COLUMN,
             list(table_slice.partition_columns),
+            native_partitions=native,
         )
     )
     written = cursor.fetch_arrow_table()
@@ -440,16 +479,18 @@ def _replace_table(cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStre
     suffix = uuid.uuid4().hex[:8]
     staging, retired = f"{table[:40]}__new_{suffix}", f"{table[:40]}__old_{suffix}"
     cursor.execute(statements.create_staging_like(schema, table, staging, temporary=False))
-    cursor.adbc_ingest(staging, stream.reader(), mode="append", db_schema_name=schema)
+    _ingest(cursor, stream, staging, schema)
     for statement in statements.swap_tables(schema, table, staging, retired):
         cursor.execute(statement)
     return replaced
 
 
-def _ingest(cursor: adbc.Cursor, table_slice: TableSlice, stream: ChunkStream) -> None:
-    cursor.adbc_ingest(
-        table_slice.table, stream.reader(), mode="append", db_schema_name=table_slice.schema
-    )
+def _ingest(cursor: adbc.Cursor, stream: ChunkStream, table: str, schema: str | None) -> None:
+    """COPY the stream into ``schema.table``, or into temporary table ``table`` if no schema."""
+    if schema is None:
+        cursor.adbc_ingest(table, stream.reader(), mode="append", temporary=True)
+    else:
+        cursor.adbc_ingest(table, stream.reader(), mode="append", db_schema_name=schema)
 
 
 def _failure(request: WriteRequest, stream: ChunkStream, error: BaseException) -> BaseException:
@@ -494,13 +535,23 @@ def write_slice(
         if request.mode is WriteMode.REPLACE_TABLE:
             deleted = {WHOLE_TABLE: _replace_table(cursor, request, stream)}
         elif request.mode is WriteMode.UPSERT:
-            merge = _upsert(cursor, request, stream, bounds)
+            merge = _upsert(cursor, request, stream, bounds, prepared.native)
+        elif prepared.native and request.mode is WriteMode.REPLACE_PARTITION:
+            deleted = native_partitions.replace_partitions(
+                cursor,
+                table_slice,
+                prepared.columns,
+                request.primary_key,
+                request.indexes,
+                lambda table, schema: _ingest(cursor, stream, table, schema),
+                pg_types,
+            )
         else:
             if prepared.is_bulk_load(request):
                 rebuilt = bulk_load.drop_indexes(cursor, table_slice.schema, table_slice.table)
             if request.mode is WriteMode.REPLACE_PARTITION:
                 deleted = _delete_slice(cursor, table_slice, pg_types, bounds)
-            _ingest(cursor, table_slice, stream)
+            _ingest(cursor, stream, table_slice.table, table_slice.schema)
         stream.close()
         for statement in prepared.deferred_ddl + rebuilt:
             cursor.execute(statement)

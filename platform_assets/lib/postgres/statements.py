@@ -87,19 +87,36 @@ def create_schema(schema: str) -> str:
     return _render(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
 
 
-def create_table(schema: str, table: str, columns: list[Column], primary_key: list[str]) -> str:
-    """CREATE TABLE with the given columns and optional primary key."""
-    parts = [
+def _column_definitions(columns: list[Column]) -> list[sql.Composable]:
+    return [
         sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.pg_type))
         for column in columns
     ]
+
+
+def create_table(
+    schema: str,
+    table: str,
+    columns: list[Column],
+    primary_key: list[str],
+    partition_by: tuple[str, str] | None = None,
+) -> str:
+    """CREATE TABLE with the given columns and optional primary key; ``partition_by`` =
+    (``RANGE`` or ``LIST``, column) makes it a Postgres-native partitioned table."""
+    parts = _column_definitions(columns)
     if primary_key:
         parts.append(sql.SQL("PRIMARY KEY ({})").format(_names(primary_key)))
-    return _render(
-        sql.SQL("CREATE TABLE {} ({})").format(
-            sql.Identifier(schema, table), sql.SQL(", ").join(parts)
-        )
+    statement = sql.SQL("CREATE TABLE {} ({})").format(
+        sql.Identifier(schema, table), sql.SQL(", ").join(parts)
     )
+    if partition_by is not None:
+        strategy, column = partition_by
+        if strategy not in ("RANGE", "LIST"):
+            raise ValueError(f"partition strategy {strategy!r} is not RANGE or LIST")
+        statement = sql.SQL("{} PARTITION BY {} ({})").format(
+            statement, sql.SQL(strategy), sql.Identifier(column)
+        )
+    return _render(statement)
 
 
 def add_primary_key(schema: str, table: str, primary_key: list[str]) -> str:
@@ -114,16 +131,20 @@ def add_primary_key(schema: str, table: str, primary_key: list[str]) -> str:
 INDEX_METHODS = ("btree", "brin")
 
 
-def create_index(schema: str, table: str, columns: list[str], method: str = "btree") -> str:
-    """An index on ``columns``, named after them and kept under Postgres's 63-byte limit."""
+def create_index(
+    schema: str, table: str, columns: list[str], method: str = "btree", named: bool = True
+) -> str:
+    """An index on ``columns``, named after them and kept under Postgres's 63-byte limit (or,
+    ``named=False``, named by Postgres, which never collides)."""
     if method not in INDEX_METHODS:
         raise ValueError(f"index method {method!r} is not one of {INDEX_METHODS}")
-    name = f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
-    return _render(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({})").format(
-            sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(method), _names(columns)
-        )
+    target = sql.SQL("ON {} USING {} ({})").format(
+        sql.Identifier(schema, table), sql.SQL(method), _names(columns)
     )
+    if not named:
+        return _render(sql.SQL("CREATE INDEX {}").format(target))
+    name = f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
+    return _render(sql.SQL("CREATE INDEX IF NOT EXISTS {} {}").format(sql.Identifier(name), target))
 
 
 def add_column(schema: str, table: str, column: Column) -> str:
@@ -316,6 +337,7 @@ def upsert_from_staging(
     primary_key: list[str],
     hash_column: str,
     partition_columns: list[str],
+    native_partitions: bool = False,
 ) -> str:
     """INSERT the staged rows; on a key conflict UPDATE only rows whose hash changed.
 
@@ -323,6 +345,9 @@ def upsert_from_staging(
     columns, the new hash and, for an updated row, the hash it replaced (``previous_row_hash``)
     and whether its partition columns changed (``moved_partition``). The subqueries read the row
     as it was: every part of one statement sees the snapshot taken before the statement's writes.
+
+    A native partitioned table has no ``xmax`` to return, so there a row is fresh when the
+    subquery finds no row before it; and its key includes the partition column, so no row moves.
     """
     target = sql.Identifier(schema, table)
     key_match = sql.SQL(" AND ").join(
@@ -330,9 +355,12 @@ def upsert_from_staging(
     )
 
     def previous(expression: sql.Composable) -> sql.Composable:
-        return sql.SQL(
-            "CASE WHEN target.xmax <> 0 THEN (SELECT {} FROM {} AS previous WHERE {}) END"
-        ).format(expression, target, key_match)
+        lookup = sql.SQL("(SELECT {} FROM {} AS previous WHERE {})").format(
+            expression, target, key_match
+        )
+        if native_partitions:
+            return lookup
+        return sql.SQL("CASE WHEN target.xmax <> 0 THEN {} END").format(lookup)
 
     def row_of(alias: str) -> sql.Composable:
         return sql.SQL("ROW({})").format(
@@ -341,11 +369,16 @@ def upsert_from_staging(
 
     moved = (
         previous(sql.SQL("{} IS DISTINCT FROM {}").format(row_of("previous"), row_of("target")))
-        if partition_columns
+        if partition_columns and not native_partitions
         else sql.SQL("false")
     )
+    inserted = (
+        sql.SQL("NOT EXISTS {}").format(previous(sql.SQL("")))
+        if native_partitions
+        else sql.SQL("(target.xmax = 0)")
+    )
     returned = [
-        sql.SQL("(target.xmax = 0) AS inserted"),
+        sql.SQL("{} AS inserted").format(inserted),
         *(sql.SQL("target.{}").format(sql.Identifier(c)) for c in partition_columns),
         sql.SQL("target.{}").format(sql.Identifier(hash_column)),
         sql.SQL("{} AS {}").format(
@@ -390,3 +423,100 @@ def swap_tables(schema: str, table: str, staging: str, retired: str) -> list[str
         ),
         _render(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, retired))),
     ]
+
+
+def lock_exclusive(schema: str, table: str) -> str:
+    """LOCK the table (only the table itself, not a partitioned table's partitions) against
+    everyone until the transaction ends."""
+    return _render(
+        sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema, table))
+    )
+
+
+def partition_bound(partition: PartitionSlice, pg_type: str) -> sql.Composable:
+    """``FOR VALUES …`` of a native partition holding exactly ``partition``'s rows.
+
+    DDL takes no bind parameters, so the bounds are literals quoted by the driver
+    (``sql.Literal``), typed like the partition column.
+    """
+    if partition.window is not None:
+        low, high = window_bounds(partition.window, pg_type)
+        return sql.SQL("FOR VALUES FROM ({}) TO ({})").format(sql.Literal(low), sql.Literal(high))
+    (value,) = partition.values or ()
+    return sql.SQL("FOR VALUES IN ({})").format(sql.Literal(key_value(value, pg_type)))
+
+
+def attach_partition(
+    schema: str, parent: str, child: str, partition: PartitionSlice, pg_type: str
+) -> str:
+    """ALTER TABLE … ATTACH PARTITION: indexes the parent has and the child lacks are built."""
+    return _render(
+        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(
+            sql.Identifier(schema, parent),
+            sql.Identifier(schema, child),
+            partition_bound(partition, pg_type),
+        )
+    )
+
+
+def create_partition_of(
+    schema: str, parent: str, child: str, partition: PartitionSlice, pg_type: str
+) -> str:
+    """An empty native partition for ``partition``, unless one of that name exists."""
+    return _render(
+        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} {}").format(
+            sql.Identifier(schema, child),
+            sql.Identifier(schema, parent),
+            partition_bound(partition, pg_type),
+        )
+    )
+
+
+def detach_and_drop(schema: str, parent: str, child: str) -> list[str]:
+    """Take the native partition ``child`` out of ``parent`` and drop it."""
+    return [
+        _render(
+            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
+                sql.Identifier(schema, parent), sql.Identifier(schema, child)
+            )
+        ),
+        _render(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, child))),
+    ]
+
+
+def rename_table(schema: str, table: str, new_name: str) -> str:
+    """ALTER TABLE … RENAME TO (same schema)."""
+    return _render(
+        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
+            sql.Identifier(schema, table), sql.Identifier(new_name)
+        )
+    )
+
+
+def copy_partition_rows(
+    table_slice: TableSlice,
+    partition: PartitionSlice,
+    pg_types: dict[str, str],
+    source: str,
+    target: str,
+    columns: list[str],
+) -> tuple[str, list[object]]:
+    """INSERT into ``target`` the rows of temporary table ``source`` that ``partition`` owns."""
+    params = Params()
+    statement = sql.SQL("INSERT INTO {} ({cols}) SELECT {cols} FROM {} WHERE {}").format(
+        sql.Identifier(table_slice.schema, target),
+        sql.Identifier(source),
+        partition_predicate(table_slice, partition, pg_types, params),
+        cols=_names(columns),
+    )
+    return _render(statement), params.values
+
+
+def create_temporary_table(table: str, columns: list[Column]) -> str:
+    """A temporary table with the given columns, dropped at commit. Declared column by column,
+    not ``LIKE`` another table, so it takes no lock on any table."""
+    return _render(
+        sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
+            sql.Identifier(table), sql.SQL(", ").join(_column_definitions(columns))
+        )
+    )
