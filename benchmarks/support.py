@@ -1,6 +1,7 @@
 """What the benchmarks share: a warehouse to measure against, and clean-up afterwards."""
 
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +15,7 @@ from platform_assets.lib.postgres.warehouse import Warehouse
 @contextmanager
 def benchmark_warehouse(prefix: str) -> Iterator[Warehouse]:
     """``PLATFORM_DATABASE_URL`` when set, else an embedded server in a temporary directory that is
-    stopped afterwards."""
+    stopped and deleted afterwards."""
     data_dir = None
     if not settings.configured_url(settings.WAREHOUSE_URL_VAR):
         data_dir = Path(tempfile.mkdtemp(prefix=prefix))
@@ -26,3 +27,4 @@ def benchmark_warehouse(prefix: str) -> Iterator[Warehouse]:
         warehouse.close()
         if data_dir is not None:
             stop_embedded_server(data_dir)
+            shutil.rmtree(data_dir, ignore_errors=True)  # gigabytes per run otherwise

@@ -1,15 +1,22 @@
 """Native partitions: one Postgres partition per Dagster partition, replaced by a swap."""
 
+import threading
 from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
+import psycopg
 import pytest
 from psycopg import sql
 
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.warehouse import Warehouse
-from platform_assets_tests.helpers import fetch_all, row_count, table_checksum
+from platform_assets_tests.helpers import (
+    fetch_all,
+    row_count,
+    table_checksum,
+    wait_for_lock_waiters,
+)
 
 DAY_1 = date(2026, 11, 1)
 daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")
@@ -223,3 +230,60 @@ def test_static_partitions_are_list_partitions(clean_warehouse: Warehouse) -> No
         ("FOR VALUES IN ('us')",),
     ]
     assert row_count(clean_warehouse, "io_test", "sales") == 4
+
+
+def test_concurrent_swaps_of_two_days_queue_and_both_land(clean_warehouse: Warehouse) -> None:
+    """Each writer loads its day on its own, then waits for the parent's lock; no deadlock."""
+    days = [DAY_1, DAY_1 + timedelta(1)]
+    frames = {day: orders(day, 5, first_id=10 * n) for n, day in enumerate(days)}
+    for day in days:
+        assert write(clean_warehouse, orders_asset(frames), day).success
+    outcomes: list[bool] = []
+    writers = [
+        threading.Thread(
+            target=lambda day=day: outcomes.append(
+                write(clean_warehouse, orders_asset(frames), day).success
+            )
+        )
+        for day in days
+    ]
+    with psycopg.connect(clean_warehouse.conninfo()) as reader:
+        reader.execute("SELECT count(*) FROM io_test.orders")  # holds ACCESS SHARE until rollback
+        for writer in writers:
+            writer.start()
+        assert wait_for_lock_waiters(clean_warehouse, "relation", waiters=2)
+        reader.rollback()
+        for writer in writers:
+            writer.join(timeout=60)
+
+    assert outcomes == [True, True]
+    assert len(partitions(clean_warehouse)) == 2
+    assert row_count(clean_warehouse, "io_test", "orders") == 10
+
+
+def test_downstream_reads_its_day_from_the_native_table(clean_warehouse: Warehouse) -> None:
+    days = [DAY_1, DAY_1 + timedelta(1)]
+    frames = {day: orders(day, 3, first_id=10 * n) for n, day in enumerate(days)}
+    upstream = orders_asset(frames)
+    seen: list[pd.DataFrame] = []
+
+    @dg.asset(
+        key=["io_test", "order_totals"],
+        partitions_def=daily,
+        ins={"orders": dg.AssetIn(key=["io_test", "orders"])},
+    )
+    def order_totals(orders: pd.DataFrame) -> None:
+        seen.append(orders)
+
+    resources = {"io_manager": PostgresIOManager(warehouse=clean_warehouse)}
+    for day in days:
+        assert write(clean_warehouse, upstream, day).success
+    result = dg.materialize(
+        [upstream, order_totals],
+        selection=[order_totals.key],
+        partition_key=days[1].isoformat(),
+        resources=resources,
+    )
+
+    assert result.success
+    pd.testing.assert_frame_equal(seen[0], frames[days[1]])

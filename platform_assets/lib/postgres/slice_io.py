@@ -14,6 +14,7 @@ Readers see a partition's old rows or its new ones, never half; a failure anywhe
 write back. Writers of the same partition serialise on a transaction-scoped advisory lock.
 """
 
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -276,7 +277,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
             cursor.execute(statement)
         return PreparedTable(columns)
     except BaseException:
-        conn.rollback()
+        _roll_back(conn)
         raise
     finally:
         cursor.close()
@@ -305,6 +306,13 @@ def _create_partitioned(
             cursor, table_slice, _partition_type(columns, table_slice)
         )
     return PreparedTable(columns, native=True)
+
+
+def _roll_back(conn: adbc.Connection) -> None:
+    """Roll back after a failure. A connection too broken to roll back is closed by the pool
+    anyway (it never goes back after an error); the error that broke it is the one to report."""
+    with contextlib.suppress(adbc.Error):
+        conn.rollback()
 
 
 def _index_ddl(request: WriteRequest, with_primary_key: bool) -> list[str]:
@@ -561,7 +569,7 @@ def write_slice(
         conn.commit()
     except BaseException as error:
         stream.close()
-        conn.rollback()
+        _roll_back(conn)
         failure = _failure(request, stream, error)
         if failure is error:
             raise
