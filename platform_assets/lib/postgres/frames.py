@@ -1,6 +1,7 @@
 """Conversion between pandas frames and Arrow tables, the IO manager's wire format."""
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pandas as pd
@@ -23,15 +24,36 @@ def _is_json_column(values: pd.Series) -> bool:
     return not first.empty and isinstance(first.iloc[0], dict | list)
 
 
+FRAME_CHUNK_ROWS = 262_144  # a frame is converted this many rows at a time, as the COPY goes
+
+
 def frame_to_arrow(frame: pd.DataFrame) -> pa.Table:
     """The frame as Arrow, its index dropped; dict/list columns become jsonb-ready binary."""
+    return pa.concat_tables(frame_to_arrow_chunks(frame))
+
+
+def frame_to_arrow_chunks(frame: pd.DataFrame, rows: int = FRAME_CHUNK_ROWS) -> Iterator[pa.Table]:
+    """The frame as Arrow tables of at most ``rows`` rows each (at least one, even if empty),
+    converted one at a time when asked for, all with the types of the whole frame.
+
+    Converting lazily lets the write overlap the conversion with the COPY of the rows before, and
+    never holds an Arrow copy of the whole frame.
+    """
     json_columns = [name for name in frame.columns if _is_json_column(frame[name])]
     plain = frame.drop(columns=json_columns)
-    table = pa.Table.from_pandas(plain, preserve_index=False)
-    for name in json_columns:
-        values = pa.array([jsonb_bytes(v) for v in frame[name]], pa.binary())
-        table = table.append_column(pa.field(name, pa.binary(), metadata=JSONB_METADATA), values)
-    return table.select([str(name) for name in frame.columns])
+    schema = pa.Schema.from_pandas(plain, preserve_index=False)
+    for start in range(0, max(len(frame), 1), rows):
+        table = pa.Table.from_pandas(
+            plain.iloc[start : start + rows], schema=schema, preserve_index=False
+        )
+        for name in json_columns:
+            values = pa.array(
+                [jsonb_bytes(v) for v in frame[name].iloc[start : start + rows]], pa.binary()
+            )
+            table = table.append_column(
+                pa.field(name, pa.binary(), metadata=JSONB_METADATA), values
+            )
+        yield table.select([str(name) for name in frame.columns])
 
 
 def _postgres_type_of(field: pa.Field) -> bytes | None:

@@ -36,7 +36,7 @@ from platform_assets.lib.ingestion.result import (
 )
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.bulk_load import BULK_LOAD_MIN_ROWS
-from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
+from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow_chunks
 from platform_assets.lib.postgres.native_partitions import NATIVE_PARTITIONS_METADATA
 from platform_assets.lib.postgres.side_writes import (
     AccountingWrite,
@@ -64,17 +64,31 @@ CODE_VERSION = f"platform_assets {version('platform_assets')}"  # stamped on eve
 def _chunk_source(
     obj: pd.DataFrame | IngestedFrame | IngestedStream,
 ) -> Callable[[], Iterator[IngestedChunk]]:
-    """How to read ``obj`` as chunks from the start; a frame is a single chunk."""
+    """How to read ``obj`` as chunks from the start. A frame is converted to Arrow a slice at a
+    time as the write pulls it; its dead letters, rows read and checkpoint go with the first."""
     if isinstance(obj, IngestedStream):
         return obj.read_chunks
     frame = obj.rows if isinstance(obj, IngestedFrame) else obj
-    chunk = IngestedChunk(
-        rows=frame_to_arrow(frame.drop(columns=[ROW_HASH_COLUMN], errors="ignore")),
-        dead_letters=obj.dead_letters if isinstance(obj, IngestedFrame) else no_dead_letters(),
-        rows_read=obj.rows_read if isinstance(obj, IngestedFrame) else {},
-        checkpoint=obj.checkpoint if isinstance(obj, IngestedFrame) else None,
-    )
-    return lambda: iter([chunk])
+
+    def read_chunks() -> Iterator[IngestedChunk]:
+        tables = frame_to_arrow_chunks(frame.drop(columns=[ROW_HASH_COLUMN], errors="ignore"))
+        yield IngestedChunk(
+            rows=next(tables),
+            dead_letters=obj.dead_letters if isinstance(obj, IngestedFrame) else no_dead_letters(),
+            rows_read=obj.rows_read if isinstance(obj, IngestedFrame) else {},
+            checkpoint=obj.checkpoint if isinstance(obj, IngestedFrame) else None,
+        )
+        for rows in tables:
+            yield IngestedChunk(rows=rows, dead_letters=no_dead_letters(), rows_read={})
+
+    return read_chunks
+
+
+def _known_rows(obj: pd.DataFrame | IngestedFrame | IngestedStream) -> int | None:
+    """How many rows ``obj`` will write, if known before reading it (a stream's are not)."""
+    if isinstance(obj, IngestedStream):
+        return None
+    return len(obj.rows if isinstance(obj, IngestedFrame) else obj)
 
 
 def _prepend(first: IngestedChunk, rest: Iterator[IngestedChunk]) -> Iterator[IngestedChunk]:
@@ -187,6 +201,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         mode = self._write_mode(context, table_slice)
         side_writes = self._ingestion_side_writes(context, table_slice, obj)
         read_chunks = _chunk_source(obj)
+        known_rows = _known_rows(obj)
         bulk_load_min_rows = metadata.get("bulk_load_min_rows", self.bulk_load_min_rows)
 
         def write() -> WriteResult:
@@ -207,7 +222,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 partition_index=metadata.get("partition_index", "btree"),
                 side_writes=side_writes,
                 settings=self._settings(),
-                expected_rows=first.rows.num_rows,
+                expected_rows=known_rows if known_rows is not None else first.rows.num_rows,
                 native_partitions=bool(metadata.get(NATIVE_PARTITIONS_METADATA)),
                 bulk_load_min_rows=bulk_load_min_rows,
             )

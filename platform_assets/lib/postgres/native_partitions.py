@@ -44,10 +44,11 @@ class NativePartitionsError(ValueError):
 
 def child_name(table: str, key: str) -> str:
     """The native partition holding partition ``key`` of ``table``: readable, unique per key
-    (a short digest of the key), within Postgres's 63-byte limit."""
-    slug = re.sub(r"[^0-9A-Za-z]+", "_", key).strip("_")[:20]
+    (a short digest of the key), at most 56 bytes, so its indexes' names (``_pkey``, ``_idx0``…)
+    stay within Postgres's 63-byte limit too."""
+    slug = re.sub(r"[^0-9A-Za-z]+", "_", key).strip("_")[:16]
     digest = hashlib.sha256(key.encode()).hexdigest()[:8]
-    return f"{table[:30]}_p_{slug}_{digest}"
+    return f"{table[:28]}_p_{slug}_{digest}"
 
 
 def partition_by(table_slice: TableSlice) -> tuple[str, str]:
@@ -120,11 +121,16 @@ def replace_partitions(
                 table_slice, partition, pg_types, staging, fresh[partition.key], names
             )
             cursor.execute(query, parameters=params or None)
+    # Postgres names a new table's key "<table>_pkey"; the indexes get numbered names. Both are
+    # renamed after the partition's own name once the old partition (and its names) are gone.
+    index_suffixes = (["pkey"] if primary_key else []) + [f"idx{n}" for n in range(len(indexes))]
     for new in fresh.values():
         if primary_key:
             cursor.execute(statements.add_primary_key(schema, new, primary_key))
-        for index_columns in indexes:
-            cursor.execute(statements.create_index(schema, new, index_columns, named=False))
+        for n, index_columns in enumerate(indexes):
+            cursor.execute(
+                statements.create_index(schema, new, index_columns, name=f"{new}_idx{n}")
+            )
 
     replaced = {}
     for partition in table_slice.partitions:
@@ -143,5 +149,11 @@ def replace_partitions(
             for statement in statements.detach_and_drop(schema, table, old):
                 cursor.execute(statement)
         cursor.execute(statements.rename_table(schema, fresh[partition.key], old))
+        for index_suffix in index_suffixes:
+            cursor.execute(
+                statements.rename_index(
+                    schema, f"{fresh[partition.key]}_{index_suffix}", f"{old}_{index_suffix}"
+                )
+            )
         cursor.execute(statements.attach_partition(schema, table, old, partition, pg_type))
     return replaced

@@ -132,19 +132,27 @@ INDEX_METHODS = ("btree", "brin")
 
 
 def create_index(
-    schema: str, table: str, columns: list[str], method: str = "btree", named: bool = True
+    schema: str, table: str, columns: list[str], method: str = "btree", name: str | None = None
 ) -> str:
-    """An index on ``columns``, named after them and kept under Postgres's 63-byte limit (or,
-    ``named=False``, named by Postgres, which never collides)."""
+    """An index on ``columns``, named ``name`` or else after the table and columns (kept under
+    Postgres's 63-byte limit); an index of that name already there is kept."""
     if method not in INDEX_METHODS:
         raise ValueError(f"index method {method!r} is not one of {INDEX_METHODS}")
-    target = sql.SQL("ON {} USING {} ({})").format(
-        sql.Identifier(schema, table), sql.SQL(method), _names(columns)
+    name = name or f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
+    return _render(
+        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({})").format(
+            sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(method), _names(columns)
+        )
     )
-    if not named:
-        return _render(sql.SQL("CREATE INDEX {}").format(target))
-    name = f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
-    return _render(sql.SQL("CREATE INDEX IF NOT EXISTS {} {}").format(sql.Identifier(name), target))
+
+
+def rename_index(schema: str, index: str, new_name: str) -> str:
+    """ALTER INDEX … RENAME TO (a constraint's index renames the constraint too)."""
+    return _render(
+        sql.SQL("ALTER INDEX {} RENAME TO {}").format(
+            sql.Identifier(schema, index), sql.Identifier(new_name)
+        )
+    )
 
 
 def add_column(schema: str, table: str, column: Column) -> str:
