@@ -398,10 +398,10 @@ def bench_backfill(warehouse: Warehouse, rows_per_day: int, days: int = 30) -> d
     # A backfill fills partitions never materialised; a re-run rewrites the same keys, where every
     # primary-key insert also checks the same-key row its own transaction just deleted.
     return {
-        "backfill_single_run_s": median_of(1, empty_table, single_run),
-        "backfill_per_partition_s": median_of(1, empty_table, per_partition),
-        "rerun_single_run_s": median_of(1, loaded_table, single_run),
-        "rerun_per_partition_s": median_of(1, loaded_table, per_partition),
+        "backfill_single_run_s": median_of(3, empty_table, single_run),
+        "backfill_per_partition_s": median_of(3, empty_table, per_partition),
+        "rerun_single_run_s": median_of(3, loaded_table, single_run),
+        "rerun_per_partition_s": median_of(3, loaded_table, per_partition),
     }
 
 

@@ -1,7 +1,11 @@
 """Queries the tests use to look at what actually landed in Postgres."""
 
+import threading
 import time
+from collections.abc import Callable
+from datetime import date
 
+import pandas as pd
 import psycopg
 from psycopg import sql
 
@@ -48,3 +52,34 @@ def wait_for_lock_waiters(warehouse: Warehouse, wait_event: str, waiters: int = 
                 return True
             time.sleep(0.1)
     return False
+
+
+def daily_orders(day: date, rows: int, first_id: int = 0) -> pd.DataFrame:
+    """``rows`` orders of ``day`` with ids from ``first_id``: a customer and an amount each."""
+    return pd.DataFrame(
+        {
+            "order_id": pd.array(range(first_id, first_id + rows), dtype="Int64"),
+            "order_date": [day] * rows,
+            "customer_id": pd.array([i % 7 for i in range(rows)], dtype="Int64"),
+            "amount": [float(i % 97) for i in range(rows)],
+        }
+    )
+
+
+def run_queued_behind_a_reader(
+    warehouse: Warehouse, table: sql.Composable, writes: list[Callable[[], bool]]
+) -> list[bool]:
+    """Run ``writes`` in threads while a reader holds ``table`` (ACCESS SHARE), so each has to
+    queue for its lock on it; let the reader go once all are waiting. Their outcomes, in the order
+    they finish."""
+    outcomes: list[bool] = []
+    threads = [threading.Thread(target=lambda w=write: outcomes.append(w())) for write in writes]
+    with psycopg.connect(warehouse.conninfo()) as reader:
+        reader.execute(sql.SQL("SELECT count(*) FROM {}").format(table))
+        for thread in threads:
+            thread.start()
+        assert wait_for_lock_waiters(warehouse, "relation", waiters=len(writes))
+        reader.rollback()
+        for thread in threads:
+            thread.join(timeout=60)
+    return outcomes

@@ -1,6 +1,5 @@
 """Bulk loads: a write that outweighs its table rebuilds the table's indexes, losing nothing."""
 
-import threading
 from datetime import date
 
 import dagster as dg
@@ -12,10 +11,11 @@ from psycopg import sql
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets_tests.helpers import (
+    daily_orders,
     fetch_all,
     row_count,
+    run_queued_behind_a_reader,
     table_checksum,
-    wait_for_lock_waiters,
 )
 
 DAY_1, DAY_2 = date(2026, 11, 1), date(2026, 11, 2)
@@ -27,17 +27,6 @@ INDEXES = sql.SQL(
     " LEFT JOIN pg_constraint con ON con.conindid = i.indexrelid AND con.conrelid = i.indrelid"
     " WHERE i.indrelid = 'io_test.orders'::regclass ORDER BY c.relname"
 )
-
-
-def orders(day: date, rows: int, first_id: int = 0) -> pd.DataFrame:
-    """``rows`` orders of ``day`` with ids from ``first_id``."""
-    return pd.DataFrame(
-        {
-            "order_id": pd.array(range(first_id, first_id + rows), dtype="Int64"),
-            "order_date": [day] * rows,
-            "amount": [float(i % 97) for i in range(rows)],
-        }
-    )
 
 
 def orders_asset(frame: pd.DataFrame, **metadata: object) -> dg.AssetsDefinition:
@@ -80,7 +69,7 @@ def definitions(found: dict[str, tuple[int, str, str | None]]) -> dict[str, tupl
 def orders_table(clean_warehouse: Warehouse) -> Warehouse:
     """io_test.orders with 10 rows of DAY_1, plus a partial index and a unique constraint of
     the user's own that the platform does not know about."""
-    assert write(clean_warehouse, orders(DAY_1, 10), DAY_1).success
+    assert write(clean_warehouse, daily_orders(DAY_1, 10), DAY_1).success
     with psycopg.connect(clean_warehouse.conninfo(), autocommit=True) as conn:
         conn.execute("CREATE INDEX big_orders ON io_test.orders (amount) WHERE amount > 90")
         conn.execute(
@@ -101,7 +90,7 @@ def test_a_write_that_outweighs_the_table_rebuilds_every_index_as_it_was(
         "orders_pkey",
     }
 
-    bulk = write(orders_table, orders(DAY_1, 1000), DAY_1, instance=instance)
+    bulk = write(orders_table, daily_orders(DAY_1, 1000), DAY_1, instance=instance)
 
     assert bulk.success
     rebuilt = indexes(orders_table)
@@ -120,7 +109,7 @@ def test_a_write_that_outweighs_the_table_rebuilds_every_index_as_it_was(
     assert fetched == [(sum(1 for i in range(1000) if i % 97 > 90),)]
 
     # The next day loads fewer rows than the table holds: its indexes are maintained as it goes.
-    assert write(orders_table, orders(DAY_2, 500, first_id=1000), DAY_2).success
+    assert write(orders_table, daily_orders(DAY_2, 500, first_id=1000), DAY_2).success
     assert indexes(orders_table) == rebuilt
     assert row_count(orders_table, "io_test", "orders") == 1500
 
@@ -129,7 +118,7 @@ def test_a_failed_bulk_load_leaves_rows_and_indexes_as_they_were(orders_table: W
     """Repeated keys fail the primary key's rebuild: everything, the drop included, rolls back."""
     before = indexes(orders_table)
     checksum = table_checksum(orders_table, "io_test", "orders")
-    repeated = pd.concat([orders(DAY_1, 500), orders(DAY_1, 500)], ignore_index=True)
+    repeated = pd.concat([daily_orders(DAY_1, 500), daily_orders(DAY_1, 500)], ignore_index=True)
 
     result = write(orders_table, repeated, DAY_1, raise_on_error=False)
 
@@ -143,7 +132,9 @@ def test_a_failed_bulk_load_leaves_rows_and_indexes_as_they_were(orders_table: W
 def test_opted_out_tables_keep_their_indexes(orders_table: Warehouse) -> None:
     """``bulk_load_min_rows: None`` in the asset's metadata maintains the indexes row by row."""
     before = indexes(orders_table)
-    result = write(orders_table, orders(DAY_1, 1000), DAY_1, metadata={"bulk_load_min_rows": None})
+    result = write(
+        orders_table, daily_orders(DAY_1, 1000), DAY_1, metadata={"bulk_load_min_rows": None}
+    )
     assert result.success
     assert indexes(orders_table) == before
     assert row_count(orders_table, "io_test", "orders") == 1000
@@ -159,7 +150,7 @@ def test_an_index_a_foreign_key_relies_on_is_never_dropped(orders_table: Warehou
         conn.execute("INSERT INTO io_test.refunds VALUES (1, 3)")
     before = indexes(orders_table)
 
-    assert write(orders_table, orders(DAY_2, 1000, first_id=1000), DAY_2).success
+    assert write(orders_table, daily_orders(DAY_2, 1000, first_id=1000), DAY_2).success
 
     assert indexes(orders_table) == before
     assert row_count(orders_table, "io_test", "orders") == 1010
@@ -167,23 +158,16 @@ def test_an_index_a_foreign_key_relies_on_is_never_dropped(orders_table: Warehou
 
 def test_concurrent_bulk_loads_of_one_table_queue_and_both_land(orders_table: Warehouse) -> None:
     """Two bulk writers of different days wait in turn for the table's lock; no deadlock."""
-    outcomes: list[bool] = []
-    writers = [
-        threading.Thread(
-            target=lambda day=day, first=first: outcomes.append(
-                write(orders_table, orders(day, 1000, first_id=first), day).success
+    outcomes = run_queued_behind_a_reader(
+        orders_table,
+        sql.Identifier("io_test", "orders"),
+        [
+            lambda day=day, first=first: (
+                write(orders_table, daily_orders(day, 1000, first_id=first), day).success
             )
-        )
-        for day, first in ((DAY_1, 0), (DAY_2, 1000))
-    ]
-    with psycopg.connect(orders_table.conninfo()) as reader:
-        reader.execute("SELECT count(*) FROM io_test.orders")  # holds ACCESS SHARE until rollback
-        for writer in writers:
-            writer.start()
-        assert wait_for_lock_waiters(orders_table, "relation", waiters=2)
-        reader.rollback()
-        for writer in writers:
-            writer.join(timeout=60)
+            for day, first in ((DAY_1, 0), (DAY_2, 1000))
+        ],
+    )
 
     assert outcomes == [True, True]
     assert row_count(orders_table, "io_test", "orders") == 2000

@@ -1,21 +1,20 @@
 """Native partitions: one Postgres partition per Dagster partition, replaced by a swap."""
 
-import threading
 from datetime import date, timedelta
 
 import dagster as dg
 import pandas as pd
-import psycopg
 import pytest
 from psycopg import sql
 
 from platform_assets.lib.postgres.io_manager import PostgresIOManager
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets_tests.helpers import (
+    daily_orders,
     fetch_all,
     row_count,
+    run_queued_behind_a_reader,
     table_checksum,
-    wait_for_lock_waiters,
 )
 
 DAY_1 = date(2026, 11, 1)
@@ -31,18 +30,6 @@ PARTITIONS = sql.SQL(
     " JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'io_test.orders'::regclass"
     " ORDER BY 3"
 )
-
-
-def orders(day: date, rows: int, first_id: int = 0) -> pd.DataFrame:
-    """``rows`` orders of ``day``."""
-    return pd.DataFrame(
-        {
-            "order_id": pd.array(range(first_id, first_id + rows), dtype="Int64"),
-            "order_date": [day] * rows,
-            "customer_id": pd.array([i % 7 for i in range(rows)], dtype="Int64"),
-            "amount": [float(i) for i in range(rows)],
-        }
-    )
 
 
 def orders_asset(frames: dict[date, pd.DataFrame], **metadata: object) -> dg.AssetsDefinition:
@@ -92,7 +79,7 @@ def test_a_replace_swaps_in_a_new_partition_and_leaves_the_others(
     clean_warehouse: Warehouse,
 ) -> None:
     day_2 = DAY_1 + timedelta(1)
-    frames = {DAY_1: orders(DAY_1, 5), day_2: orders(day_2, 3, first_id=100)}
+    frames = {DAY_1: daily_orders(DAY_1, 5), day_2: daily_orders(day_2, 3, first_id=100)}
     assert write(clean_warehouse, orders_asset(frames), DAY_1).success
     assert write(clean_warehouse, orders_asset(frames), day_2).success
     before = partitions(clean_warehouse)
@@ -104,7 +91,7 @@ def test_a_replace_swaps_in_a_new_partition_and_leaves_the_others(
 
     rerun = write(clean_warehouse, orders_asset(frames), DAY_1)
     assert table_checksum(clean_warehouse, "io_test", "orders", "order_date", DAY_1) == first_day
-    frames[DAY_1] = orders(DAY_1, 4, first_id=50)
+    frames[DAY_1] = daily_orders(DAY_1, 4, first_id=50)
     replaced = write(clean_warehouse, orders_asset(frames), DAY_1)
 
     assert rerun.success and replaced.success
@@ -123,7 +110,7 @@ def test_a_replace_swaps_in_a_new_partition_and_leaves_the_others(
 
 def test_the_new_partition_carries_the_key_and_indexes(clean_warehouse: Warehouse) -> None:
     """Built before the swap, so ATTACH adopts them; the key still refuses a repeated row."""
-    frames = {DAY_1: orders(DAY_1, 5)}
+    frames = {DAY_1: daily_orders(DAY_1, 5)}
     assert write(clean_warehouse, orders_asset(frames), DAY_1).success
     # Both attached to the parent's indexes, and named after the partition.
     attached = sql.SQL(
@@ -138,7 +125,7 @@ def test_the_new_partition_carries_the_key_and_indexes(clean_warehouse: Warehous
         ]
         assert write(clean_warehouse, orders_asset(frames), DAY_1).success
 
-    frames[DAY_1] = pd.concat([orders(DAY_1, 5), orders(DAY_1, 1)], ignore_index=True)
+    frames[DAY_1] = pd.concat([daily_orders(DAY_1, 5), daily_orders(DAY_1, 1)], ignore_index=True)
     failed = write(clean_warehouse, orders_asset(frames), DAY_1, raise_on_error=False)
     assert not failed.success
     assert row_count(clean_warehouse, "io_test", "orders") == 5
@@ -150,7 +137,7 @@ def test_the_new_partition_carries_the_key_and_indexes(clean_warehouse: Warehous
 
 def test_a_range_run_swaps_one_partition_per_day(clean_warehouse: Warehouse) -> None:
     days = [DAY_1 + timedelta(n) for n in range(3)]
-    frames = {day: orders(day, 2 + n, first_id=10 * n) for n, day in enumerate(days)}
+    frames = {day: daily_orders(day, 2 + n, first_id=10 * n) for n, day in enumerate(days)}
     result = dg.materialize(
         [orders_asset(frames)],
         tags={
@@ -171,12 +158,12 @@ def test_a_range_run_swaps_one_partition_per_day(clean_warehouse: Warehouse) -> 
 
 
 def test_upsert_and_append_create_the_partition_they_need(clean_warehouse: Warehouse) -> None:
-    frames = {DAY_1: orders(DAY_1, 3)}
+    frames = {DAY_1: daily_orders(DAY_1, 3)}
     upsert = write(clean_warehouse, orders_asset(frames, write_mode="upsert"), DAY_1)
     again = write(clean_warehouse, orders_asset(frames, write_mode="upsert"), DAY_1)
     day_2 = DAY_1 + timedelta(1)
     appended = write(
-        clean_warehouse, orders_asset({day_2: orders(day_2, 2)}, write_mode="append"), day_2
+        clean_warehouse, orders_asset({day_2: daily_orders(day_2, 2)}, write_mode="append"), day_2
     )
 
     assert upsert.success and again.success and appended.success
@@ -197,14 +184,14 @@ def test_upsert_and_append_create_the_partition_they_need(clean_warehouse: Wareh
 def test_layouts_postgres_cannot_enforce_are_refused(
     clean_warehouse: Warehouse, metadata: dict, message: str
 ) -> None:
-    asset = orders_asset({DAY_1: orders(DAY_1, 3)}, **metadata)
+    asset = orders_asset({DAY_1: daily_orders(DAY_1, 3)}, **metadata)
     result = write(clean_warehouse, asset, DAY_1, raise_on_error=False)
     assert not result.success
     assert message in str(result.failure_data_for_node("io_test__orders").error)
 
 
 def test_an_existing_plain_table_is_not_converted(clean_warehouse: Warehouse) -> None:
-    frames = {DAY_1: orders(DAY_1, 3)}
+    frames = {DAY_1: daily_orders(DAY_1, 3)}
     assert write(clean_warehouse, orders_asset(frames, native_partitions=False), DAY_1).success
     result = write(clean_warehouse, orders_asset(frames), DAY_1, raise_on_error=False)
     assert not result.success
@@ -241,26 +228,14 @@ def test_static_partitions_are_list_partitions(clean_warehouse: Warehouse) -> No
 def test_concurrent_swaps_of_two_days_queue_and_both_land(clean_warehouse: Warehouse) -> None:
     """Each writer loads its day on its own, then waits for the parent's lock; no deadlock."""
     days = [DAY_1, DAY_1 + timedelta(1)]
-    frames = {day: orders(day, 5, first_id=10 * n) for n, day in enumerate(days)}
+    frames = {day: daily_orders(day, 5, first_id=10 * n) for n, day in enumerate(days)}
     for day in days:
         assert write(clean_warehouse, orders_asset(frames), day).success
-    outcomes: list[bool] = []
-    writers = [
-        threading.Thread(
-            target=lambda day=day: outcomes.append(
-                write(clean_warehouse, orders_asset(frames), day).success
-            )
-        )
-        for day in days
-    ]
-    with psycopg.connect(clean_warehouse.conninfo()) as reader:
-        reader.execute("SELECT count(*) FROM io_test.orders")  # holds ACCESS SHARE until rollback
-        for writer in writers:
-            writer.start()
-        assert wait_for_lock_waiters(clean_warehouse, "relation", waiters=2)
-        reader.rollback()
-        for writer in writers:
-            writer.join(timeout=60)
+    outcomes = run_queued_behind_a_reader(
+        clean_warehouse,
+        sql.Identifier("io_test", "orders"),
+        [lambda day=day: write(clean_warehouse, orders_asset(frames), day).success for day in days],
+    )
 
     assert outcomes == [True, True]
     assert len(partitions(clean_warehouse)) == 2
@@ -269,7 +244,7 @@ def test_concurrent_swaps_of_two_days_queue_and_both_land(clean_warehouse: Wareh
 
 def test_downstream_reads_its_day_from_the_native_table(clean_warehouse: Warehouse) -> None:
     days = [DAY_1, DAY_1 + timedelta(1)]
-    frames = {day: orders(day, 3, first_id=10 * n) for n, day in enumerate(days)}
+    frames = {day: daily_orders(day, 3, first_id=10 * n) for n, day in enumerate(days)}
     upstream = orders_asset(frames)
     seen: list[pd.DataFrame] = []
 

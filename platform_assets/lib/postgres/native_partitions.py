@@ -90,7 +90,9 @@ def ensure_partitions(cursor: adbc.Cursor, table_slice: TableSlice, pg_type: str
     for partition in table_slice.partitions:
         child = child_name(table, partition.key)
         if not _exists(cursor, schema, child):
-            cursor.execute(statements.create_partition_of(schema, table, child, partition, pg_type))
+            cursor.execute(
+                statements.native_partition_ddl("create", schema, table, child, partition, pg_type)
+            )
 
 
 def replace_partitions(
@@ -155,5 +157,7 @@ def replace_partitions(
                     schema, f"{fresh[partition.key]}_{index_suffix}", f"{old}_{index_suffix}"
                 )
             )
-        cursor.execute(statements.attach_partition(schema, table, old, partition, pg_type))
+        cursor.execute(
+            statements.native_partition_ddl("attach", schema, table, old, partition, pg_type)
+        )
     return replaced

@@ -454,28 +454,23 @@ def partition_bound(partition: PartitionSlice, pg_type: str) -> sql.Composable:
     return sql.SQL("FOR VALUES IN ({})").format(sql.Literal(key_value(value, pg_type)))
 
 
-def attach_partition(
-    schema: str, parent: str, child: str, partition: PartitionSlice, pg_type: str
-) -> str:
-    """ALTER TABLE … ATTACH PARTITION: indexes the parent has and the child lacks are built."""
-    return _render(
-        sql.SQL("ALTER TABLE {} ATTACH PARTITION {} {}").format(
-            sql.Identifier(schema, parent),
-            sql.Identifier(schema, child),
-            partition_bound(partition, pg_type),
-        )
-    )
+_NATIVE_PARTITION_DDL = {
+    # ATTACH builds the indexes the parent has and the child lacks.
+    "attach": "ALTER TABLE {parent} ATTACH PARTITION {child} {bound}",
+    "create": "CREATE TABLE IF NOT EXISTS {child} PARTITION OF {parent} {bound}",
+}
 
 
-def create_partition_of(
-    schema: str, parent: str, child: str, partition: PartitionSlice, pg_type: str
+def native_partition_ddl(
+    action: str, schema: str, parent: str, child: str, partition: PartitionSlice, pg_type: str
 ) -> str:
-    """An empty native partition for ``partition``, unless one of that name exists."""
+    """``attach`` table ``child`` to ``parent`` as ``partition``'s native partition, or
+    ``create`` it empty as one (unless a table of that name exists)."""
     return _render(
-        sql.SQL("CREATE TABLE IF NOT EXISTS {} PARTITION OF {} {}").format(
-            sql.Identifier(schema, child),
-            sql.Identifier(schema, parent),
-            partition_bound(partition, pg_type),
+        sql.SQL(_NATIVE_PARTITION_DDL[action]).format(
+            parent=sql.Identifier(schema, parent),
+            child=sql.Identifier(schema, child),
+            bound=partition_bound(partition, pg_type),
         )
     )
 
