@@ -53,6 +53,10 @@ def child_name(table: str, key: str) -> str:
 
 def partition_by(table_slice: TableSlice) -> tuple[str, str]:
     """How the parent is partitioned: (``RANGE`` or ``LIST``, the partition column)."""
+    if not table_slice.partitions:
+        raise NativePartitionsError(
+            f"{table_slice.qualified_name}: native partitions are for partitioned assets"
+        )
     if len(table_slice.partition_columns) != 1:
         raise NativePartitionsError(
             f"{table_slice.qualified_name}: native partitions need exactly one partition column; "
@@ -106,58 +110,90 @@ def replace_partitions(
 ) -> dict[str, int]:
     """Swap in a new native partition for each of the slice's partitions; return the rows each
     old one held. ``load`` streams the write's rows into the table it is given."""
-    schema, table = table_slice.schema, table_slice.table
-    names = [column.name for column in columns]
-    suffix = uuid.uuid4().hex[:10]
-    fresh = {p.key: f"{table[:30]}_new_{suffix}_{n}" for n, p in enumerate(table_slice.partitions)}
-    for partition in table_slice.partitions:
-        cursor.execute(statements.create_table(schema, fresh[partition.key], columns, []))
-    if len(table_slice.partitions) == 1:
-        load(fresh[table_slice.partitions[0].key], schema)
-    else:
-        staging = f"staging_{suffix}"
-        cursor.execute(statements.create_temporary_table(staging, columns))
-        load(staging, None)
-        for partition in table_slice.partitions:
-            query, params = statements.copy_partition_rows(
-                table_slice, partition, pg_types, staging, fresh[partition.key], names
-            )
-            cursor.execute(query, parameters=params or None)
-    # Postgres names a new table's key "<table>_pkey"; the indexes get numbered names. Both are
-    # renamed after the partition's own name once the old partition (and its names) are gone.
+    fresh = _load_fresh_tables(cursor, table_slice, columns, load, pg_types)
+    # Postgres names a new table's key "<table>_pkey"; the indexes are numbered. Both are renamed
+    # after the partition once the old partition (and so its index names) is gone.
     index_suffixes = (["pkey"] if primary_key else []) + [f"idx{n}" for n in range(len(indexes))]
     for new in fresh.values():
         if primary_key:
-            cursor.execute(statements.add_primary_key(schema, new, primary_key))
+            cursor.execute(statements.add_primary_key(table_slice.schema, new, primary_key))
         for n, index_columns in enumerate(indexes):
             cursor.execute(
-                statements.create_index(schema, new, index_columns, name=f"{new}_idx{n}")
+                statements.create_index(
+                    table_slice.schema, new, index_columns, name=f"{new}_idx{n}"
+                )
             )
+    replaced = {
+        partition.key: _row_count(
+            cursor, table_slice.schema, child_name(table_slice.table, partition.key)
+        )
+        for partition in table_slice.partitions
+    }
+    _swap(cursor, table_slice, fresh, index_suffixes, pg_types[table_slice.partition_columns[0]])
+    return replaced
 
-    replaced = {}
+
+def _load_fresh_tables(
+    cursor: adbc.Cursor,
+    table_slice: TableSlice,
+    columns: list[Column],
+    load: LoadInto,
+    pg_types: dict[str, str],
+) -> dict[str, str]:
+    """A new table per partition holding its rows, and nothing else yet: {key: table name}.
+
+    One partition is loaded straight into its table; a range into one temporary table, whose
+    rows each partition's table then takes its own share of.
+    """
+    schema, table = table_slice.schema, table_slice.table
+    suffix = uuid.uuid4().hex[:10]
+    fresh = {p.key: f"{table[:30]}_new_{suffix}_{n}" for n, p in enumerate(table_slice.partitions)}
+    for new in fresh.values():
+        cursor.execute(statements.create_table(schema, new, columns, []))
+    if len(fresh) == 1:
+        load(next(iter(fresh.values())), schema)
+        return fresh
+    staging = f"staging_{suffix}"
+    cursor.execute(statements.create_temporary_table(staging, columns))
+    load(staging, None)
+    names = [column.name for column in columns]
     for partition in table_slice.partitions:
-        old = child_name(table, partition.key)
-        if _exists(cursor, schema, old):
-            cursor.execute(statements.count_rows(schema, old))
-            replaced[partition.key] = int(cursor.fetchone()[0])
-        else:
-            replaced[partition.key] = 0
-    # The swap: the parent's lock is taken only now, and only on the parent itself.
+        query, params = statements.copy_partition_rows(
+            table_slice, partition, pg_types, staging, fresh[partition.key], names
+        )
+        cursor.execute(query, parameters=params or None)
+    return fresh
+
+
+def _row_count(cursor: adbc.Cursor, schema: str, table: str) -> int:
+    """Rows in ``table``; 0 if there is no such table."""
+    if not _exists(cursor, schema, table):
+        return 0
+    cursor.execute(statements.count_rows(schema, table))
+    return int(cursor.fetchone()[0])
+
+
+def _swap(
+    cursor: adbc.Cursor,
+    table_slice: TableSlice,
+    fresh: dict[str, str],
+    index_suffixes: list[str],
+    pg_type: str,
+) -> None:
+    """Put each fresh table in place of its partition's old one, under the parent's lock, taken
+    only now and only on the parent itself."""
+    schema, table = table_slice.schema, table_slice.table
     cursor.execute(statements.lock_exclusive(schema, table))
-    pg_type = pg_types[table_slice.partition_columns[0]]
     for partition in table_slice.partitions:
-        old = child_name(table, partition.key)
+        old, new = child_name(table, partition.key), fresh[partition.key]
         if _exists(cursor, schema, old):
             for statement in statements.detach_and_drop(schema, table, old):
                 cursor.execute(statement)
-        cursor.execute(statements.rename_table(schema, fresh[partition.key], old))
+        cursor.execute(statements.rename_table(schema, new, old))
         for index_suffix in index_suffixes:
             cursor.execute(
-                statements.rename_index(
-                    schema, f"{fresh[partition.key]}_{index_suffix}", f"{old}_{index_suffix}"
-                )
+                statements.rename_index(schema, f"{new}_{index_suffix}", f"{old}_{index_suffix}")
             )
         cursor.execute(
             statements.native_partition_ddl("attach", schema, table, old, partition, pg_type)
         )
-    return replaced
