@@ -17,8 +17,8 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
 - ``schema`` / ``table``: override the names (default: the asset key's prefix / last part).
 
 and per IO manager through its config (``default_schema``, ``write_mode``, timeouts,
-``bulk_load_min_rows``). Inputs may
-set ``columns`` (projection) and ``include_row_hash`` in ``dg.AssetIn(metadata=...)``.
+``bulk_load_min_rows``). Inputs may set ``columns`` (projection) and ``include_row_hash`` in
+``dg.AssetIn(metadata=...)``.
 """
 
 from collections.abc import Callable, Iterator, Mapping
