@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pandas as pd
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -156,6 +157,25 @@ def test_replace_table_swaps_whole_table_and_is_idempotent(clean_warehouse: Ware
         ),
     )
     assert keys == [(1,)]
+
+
+def test_replace_table_keeps_every_index_under_its_own_name(clean_warehouse: Warehouse) -> None:
+    """The new table is loaded bare, then given the old one's key and indexes, names included."""
+    replace = {"write_mode": "replace_table"}
+    assert write(customers_asset(customers(range(10)), **replace), clean_warehouse).success
+    with psycopg.connect(clean_warehouse.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE INDEX customer_emails ON io_test.customers (email) WHERE email > ''")
+    definitions = sql.SQL(
+        "SELECT pg_get_indexdef(indexrelid) FROM pg_index"
+        " WHERE indrelid = 'io_test.customers'::regclass ORDER BY 1"
+    )
+    before = fetch_all(clean_warehouse, definitions)
+    assert len(before) == 2  # the primary key and the user's own
+
+    for rows in (range(20), range(5)):
+        assert write(customers_asset(customers(rows), **replace), clean_warehouse).success
+        assert fetch_all(clean_warehouse, definitions) == before
+    assert row_count(clean_warehouse, "io_test", "customers") == 5
 
 
 def test_failed_replace_table_keeps_the_old_table(clean_warehouse: Warehouse) -> None:

@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
+from platform_assets.lib.postgres import statements
+
 BULK_LOAD_MIN_ROWS = 100_000  # below this, maintaining the indexes costs less than the lock
 
 ESTIMATED_ROWS = (
@@ -94,19 +96,26 @@ def outweighs(table_rows: float | None, rows: int, min_rows: int | None) -> bool
     )
 
 
+def table_indexes(cursor: adbc.Cursor, schema: str, table: str) -> list[TableIndex] | None:
+    """The table's indexes as Postgres defines them, or ``None`` when one carries something a
+    rebuild from its definition would lose (see the module docstring)."""
+    cursor.execute(TABLE_INDEXES, parameters=(statements.table_identifier(schema, table),))
+    rows = cursor.fetchall()
+    if any(pinned for *_, pinned in rows):
+        return None
+    return [TableIndex(*row[:4]) for row in rows]
+
+
 def drop_indexes(cursor: adbc.Cursor, schema: str, table: str) -> tuple[str, ...]:
     """Lock the table, drop its indexes and return the statements rebuilding them.
 
-    Returns nothing, and drops nothing, when an index carries something a rebuild would lose
-    (see the module docstring); the write then goes on under the lock it took.
+    Returns nothing, and drops nothing, when an index carries something a rebuild would lose;
+    the write then goes on under the lock it took.
     """
-    table_name = sql.Identifier(schema, table)
-    cursor.execute(sql.SQL("LOCK TABLE {} IN ACCESS EXCLUSIVE MODE").format(table_name).as_string())
-    cursor.execute(TABLE_INDEXES, parameters=(table_name.as_string(),))
-    rows = cursor.fetchall()
-    if any(pinned for *_, pinned in rows):
+    cursor.execute(statements.lock_exclusive(schema, table))
+    indexes = table_indexes(cursor, schema, table)
+    if indexes is None:
         return ()
-    indexes = [TableIndex(*row[:4]) for row in rows]
     for index in indexes:
         cursor.execute(index.drop(schema, table))
     return tuple(index.rebuild(schema, table) for index in indexes)

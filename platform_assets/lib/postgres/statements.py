@@ -318,17 +318,21 @@ def count_rows(schema: str, table: str) -> str:
     return _render(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
 
 
-def create_staging_like(schema: str, table: str, staging: str, temporary: bool) -> str:
-    """A new empty table shaped like the target (temporary ones vanish at commit)."""
+def create_staging_like(
+    schema: str, table: str, staging: str, temporary: bool, with_indexes: bool = True
+) -> str:
+    """A new empty table shaped like the target (temporary ones vanish at commit; a permanent one
+    takes defaults, constraints, comments… and, ``with_indexes``, the indexes too)."""
     if temporary:
         return _render(
             sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
                 sql.Identifier(staging), sql.Identifier(schema, table)
             )
         )
+    including = "INCLUDING ALL" if with_indexes else "INCLUDING ALL EXCLUDING INDEXES"
     return _render(
-        sql.SQL("CREATE TABLE {} (LIKE {} INCLUDING ALL)").format(
-            sql.Identifier(schema, staging), sql.Identifier(schema, table)
+        sql.SQL("CREATE TABLE {} (LIKE {} {})").format(
+            sql.Identifier(schema, staging), sql.Identifier(schema, table), sql.SQL(including)
         )
     )
 
