@@ -129,8 +129,15 @@ def replace_partitions(
         )
         for partition in table_slice.partitions
     }
-    _swap(cursor, table_slice, fresh, index_suffixes, pg_types[table_slice.partition_columns[0]])
-    return replaced
+    _swap(
+        cursor,
+        table_slice,
+        fresh,
+        {key for key, rows in replaced.items() if rows is not None},
+        index_suffixes,
+        pg_types[table_slice.partition_columns[0]],
+    )
+    return {key: rows or 0 for key, rows in replaced.items()}
 
 
 def _load_fresh_tables(
@@ -165,10 +172,10 @@ def _load_fresh_tables(
     return fresh
 
 
-def _row_count(cursor: adbc.Cursor, schema: str, table: str) -> int:
-    """Rows in ``table``; 0 if there is no such table."""
+def _row_count(cursor: adbc.Cursor, schema: str, table: str) -> int | None:
+    """Rows in ``table``; ``None`` if there is no such table."""
     if not _exists(cursor, schema, table):
-        return 0
+        return None
     cursor.execute(statements.count_rows(schema, table))
     return int(cursor.fetchone()[0])
 
@@ -177,16 +184,17 @@ def _swap(
     cursor: adbc.Cursor,
     table_slice: TableSlice,
     fresh: dict[str, str],
+    existing: set[str],
     index_suffixes: list[str],
     pg_type: str,
 ) -> None:
-    """Put each fresh table in place of its partition's old one, under the parent's lock, taken
-    only now and only on the parent itself."""
+    """Put each fresh table in place of its partition's old one (the keys in ``existing`` have
+    one), under the parent's lock, taken only now and only on the parent itself."""
     schema, table = table_slice.schema, table_slice.table
     cursor.execute(statements.lock_exclusive(schema, table))
     for partition in table_slice.partitions:
         old, new = child_name(table, partition.key), fresh[partition.key]
-        if _exists(cursor, schema, old):
+        if partition.key in existing:
             for statement in statements.detach_and_drop(schema, table, old):
                 cursor.execute(statement)
         cursor.execute(statements.rename_table(schema, new, old))
