@@ -146,8 +146,9 @@ KILLER = textwrap.dedent(
 
     read_csv = pipeline.stream_csv
 
-    def dies_after_three_chunks(path, declared, extra_columns):
-        for number, batch in enumerate(read_csv(path, declared, extra_columns, block_bytes=4096)):
+    def dies_after_three_chunks(path, declared, extra_columns, **options):
+        chunks = read_csv(path, declared, extra_columns, block_bytes=4096, **options)
+        for number, batch in enumerate(chunks):
             if number == 3:
                 os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, no rollback from here
             yield batch

@@ -16,8 +16,8 @@ def _audit(
         return audit_partition(conn, "/".join(spec.asset_key), table_slice)
 
 
-def _figures(audit: PartitionAudit) -> dict[str, int | float | None]:
-    return {
+def _figures(audit: PartitionAudit) -> dict[str, object]:
+    figures: dict[str, object] = {
         "rows_read": audit.rows_read,
         "rows_loaded": audit.rows_loaded,
         "rows_dead_lettered": audit.rows_dead_lettered,
@@ -25,6 +25,21 @@ def _figures(audit: PartitionAudit) -> dict[str, int | float | None]:
         "unresolved_dead_letters": audit.unresolved_dead_letters,
         "dead_letter_ratio": round(audit.dead_letter_ratio, 6),
     }
+    if audit.files:
+        figures["data_lines"] = sum(file.data_lines for file in audit.files)
+        figures["file_lines"] = dg.MetadataValue.json(
+            [
+                {
+                    "file": file.source_file,
+                    "data_lines": file.data_lines,
+                    "lines_loaded": file.lines_loaded,
+                    "lines_dead_lettered": file.lines_dead_lettered,
+                    "dead_letter_lines_stored": file.dead_letter_lines_stored,
+                }
+                for file in audit.files
+            ]
+        )
+    return figures
 
 
 def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
@@ -38,7 +53,9 @@ def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         blocking=True,
         description=(
             "Rows read = loaded + dead-lettered for the partition, the table holds exactly the"
-            " loaded rows and the dead-letter queue exactly the unresolved ones."
+            " loaded rows and the dead-letter queue exactly the unresolved ones; each landing"
+            " file's data lines (counted from its bytes) = the lines of its loaded rows + the"
+            " lines of its stored dead letters."
         ),
     )
     def rows_add_up(

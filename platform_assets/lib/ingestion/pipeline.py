@@ -3,18 +3,25 @@
 Each chunk read flows one way: parse (unreadable records) → validate (types and rules, partition
 window) → transform (the spec's optional function) → unique keys (across the whole partition).
 A row failing any stage becomes a dead letter of that stage, with its raw fields untouched; the
-rest are typed rows ready for the IO manager. Rows read = loaded + dead-lettered per chunk.
+rest are typed rows ready for the IO manager. Rows read = loaded + dead-lettered per chunk, and for
+a landing file, its data lines (counted from its bytes) = the lines its loaded rows and its dead
+letters span.
 """
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
-from platform_assets.lib.ingestion.result import DeadLetter, IngestedChunk, dead_letter_table
+from platform_assets.lib.ingestion.result import (
+    DeadLetter,
+    FileLines,
+    IngestedChunk,
+    dead_letter_table,
+)
 from platform_assets.lib.ingestion.spec import DatasetSpec, LandingFilesSource
 from platform_assets.lib.ingestion.validation import (
     PartitionWindow,
@@ -25,6 +32,7 @@ from platform_assets.lib.ingestion.validation import (
 from platform_assets.lib.landing.readers import (
     LandingFileError,
     RawBatch,
+    count_data_lines,
     stream_csv,
     stream_parquet,
 )
@@ -56,10 +64,20 @@ def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindo
 
 
 def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> Iterator[RawBatch]:
-    """``path`` in chunks, with the reader of the source's format."""
+    """``path`` in chunks, with the reader of the source's format; the first chunk carries the
+    file's data lines, counted from its bytes before the reader starts (``count_data_lines``)."""
     if source.format == "parquet":
-        return stream_parquet(path, declared, source.extra_columns)
-    return stream_csv(path, declared, source.extra_columns)
+        batches = stream_parquet(path, declared, source.extra_columns)
+    else:
+        batches = stream_csv(path, declared, source.extra_columns, limits=source.record_limits)
+    data_lines = count_data_lines(path, source.format)
+    first = True
+    for batch in batches:
+        yield replace(batch, file_data_lines=data_lines if first else 0)
+        first = False
+    if first:  # a file of no rows still reports its (zero) lines
+        empty = pa.table({name: pa.array([], pa.string()) for name in declared})
+        yield RawBatch(empty, path.name, np.empty(0, np.int64), file_data_lines=data_lines)
 
 
 def _letters(
@@ -86,6 +104,7 @@ def _letters(
                 error_class=error_class,
                 error_message="; ".join(f["message"] for f in failures),
                 error_detail={"failures": failures},
+                source_lines=raw.lines_of(int(in_play[row])),
             )
         )
     return letters
@@ -93,11 +112,13 @@ def _letters(
 
 @dataclass(frozen=True)
 class ProcessedBatch:
-    """A chunk after every stage: the rows to load, the dead letters, how many records it had."""
+    """A chunk after every stage: the rows to load, the dead letters, how many records it had,
+    and how many physical lines the rows to load span."""
 
     rows: pa.Table
     letters: list[DeadLetter]
     records_read: int
+    lines_loaded: int
 
 
 def process_batch(
@@ -109,7 +130,16 @@ def process_batch(
 ) -> ProcessedBatch:
     """One chunk through every stage: its loadable rows and its dead letters."""
     letters = [
-        DeadLetter(window.key, "parse", r.source_ref, r.payload, r.error_class, r.message, r.detail)
+        DeadLetter(
+            window.key,
+            "parse",
+            r.source_ref,
+            r.payload,
+            r.error_class,
+            r.message,
+            r.detail,
+            r.lines,
+        )
         for r in raw.unreadable
     ]
     checked = check_rows(raw.rows, spec, window)
@@ -138,8 +168,8 @@ def process_batch(
             repeated,
         )
         letters += _letters("validate", "DuplicateKey", repeated, in_play, raw, [rule], window.key)
-        rows = rows.filter(pa.array(~repeated))
-    return ProcessedBatch(rows, letters, raw.records_read)
+        rows, in_play = rows.filter(pa.array(~repeated)), in_play[~repeated]
+    return ProcessedBatch(rows, letters, raw.records_read, raw.lines_of_rows(in_play))
 
 
 def ingest_batch(
@@ -151,8 +181,17 @@ def ingest_batch(
 ) -> IngestedChunk:
     """One chunk through every stage, as the IO manager writes it."""
     processed = process_batch(spec, raw, window, keys, transform)
+    file_lines = {}
+    if raw.file_data_lines is not None:
+        dead_lines = sum(letter.source_lines for letter in processed.letters)
+        file_lines[(window.key, raw.source)] = FileLines(
+            raw.file_data_lines, processed.lines_loaded, dead_lines
+        )
     return IngestedChunk(
-        processed.rows, dead_letter_table(processed.letters), {window.key: processed.records_read}
+        processed.rows,
+        dead_letter_table(processed.letters),
+        {window.key: processed.records_read},
+        file_lines=file_lines,
     )
 
 

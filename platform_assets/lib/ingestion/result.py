@@ -7,7 +7,7 @@ large one is an ``IngestedStream`` of chunks, so memory stays bounded by one chu
 
 import hashlib
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -26,6 +26,7 @@ DEAD_LETTER_SCHEMA = pa.schema(
         pa.field("error_message", pa.string()),
         pa.field("error_detail", pa.binary(), metadata=JSONB_METADATA),
         pa.field("record_hash", pa.string()),
+        pa.field("source_lines", pa.int32()),
     ]
 )
 
@@ -49,6 +50,7 @@ class DeadLetter:
     error_class: str
     error_message: str
     error_detail: dict[str, Any] | None = None
+    source_lines: int = 1
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -72,6 +74,7 @@ def dead_letter_table(letters: list[DeadLetter]) -> pa.Table:
             pa.array([d.error_message for d in letters], pa.string()),
             pa.array([jsonb_bytes(d.error_detail) for d in letters], pa.binary()),
             pa.array([record_hash(d.payload) for d in letters], pa.string()),
+            pa.array([d.source_lines for d in letters], pa.int32()),
         ],
         schema=DEAD_LETTER_SCHEMA,
     )
@@ -83,14 +86,39 @@ def no_dead_letters() -> pa.Table:
 
 
 @dataclass(frozen=True)
+class FileLines:
+    """A landing file's physical data lines (counted from its bytes, not by the reader) and the
+    lines its loaded rows and its dead letters span: the first must equal the other two summed,
+    so no reader bug can hide lines of a file."""
+
+    data_lines: int = 0
+    lines_loaded: int = 0
+    lines_dead_lettered: int = 0
+
+    def __add__(self, other: "FileLines") -> "FileLines":
+        return FileLines(
+            self.data_lines + other.data_lines,
+            self.lines_loaded + other.lines_loaded,
+            self.lines_dead_lettered + other.lines_dead_lettered,
+        )
+
+    @property
+    def adds_up(self) -> bool:
+        """Data lines = lines loaded + lines dead-lettered."""
+        return self.data_lines == self.lines_loaded + self.lines_dead_lettered
+
+
+@dataclass(frozen=True)
 class IngestedChunk:
-    """Part of a partition's ingestion: good rows, dead letters, rows read per partition key, and
-    for an incremental extract where it got to once this chunk is in (the last one commits)."""
+    """Part of a partition's ingestion: good rows, dead letters, rows read per partition key, the
+    lines per (partition key, landing file) for file sources, and for an incremental extract
+    where it got to once this chunk is in (the last one commits)."""
 
     rows: pa.Table
     dead_letters: pa.Table
     rows_read: dict[str, int]
     checkpoint: Checkpoint | None = None
+    file_lines: dict[tuple[str, str], FileLines] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

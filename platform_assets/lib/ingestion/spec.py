@@ -16,6 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from platform_assets.lib.landing.csv_records import DEFAULT_RECORD_LIMITS, RecordLimits
+
 ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
 WriteMode = Literal["replace_partition", "append", "upsert"]
 _NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
@@ -72,7 +74,9 @@ class LandingFilesSource(_Strict):
     """Files dropped in the landing zone: one or more per day, CSV or Parquet, read in chunks.
 
     ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the day
-    (``YYYY-MM-DD``); every matching file of the day is read, in name order.
+    (``YYYY-MM-DD``); every matching file of the day is read, in name order. A CSV record may
+    span several lines (a quoted line break), up to ``max_record_lines`` and
+    ``max_record_bytes``; a quote still open past them makes only its own line a dead letter.
     """
 
     kind: Literal["landing_files"]
@@ -80,12 +84,19 @@ class LandingFilesSource(_Strict):
     pattern: str
     format: Literal["csv", "parquet"] = "csv"
     extra_columns: Literal["error", "ignore"] = "error"
+    max_record_bytes: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_bytes
+    max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
 
     @model_validator(mode="after")
     def _pattern_names_the_day(self) -> "LandingFilesSource":
         if "{date}" not in self.pattern:
             raise ValueError("source.pattern must contain {date}")
         return self
+
+    @property
+    def record_limits(self) -> RecordLimits:
+        """How far a CSV record may extend past its first line (quoted line breaks)."""
+        return RecordLimits(self.max_record_bytes, self.max_record_lines)
 
 
 class HttpJsonSource(_Strict):

@@ -1,10 +1,13 @@
 """Streaming landing files (CSV and Parquet) in chunks of text fields, with bounded memory.
 
 Every field comes out as text exactly as the file holds it, so one parser types every format and a
-rejected row's payload is what the source said. A record that cannot be read at all (a CSV line
-with the wrong number of fields, a field that is not UTF-8) is set aside as an
-``UnreadableRecord`` with its raw content, never dropped. A file that cannot be read at all
-(missing, empty, wrong or missing columns, not CSV/Parquet) raises ``LandingFileError``.
+rejected row's payload is what the source said. CSV is read as RFC 4180 (``csv_records``): quoted
+commas, doubled quotes and line breaks inside quotes. A record that cannot be read at all (a line
+with the wrong number of fields, a quote that never closes, a field that is not UTF-8 or holds a
+NUL byte) is set aside as an ``UnreadableRecord`` with its raw content, never dropped. Every row
+and unreadable record says which physical lines it spans, so the lines of a file can be accounted
+for independently of the parser. A file that cannot be read at all (missing, empty, CR-only line
+breaks, repeated, wrong or missing columns, not CSV/Parquet) raises ``LandingFileError``.
 """
 
 import base64
@@ -16,14 +19,21 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.csv as pacsv
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from platform_assets.lib.arrow_cast import cast_isolating_failures
+from platform_assets.lib.landing.csv_records import (
+    DEFAULT_RECORD_LIMITS,
+    RecordLimits,
+    Unreadable,
+    read_piece,
+)
 
 # CSV pieces of whole lines (about 80k order rows); a longer line makes its piece longer.
 CSV_BLOCK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 262_144
+_COUNT_BLOCK_BYTES = 1 << 20
 
 
 class LandingFileError(Exception):
@@ -32,19 +42,24 @@ class LandingFileError(Exception):
 
 @dataclass(frozen=True)
 class UnreadableRecord:
-    """A record that could not be split into fields or decoded, with its raw content."""
+    """A record that could not be split into fields or decoded, with its raw content and the
+    number of physical lines it covers."""
 
     source_ref: str
     payload: dict[str, Any]
     error_class: str
     message: str
     detail: dict[str, Any]
+    lines: int = 1
 
 
 @dataclass(frozen=True)
 class RawBatch:
-    """A chunk of a file: the declared columns as text, where each row came from (``source``
-    and its line or row number in ``positions``), and the stretch's unreadable records.
+    """A chunk of a file: the declared columns as text, where each row came from (``source``,
+    its first line or row number in ``positions`` and how many lines it spans in
+    ``line_counts``, 1 when omitted), and the stretch's unreadable records. For a landing file,
+    ``file_data_lines`` is what the chunk adds to the file's count of data lines (the whole count
+    on its first chunk, 0 on the others); None for sources without lines.
 
     References are built only for the rows that need one (dead letters), not per row read.
     """
@@ -54,15 +69,31 @@ class RawBatch:
     positions: np.ndarray
     unreadable: list[UnreadableRecord] = field(default_factory=list)
     position_prefix: str = ""
+    line_counts: np.ndarray | None = None
+    file_data_lines: int | None = None
 
     @property
     def records_read(self) -> int:
         """Records in this chunk: rows plus unreadable records."""
         return self.rows.num_rows + len(self.unreadable)
 
+    def lines_of(self, index: int) -> int:
+        """How many physical lines row ``index`` spans."""
+        return 1 if self.line_counts is None else int(self.line_counts[index])
+
+    def lines_of_rows(self, indexes: np.ndarray) -> int:
+        """How many physical lines the rows ``indexes`` span together."""
+        if self.line_counts is None:
+            return len(indexes)
+        return int(self.line_counts[indexes].sum())
+
     def source_ref(self, index: int) -> str:
-        """``file:line`` (or ``file:row n``) of row ``index``."""
-        return f"{self.source}:{self.position_prefix}{self.positions[index]}"
+        """``file:line`` (``file:first-last`` for a record over several lines, or
+        ``file:row n``) of row ``index``."""
+        first = self.positions[index]
+        lines = self.lines_of(index)
+        span = f"{first}" if lines == 1 else f"{first}-{first + lines - 1}"
+        return f"{self.source}:{self.position_prefix}{span}"
 
     @property
     def source_refs(self) -> list[str]:
@@ -70,7 +101,36 @@ class RawBatch:
         return [self.source_ref(index) for index in range(self.rows.num_rows)]
 
 
+def escaped_text(raw: bytes) -> str:
+    """``raw`` as text a dead letter can hold: bytes that are not UTF-8 as ``\\xNN`` escapes, and
+    NUL (which Postgres text and jsonb refuse) as ``\\x00``."""
+    return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
+
+
+def count_data_lines(path: Path, file_format: str) -> int:
+    """The data lines a landing file holds, counted from its bytes (or Parquet's metadata),
+    independently of the reader: what loaded rows plus dead letters must add up to.
+
+    A CSV's physical lines are its line feeds, plus a last line without one; the header is not
+    data.
+    """
+    try:
+        if file_format == "parquet":
+            return pq.ParquetFile(path).metadata.num_rows
+        breaks, last = 0, b"\n"
+        with path.open("rb") as handle:
+            while block := handle.read(_COUNT_BLOCK_BYTES):
+                breaks += block.count(b"\n")
+                last = block[-1:]
+    except (pa.ArrowInvalid, OSError) as error:
+        raise LandingFileError(f"landing file {path} cannot be read: {error}") from error
+    return max(breaks + (last != b"\n") - 1, 0)
+
+
 def _check_columns(path: Path, found: list[str], declared: list[str], extra: str) -> None:
+    repeated = sorted({name for name in found if found.count(name) > 1})
+    if repeated:
+        raise LandingFileError(f"landing file {path} names the column(s) {repeated} twice")
     missing = [name for name in declared if name not in found]
     if missing:
         raise LandingFileError(f"landing file {path} lacks the declared column(s) {missing}")
@@ -89,97 +149,84 @@ def _csv_header(path: Path) -> list[str]:
         first = handle.readline()
     if not first.strip():
         raise LandingFileError(f"landing file {path} is empty: it has not even a header line")
+    if b"\r" in first.rstrip(b"\r\n"):
+        raise LandingFileError(
+            f"landing file {path} breaks lines with a bare carriage return (CR, classic Mac);"
+            " only LF and CRLF line breaks are read: convert the file"
+        )
     try:
-        return next(csv.reader([first.decode("utf-8-sig")]))
+        return next(csv.reader([first.decode("utf-8-sig")], strict=True))
     except UnicodeDecodeError as error:
         raise LandingFileError(f"landing file {path} has a header that is not UTF-8") from error
+    except csv.Error as error:
+        raise LandingFileError(
+            f"landing file {path} has a header that is not CSV: {error}"
+        ) from error
+
+
+def _unreadable(source: str, record: Unreadable) -> UnreadableRecord:
+    lines = (
+        record.first_line
+        if record.lines == 1
+        else (f"{record.first_line}-{record.first_line + record.lines - 1}")
+    )
+    return UnreadableRecord(
+        f"{source}:{lines}",
+        {"line": escaped_text(record.text.rstrip(b"\r\n"))},
+        record.error_class,
+        record.message,
+        record.detail,
+        record.lines,
+    )
 
 
 def _decode(
-    rows: pa.Table, source: str, lines: np.ndarray
-) -> tuple[pa.Table, np.ndarray, list[UnreadableRecord]]:
-    """Binary fields as UTF-8 text; rows with a field that is not UTF-8 are set aside."""
+    rows: pa.Table, source: str, lines: np.ndarray, counts: np.ndarray
+) -> tuple[pa.Table, np.ndarray, np.ndarray, list[UnreadableRecord]]:
+    """Binary fields as UTF-8 text; rows with a field that is not UTF-8, or holds a NUL byte
+    (Postgres text cannot), are set aside with their bytes."""
     bad = np.zeros(rows.num_rows, dtype=bool)
     columns, bad_columns = [], {}
     for name in rows.column_names:
-        text, failed = cast_isolating_failures(rows.column(name).combine_chunks(), pa.string())
+        raw = rows.column(name).combine_chunks()
+        text, failed = cast_isolating_failures(raw, pa.string())
+        failed |= pc.fill_null(pc.match_substring(raw, b"\x00"), False).to_numpy(
+            zero_copy_only=False
+        )
         columns.append(text)
         if failed.any():
             bad |= failed
             bad_columns[name] = failed
     decoded = pa.table(columns, names=rows.column_names)
     if not bad.any():
-        return decoded, lines, []
+        return decoded, lines, counts, []
     unreadable = []
     for index in np.flatnonzero(bad):
         raw = {name: rows.column(name)[index].as_py() for name in rows.column_names}
         columns_bad = [name for name, failed in bad_columns.items() if failed[index]]
+        first, count = int(lines[index]), int(counts[index])
         unreadable.append(
             UnreadableRecord(
-                source_ref=f"{source}:{lines[index]}",
+                source_ref=f"{source}:{first}"
+                if count == 1
+                else f"{source}:{first}-{first + count - 1}",
                 payload={
-                    name: None if value is None else value.decode("utf-8", "backslashreplace")
+                    name: None if value is None else escaped_text(value)
                     for name, value in raw.items()
                 },
                 error_class="InvalidEncoding",
-                message=f"field(s) {columns_bad} are not valid UTF-8",
+                message=f"field(s) {columns_bad} are not valid UTF-8 or hold a NUL byte",
                 detail={
                     "columns": columns_bad,
                     "raw_base64": {
                         name: base64.b64encode(raw[name]).decode() for name in columns_bad
                     },
                 },
+                lines=count,
             )
         )
-    return decoded.filter(pa.array(~bad)), lines[~bad], unreadable
-
-
-def _empty_lines(piece: bytes, first_line: int) -> np.ndarray:
-    """Line numbers of the piece's empty lines (pyarrow reads them as rows of empty fields, the
-    same as a line of only commas, so they are found in the bytes)."""
-    data = np.frombuffer(piece, dtype=np.uint8)
-    breaks = np.flatnonzero(data == ord("\n"))
-    starts = np.concatenate([[0], breaks[:-1] + 1])
-    length = breaks - starts
-    crlf = length == 1
-    crlf[crlf] = data[starts[crlf]] == ord("\r")
-    return first_line + np.flatnonzero((length == 0) | crlf)
-
-
-def _set_aside_empty_lines(
-    table: pa.Table, source: str, lines: np.ndarray, empty_lines: np.ndarray
-) -> tuple[pa.Table, np.ndarray, list[UnreadableRecord]]:
-    if not len(empty_lines):
-        return table, lines, []
-    empty = np.isin(lines, empty_lines)
-    records = [
-        UnreadableRecord(f"{source}:{line}", {"line": ""}, "EmptyCsvLine", "the line is empty", {})
-        for line in lines[empty].tolist()
-    ]
-    return table.filter(pa.array(~empty)), lines[~empty], records
-
-
-def _pieces(path: Path, piece_bytes: int) -> Iterator[tuple[bytes, int]]:
-    """The file after its header in pieces of whole lines, with each piece's first line number.
-
-    A piece is about ``piece_bytes``, longer only when one line is longer than that. Reading the
-    pieces ourselves bounds memory to one piece: pyarrow's streaming reader reads up to 32 blocks
-    ahead of its consumer (measured: 600 MB of Arrow memory on this file type).
-    """
-    with path.open("rb") as handle:
-        handle.readline()  # the header, read separately
-        first_line, rest = 2, b""
-        while block := handle.read(piece_bytes):
-            data = rest + block
-            cut = data.rfind(b"\n") + 1
-            if not cut:
-                rest = data  # one line longer than a piece: read on
-                continue
-            piece, rest = data[:cut], data[cut:]
-            yield piece, first_line
-            first_line += piece.count(b"\n")
-        if rest:
-            yield rest, first_line  # a last line without a line break
+    keep = ~bad
+    return decoded.filter(pa.array(keep)), lines[keep], counts[keep], unreadable
 
 
 def stream_csv(
@@ -187,67 +234,46 @@ def stream_csv(
     declared: list[str],
     extra_columns: str = "error",
     block_bytes: int = CSV_BLOCK_BYTES,
+    limits: RecordLimits = DEFAULT_RECORD_LIMITS,
 ) -> Iterator[RawBatch]:
     """The CSV at ``path`` in chunks of about ``block_bytes``, declared columns as text.
 
-    Lines are numbered as in the file (the header is line 1) and every line is a record: this
-    assumes no line breaks inside quoted fields, and an empty line is an unreadable record. An
-    empty field is an empty string.
+    Lines are numbered as in the file (the header is line 1). Memory is bounded by one piece
+    plus one record: pyarrow's own streaming reader reads up to 32 blocks ahead (measured: 600 MB
+    of Arrow memory on this file type), so the pieces are cut here, at line breaks, and a record
+    still open at a piece's end is carried into the next. An empty field is an empty string.
     """
     header = _csv_header(path)
     _check_columns(path, header, declared, extra_columns)
-    for piece, first_line in _pieces(path, block_bytes):
-        malformed: list[UnreadableRecord] = []
-
-        def set_aside(
-            row: pacsv.InvalidRow,
-            first_line: int = first_line,
-            malformed: list[UnreadableRecord] = malformed,
-        ) -> str:
-            line = first_line + row.number - 1
-            malformed.append(
-                UnreadableRecord(
-                    source_ref=f"{path.name}:{line}",
-                    payload={"line": row.text},
-                    error_class="MalformedCsvLine",
-                    message=f"expected {row.expected_columns} fields, found {row.actual_columns}",
-                    detail={
-                        "expected_fields": row.expected_columns,
-                        "found_fields": row.actual_columns,
-                    },
-                )
-            )
-            return "skip"
-
-        try:
-            table = pacsv.read_csv(
-                pa.BufferReader(piece),
-                # Serial parsing is what makes pyarrow report each bad line's number.
-                read_options=pacsv.ReadOptions(
-                    use_threads=False, column_names=header, block_size=len(piece) + 1
-                ),
-                parse_options=pacsv.ParseOptions(
-                    invalid_row_handler=set_aside, ignore_empty_lines=False
-                ),
-                convert_options=pacsv.ConvertOptions(
-                    column_types=dict.fromkeys(header, pa.binary()),
-                    include_columns=declared,
-                    strings_can_be_null=False,
-                    quoted_strings_can_be_null=False,
-                ),
-            )
-        except pa.ArrowInvalid as error:
-            raise LandingFileError(f"landing file {path} cannot be read as CSV: {error}") from error
-        bad_lines = [int(m.source_ref.rsplit(":", 1)[1]) for m in malformed]
-        lines = np.setdiff1d(
-            np.arange(first_line, first_line + piece.count(b"\n") + (not piece.endswith(b"\n"))),
-            np.array(bad_lines, dtype=np.int64),
-            assume_unique=True,
-        )
-        empty_lines = _empty_lines(piece, first_line)
-        table, lines, empty = _set_aside_empty_lines(table, path.name, lines, empty_lines)
-        rows, lines, undecodable = _decode(table, path.name, lines)
-        yield RawBatch(rows, path.name, lines, malformed + empty + undecodable)
+    with path.open("rb") as handle:
+        handle.readline()  # the header, read above
+        first_line, carry = 2, b""
+        while True:
+            block = handle.read(block_bytes)
+            at_eof = not block
+            data = carry + block
+            cut = len(data) if at_eof else data.rfind(b"\n") + 1
+            if not cut:
+                if at_eof:
+                    return
+                carry = data  # one line longer than a piece: read on
+                continue
+            piece, rest = data[:cut], data[cut:]
+            records = read_piece(piece, first_line, header, declared, limits, at_eof)
+            carry = piece[records.bytes_consumed :] + rest
+            first_line += records.lines_consumed
+            if records.tables:
+                table = pa.concat_tables(records.tables)
+                lines = np.concatenate(records.first_lines)
+                counts = np.concatenate(records.line_counts)
+            else:
+                table = pa.table({name: pa.array([], pa.binary()) for name in declared})
+                lines = counts = np.empty(0, dtype=np.int64)
+            rows, lines, counts, undecodable = _decode(table, path.name, lines, counts)
+            unreadable = [_unreadable(path.name, record) for record in records.unreadable]
+            yield RawBatch(rows, path.name, lines, unreadable + undecodable, line_counts=counts)
+            if at_eof:
+                return
 
 
 def stream_parquet(

@@ -1,10 +1,13 @@
 """Does a partition add up? Its accounting, against what the table and the dead-letter queue hold.
 
 Read by the datasets' asset checks: rows read = loaded + dead-lettered in the accounting, the
-table really holds the loaded rows, and the queue really holds the unresolved dead letters.
+table really holds the loaded rows, and the queue really holds the unresolved dead letters. For
+landing files, per file: its data lines (counted from its bytes at load) = the lines of its loaded
+rows + the lines of its dead letters, and the dead letters stored for that load really span that
+many lines.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
@@ -13,6 +16,7 @@ from platform_assets.lib.postgres import statements
 from platform_assets.lib.postgres.side_writes import (
     ACCOUNTING,
     DEAD_LETTERS,
+    FILE_LINES,
     PLATFORM_SCHEMA,
     UNRESOLVED,
 )
@@ -21,23 +25,47 @@ from platform_assets.lib.postgres.table_slice import TableSlice
 
 
 @dataclass(frozen=True)
+class FileLinesAudit:
+    """One landing file of the partition's last load: its lines as recorded, and the lines that
+    the dead letters stored for that load really span."""
+
+    source_file: str
+    data_lines: int
+    lines_loaded: int
+    lines_dead_lettered: int
+    dead_letter_lines_stored: int
+
+    @property
+    def adds_up(self) -> bool:
+        """Data lines = loaded + dead-lettered lines; the stored dead letters span the latter."""
+        return (
+            self.data_lines == self.lines_loaded + self.lines_dead_lettered
+            and self.lines_dead_lettered == self.dead_letter_lines_stored
+        )
+
+
+@dataclass(frozen=True)
 class PartitionAudit:
-    """One partition's accounting (None when it was never recorded) and the real counts."""
+    """One partition's accounting (None when it was never recorded), the real counts, and the
+    lines of each landing file it was loaded from."""
 
     rows_read: int | None
     rows_loaded: int | None
     rows_dead_lettered: int | None
     rows_in_table: int
     unresolved_dead_letters: int
+    files: list[FileLinesAudit] = field(default_factory=list)
 
     @property
     def adds_up(self) -> bool:
-        """Recorded, read = loaded + dead-lettered, and both match what is stored."""
+        """Recorded, read = loaded + dead-lettered, both match what is stored, and every landing
+        file's lines are accounted for."""
         return (
             self.rows_read is not None
             and self.rows_read == self.rows_loaded + self.rows_dead_lettered  # type: ignore[operator]
             and self.rows_loaded == self.rows_in_table
             and self.rows_dead_lettered == self.unresolved_dead_letters
+            and all(file.adds_up for file in self.files)
         )
 
     @property
@@ -95,8 +123,37 @@ def audit_partition(
                 sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
             )
             unresolved = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
+        files = _file_lines(cursor, asset_key, partition.key)
     finally:
         cursor.close()
         conn.rollback()
     read, loaded, dead = (None if v is None else int(v) for v in accounting)
-    return PartitionAudit(read, loaded, dead, rows_in_table, unresolved)
+    return PartitionAudit(read, loaded, dead, rows_in_table, unresolved, files)
+
+
+def _file_lines(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> list[FileLinesAudit]:
+    """Each landing file's recorded lines, beside the lines of the dead letters that the same
+    load stored for it (any status: a replay resolves a letter, it does not remove it)."""
+    if not _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{FILE_LINES}"]):
+        return []
+    cursor.execute(
+        sql.SQL(
+            "SELECT f.source_file, f.data_lines, f.lines_loaded, f.lines_dead_lettered,"
+            " (SELECT coalesce(sum(d.source_lines), 0) FROM {dlq} d"
+            "  WHERE d.asset_key = f.asset_key AND d.partition_key = f.partition_key"
+            "  AND d.run_id = f.run_id"
+            "  AND left(d.source_ref, length(f.source_file) + 1) = f.source_file || ':')"
+            " FROM {lines} f WHERE f.asset_key = $1 AND f.partition_key = $2"
+            " ORDER BY f.source_file"
+        )
+        .format(
+            dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+            lines=sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
+        )
+        .as_string(),
+        parameters=[asset_key, partition_key],
+    )
+    return [
+        FileLinesAudit(name, int(data), int(loaded), int(dead), int(stored))
+        for name, data, loaded, dead, stored in cursor.fetchall()
+    ]

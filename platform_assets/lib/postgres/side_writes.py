@@ -2,6 +2,8 @@
 
 A side write adds DDL to the table-preparation step and statements to the write transaction, so a
 partition's dead letters and its read/loaded/dead-lettered figures can never disagree with its rows.
+For landing files, the accounting is also kept in physical lines per file: the file's data lines
+(counted from its bytes) must equal the lines of its loaded rows plus the lines of its dead letters.
 """
 
 import json
@@ -15,7 +17,7 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint
+from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint, FileLines
 from platform_assets.lib.postgres.dead_letter_spool import DeadLetterSpool
 from platform_assets.lib.postgres.platform_tables import PLATFORM_SCHEMA, create_platform_table
 from platform_assets.lib.postgres.statements import Params
@@ -23,6 +25,7 @@ from platform_assets.lib.row_hash import ContentDigest
 
 DEAD_LETTERS = "dead_letter_records"
 ACCOUNTING = "ingestion_accounting"
+FILE_LINES = "ingestion_file_lines"
 CHECKPOINTS = "extract_checkpoints"
 UNRESOLVED = ("new", "replaying")
 
@@ -52,6 +55,9 @@ DEAD_LETTER_DDL = [
     """,
     "CREATE INDEX IF NOT EXISTS dead_letter_records_partition_idx"
     " ON platform.dead_letter_records (asset_key, partition_key, status)",
+    # The physical lines of its file a dead letter covers (a record can span several lines).
+    "ALTER TABLE platform.dead_letter_records"
+    " ADD COLUMN IF NOT EXISTS source_lines integer NOT NULL DEFAULT 1",
 ]
 ACCOUNTING_DDL = [
     "CREATE SCHEMA IF NOT EXISTS platform",
@@ -66,6 +72,20 @@ ACCOUNTING_DDL = [
         written_at timestamptz NOT NULL DEFAULT now(),
         PRIMARY KEY (asset_key, partition_key),
         CHECK (rows_read = rows_loaded + rows_dead_lettered)
+    )
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS platform.ingestion_file_lines (
+        asset_key text NOT NULL,
+        partition_key text NOT NULL,
+        source_file text NOT NULL,
+        data_lines bigint NOT NULL,
+        lines_loaded bigint NOT NULL,
+        lines_dead_lettered bigint NOT NULL,
+        run_id text NOT NULL,
+        written_at timestamptz NOT NULL DEFAULT now(),
+        PRIMARY KEY (asset_key, partition_key, source_file),
+        CHECK (data_lines = lines_loaded + lines_dead_lettered)
     )
     """,
 ]
@@ -99,6 +119,14 @@ class WriteTally:
         default_factory=lambda: defaultdict(ContentDigest)
     )
     checkpoint: Checkpoint | None = None
+    file_lines: defaultdict[tuple[str, str], FileLines] = field(
+        default_factory=lambda: defaultdict(FileLines)
+    )
+
+    def add_file_lines(self, file_lines: dict[tuple[str, str], FileLines]) -> None:
+        """Add a chunk's lines per (partition key, landing file)."""
+        for key, lines in file_lines.items():
+            self.file_lines[key] += lines
 
 
 class SideWrite(Protocol):
@@ -208,6 +236,49 @@ class AccountingWrite:
                 .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
                 .as_string(),
                 parameters=(self.asset_key, key, read, loaded, dead, self.run_id),
+            )
+        self._record_file_lines(cursor, tally)
+
+    def _record_file_lines(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
+        """Check every landing file's lines add up, then replace the partitions' file lines."""
+        for (key, source_file), lines in sorted(tally.file_lines.items()):
+            if not lines.adds_up:
+                raise AccountingError(
+                    f"{self.asset_key} partition {key}: landing file {source_file} holds"
+                    f" {lines.data_lines} data lines, but its loaded rows span"
+                    f" {lines.lines_loaded} and its dead letters {lines.lines_dead_lettered};"
+                    " nothing was written"
+                )
+        partitions = sorted(self.figures)
+        if not partitions:
+            return
+        params = Params()
+        statement = sql.SQL("DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({})").format(
+            sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
+            params.add(self.asset_key),
+            sql.SQL(", ").join(params.add(key) for key in partitions),
+        )
+        cursor.execute(statement.as_string(), parameters=params.values)
+        insert = (
+            sql.SQL(
+                "INSERT INTO {} (asset_key, partition_key, source_file, data_lines, lines_loaded,"
+                " lines_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            )
+            .format(sql.Identifier(PLATFORM_SCHEMA, FILE_LINES))
+            .as_string()
+        )
+        for (key, source_file), lines in sorted(tally.file_lines.items()):
+            cursor.execute(
+                insert,
+                parameters=(
+                    self.asset_key,
+                    key,
+                    source_file,
+                    lines.data_lines,
+                    lines.lines_loaded,
+                    lines.lines_dead_lettered,
+                    self.run_id,
+                ),
             )
 
 

@@ -162,6 +162,7 @@ class ChunkStream:
             _check_unique_keys(self._request, rows)
         self.tally.rows_loaded.update(_rows_per_partition(table_slice, assignment))
         self.tally.rows_read.update(chunk.rows_read)
+        self.tally.add_file_lines(chunk.file_lines)
         self.tally.dead_letters.add(chunk.dead_letters)
         if chunk.checkpoint is not None:
             self.tally.checkpoint = chunk.checkpoint
