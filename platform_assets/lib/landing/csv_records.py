@@ -167,6 +167,17 @@ class _TooLong(Exception):
     """The record would grow past its limits."""
 
 
+@dataclass(frozen=True)
+class _Attempt:
+    """A record read from one line on: its fields (None if it is no valid record, with why), and
+    how many lines the attempt read."""
+
+    fields: list[str] | None
+    lines_read: int
+    error_class: str = ""
+    message: str = ""
+
+
 def _one_record(
     piece: bytes,
     starts: np.ndarray,
@@ -175,9 +186,8 @@ def _one_record(
     n_fields: int,
     limits: RecordLimits,
     at_eof: bool,
-) -> tuple[list[str] | None, int, str, str]:
-    """The record starting at line ``index``: its fields and line count, or None with the lines
-    to set aside (always 1) and why."""
+) -> _Attempt:
+    """The record starting at line ``index``, read with the csv module in strict mode."""
     used = 0
 
     def lines() -> Iterator[str]:
@@ -195,43 +205,38 @@ def _one_record(
     try:
         fields = next(csv.reader(lines(), strict=True))
     except _TooLong:
-        return (
+        return _Attempt(
             None,
-            1,
+            used,
             "UnclosedQuote",
-            (
-                f"a quoted field opened on this line is still open after {used} line(s);"
-                f" records may span at most {limits.max_record_lines} lines and"
-                f" {limits.max_record_bytes} bytes (source.max_record_lines / max_record_bytes)"
-            ),
+            f"a quoted field opened on this line is still open after {used} line(s); records"
+            f" may span at most {limits.max_record_lines} lines and {limits.max_record_bytes}"
+            " bytes (source.max_record_lines / max_record_bytes)",
         )
     except csv.Error as error:
         if used > 1 or "end of data" in str(error):
-            return (
+            return _Attempt(
                 None,
-                1,
+                used,
                 "UnclosedQuote",
-                (
-                    "a quoted field opened on this line does not close into a valid record"
-                    f" ({error})"
-                ),
+                f"a quoted field opened on this line does not close into a valid record ({error})",
             )
-        return None, 1, "MalformedCsvLine", f"not a valid CSV record: {error}"
+        return _Attempt(None, used, "MalformedCsvLine", f"not a valid CSV record: {error}")
     if not fields:
-        return None, 1, "EmptyCsvLine", "the line is empty"
+        return _Attempt(None, used, "EmptyCsvLine", "the line is empty")
     if len(fields) != n_fields:
         if used > 1:
-            return (
+            return _Attempt(
                 None,
-                1,
+                used,
                 "UnclosedQuote",
-                (
-                    f"a quoted field opened on this line closes {used - 1} line(s) later into"
-                    f" {len(fields)} fields instead of {n_fields}"
-                ),
+                f"a quoted field opened on this line closes {used - 1} line(s) later into"
+                f" {len(fields)} fields instead of {n_fields}",
             )
-        return None, 1, "MalformedCsvLine", f"expected {n_fields} fields, found {len(fields)}"
-    return fields, used, "", ""
+        return _Attempt(
+            None, used, "MalformedCsvLine", f"expected {n_fields} fields, found {len(fields)}"
+        )
+    return _Attempt(fields, used)
 
 
 def read_piece(
@@ -262,7 +267,8 @@ def read_piece(
         out.line_counts.append(np.array([count for _, _, count in pending], dtype=np.int64))
         pending.clear()
 
-    index, n_lines = 0, len(starts)
+    single = RecordLimits(limits.max_record_bytes, max_record_lines=1)
+    index, n_lines, alone_until = 0, len(starts), 0
     while index < n_lines:
         if not careful[index]:
             stop = index + int(np.argmax(careful[index:])) if careful[index:].any() else n_lines
@@ -279,21 +285,23 @@ def read_piece(
             out.unreadable += malformed
             index = stop
             continue
+        limit = single if index < alone_until else limits
         try:
-            fields, used, error_class, message = _one_record(
-                piece, starts, ends, index, len(header), limits, at_eof
-            )
+            attempt = _one_record(piece, starts, ends, index, len(header), limit, at_eof)
         except _NeedMore:
             break
-        if fields is None:
-            out.unreadable.append(
-                Unreadable(
-                    first_line + index, 1, piece[starts[index] : ends[index]], error_class, message
-                )
-            )
-        else:
-            pending.append((fields, first_line + index, used))
-        index += used
+        if attempt.fields is not None:
+            pending.append((attempt.fields, first_line + index, attempt.lines_read))
+            index += attempt.lines_read
+            continue
+        text = piece[starts[index] : ends[index]]
+        out.unreadable.append(
+            Unreadable(first_line + index, 1, text, attempt.error_class, attempt.message)
+        )
+        # The other lines the failed attempt read are read again, each as a record alone: read
+        # from inside a quoted field, a good line could be joined to garbage.
+        alone_until = max(alone_until, index + attempt.lines_read)
+        index += 1
     flush()
     out.lines_consumed = index
     out.bytes_consumed = int(ends[index - 1]) if index else 0

@@ -1,0 +1,135 @@
+"""Every physical line of a landing file is a loaded row or part of a dead letter, materialised for
+real: a stray quote costs one line, multi-line records keep physical line numbers, and a reader
+that loses lines cannot commit (the file's lines are counted from its bytes, not by the reader)."""
+
+from datetime import date
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from platform_assets.defs.datasets.assets import SPECS_BY_NAME
+from platform_assets.defs.datasets.checks import build_dataset_checks
+from platform_assets.lib.landing.landing_zone import LandingZone
+from platform_assets.lib.landing.sample_orders import write_day
+from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets_tests.helpers import fetch_all
+from platform_assets_tests.sales.test_pipeline import ORDERS
+
+DAY = date(2026, 11, 12)
+CHECKS = build_dataset_checks(SPECS_BY_NAME["orders"])
+
+
+@pytest.fixture
+def day_file(tmp_path: Path, resources: dict) -> tuple[Path, dict]:
+    """A clean day of about 20,000 orders in a landing zone of this test's own."""
+    path = write_day(tmp_path / "orders", DAY, orders=20_000, seed=11, malformed_share=0.0)
+    return path, {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+
+def data_lines(path: Path) -> int:
+    """The file's lines after its header, counted here from its bytes."""
+    return path.read_bytes().count(b"\n") - 1
+
+
+def set_field(path: Path, line: int, column: int, value: bytes) -> None:
+    """Set field ``column`` of physical line ``line`` (the header is 1) of ``path``."""
+    lines = path.read_bytes().split(b"\n")
+    fields = lines[line - 1].split(b",")
+    fields[column] = value
+    lines[line - 1] = b",".join(fields)
+    path.write_bytes(b"\n".join(lines))
+
+
+def materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [ORDERS, *CHECKS],
+        partition_key=DAY.isoformat(),
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def rows_add_up(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == "rows_add_up")
+
+
+def file_lines(warehouse: Warehouse) -> list[tuple]:
+    return fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT source_file, data_lines, lines_loaded, lines_dead_lettered"
+            " FROM platform.ingestion_file_lines ORDER BY source_file"
+        ),
+    )
+
+
+def dead_letters(warehouse: Warehouse) -> list[tuple]:
+    return fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT source_ref, source_lines, stage, error_class FROM platform.dead_letter_records"
+            " ORDER BY id"
+        ),
+    )
+
+
+def test_a_stray_quote_costs_one_line_not_the_rest_of_the_file(day_file, instance) -> None:
+    path, resources = day_file
+    set_field(path, 101, 1, b'"1234')  # a quote that opens and never closes
+    lines = data_lines(path)
+
+    result = materialize(resources, instance)
+
+    warehouse = resources["warehouse"]
+    assert result.success and rows_add_up(result).passed
+    assert fetch_all(warehouse, sql.SQL("SELECT count(*) FROM sales.orders")) == [(lines - 1,)]
+    assert dead_letters(warehouse) == [(f"{path.name}:101", 1, "parse", "UnclosedQuote")]
+    assert file_lines(warehouse) == [(path.name, lines, lines - 1, 1)]
+    assert rows_add_up(result).metadata["data_lines"].value == lines
+
+
+def test_multi_line_records_keep_physical_line_numbers(day_file, instance) -> None:
+    path, resources = day_file
+    set_field(path, 53, 7, b"-1")  # a bad quantity, physical line 54 once line 50 is two
+    set_field(path, 50, 4, b'"deli\nvered"')  # an enum breach spanning two lines
+    lines = data_lines(path)
+    result = materialize(resources, instance)
+
+    warehouse = resources["warehouse"]
+    assert result.success and rows_add_up(result).passed
+    letters = dead_letters(warehouse)
+    assert letters[0][:2] == (f"{path.name}:50-51", 2)
+    assert letters[1][:2] == (f"{path.name}:54", 1)
+    assert file_lines(warehouse) == [(path.name, lines, lines - 3, 3)]
+
+
+def test_a_reader_that_loses_lines_cannot_commit(day_file, instance, monkeypatch) -> None:
+    import platform_assets.lib.ingestion.pipeline as pipeline
+
+    path, resources = day_file
+    lines = data_lines(path)
+    read_csv = pipeline.stream_csv
+
+    def loses_the_last_row_of_each_chunk(*args, **kwargs):
+        for batch in read_csv(*args, **kwargs):
+            yield type(batch)(
+                batch.rows.slice(0, batch.rows.num_rows - 1),
+                batch.source,
+                batch.positions[:-1],
+                batch.unreadable,
+                line_counts=batch.line_counts[:-1],
+            )
+
+    monkeypatch.setattr(pipeline, "stream_csv", loses_the_last_row_of_each_chunk)
+
+    result = materialize(resources, instance)
+
+    assert not result.success
+    failure = result.failure_data_for_node("sales__orders").error.to_string()
+    assert f"landing file {path.name} holds {lines} data lines" in failure
+    assert f"its loaded rows span {lines - 1} and its dead letters 0" in failure
+    exists = fetch_all(resources["warehouse"], sql.SQL("SELECT to_regclass('sales.orders')"))
+    assert exists == [(None,)]  # nothing committed
