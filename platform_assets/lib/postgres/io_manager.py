@@ -158,7 +158,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     write_mode: WriteMode | None = None
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
-    transient_attempts: int = 4
+    transient_attempts: int = 10
     bulk_load_min_rows: int | None = BULK_LOAD_MIN_ROWS
 
     def _write_mode(self, context: dg.OutputContext, table_slice: TableSlice) -> WriteMode:

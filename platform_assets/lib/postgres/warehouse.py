@@ -1,9 +1,11 @@
 """The warehouse resource: connections to the database that holds the platform's tables."""
 
+import contextlib
 import queue
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 import psycopg
@@ -69,7 +71,12 @@ class Warehouse(dg.ConfigurableResource):
         """A pooled psycopg connection in a transaction: committed on success, else rolled back."""
         if self._pool is None:
             self._pool = ConnectionPool(
-                self.conninfo(), min_size=1, max_size=self.pool_max_size, open=True
+                self.conninfo(),
+                min_size=1,
+                max_size=self.pool_max_size,
+                open=True,
+                # A connection idle through a server restart is found dead before it is lent.
+                check=ConnectionPool.check_connection,
             )
         with self._pool.connection() as conn:
             yield conn
@@ -95,6 +102,14 @@ class Warehouse(dg.ConfigurableResource):
                 self._bulk_pool.put(conn)
             else:
                 conn.close()
+                # After a failure the idle connections may be as broken (a server restart):
+                # drop them, so a retry connects afresh instead of drawing a dead one.
+                self._close_idle_bulk_connections()
+
+    def _close_idle_bulk_connections(self) -> None:
+        while not self._bulk_pool.empty():
+            with contextlib.suppress(adbc_driver_manager.Error):  # already broken: nothing to do
+                self._bulk_pool.get_nowait().close()
 
     def ensure_schema(self, schema: str) -> None:
         """Create ``schema`` if it does not exist yet."""
@@ -106,8 +121,7 @@ class Warehouse(dg.ConfigurableResource):
         if self._pool is not None:
             self._pool.close()
             self._pool = None
-        while not self._bulk_pool.empty():
-            self._bulk_pool.get_nowait().close()
+        self._close_idle_bulk_connections()
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Close the pool when the run (or step) that opened it ends."""
