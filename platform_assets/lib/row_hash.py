@@ -72,6 +72,8 @@ def _variable_width_words(values: pa.Array) -> list[np.ndarray]:
     """
     encoded = pc.dictionary_encode(_bytes_of(values))
     distinct = encoded.dictionary
+    if not len(distinct):  # every value is null (or there are none): nulls hash apart
+        return [np.zeros(len(values), dtype=np.uint64) for _ in _LANES]
     offsets = np.frombuffer(distinct.buffers()[1], dtype=np.int64)[
         distinct.offset : distinct.offset + len(distinct) + 1
     ]
