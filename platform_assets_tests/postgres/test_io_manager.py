@@ -139,7 +139,10 @@ def test_empty_frame_empties_only_its_partition(io_resources: dict) -> None:
     result = run([partitioned_asset(lambda d: events(d).iloc[0:0])], io_resources, DAY)
 
     metadata = result.asset_materializations_for_node("io_test__events")[0].metadata
-    assert metadata["dagster/row_count"].value == 0 and metadata["rows_deleted"].value == 3
+    assert (
+        metadata["dagster/partition_row_count"].value == 0 and metadata["rows_deleted"].value == 3
+    )
+    assert metadata["dagster/row_count"].value == 3  # the whole table: the other day's rows
     remaining = fetch_all(warehouse, sql.SQL("SELECT DISTINCT event_date FROM io_test.events"))
     assert remaining == [(date(2026, 11, 2),)]
 

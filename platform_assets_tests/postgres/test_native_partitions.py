@@ -69,7 +69,7 @@ def partition_figures(result: dg.ExecuteInProcessResult) -> dict[str, dict[str, 
     return {
         event.partition: {
             name: event.materialization.metadata[name].value
-            for name in ("dagster/row_count", "rows_deleted", "rows_inserted")
+            for name in ("dagster/partition_row_count", "rows_deleted", "rows_inserted")
         }
         for event in result.get_asset_materialization_events()
     }
@@ -96,7 +96,7 @@ def test_a_replace_swaps_in_a_new_partition_and_leaves_the_others(
 
     assert rerun.success and replaced.success
     assert partition_figures(replaced) == {
-        "2026-11-01": {"dagster/row_count": 4, "rows_deleted": 5, "rows_inserted": 4}
+        "2026-11-01": {"dagster/partition_row_count": 4, "rows_deleted": 5, "rows_inserted": 4}
     }
     after = partitions(clean_warehouse)
     first_bound, second_bound = list(after)
@@ -148,7 +148,9 @@ def test_a_range_run_swaps_one_partition_per_day(clean_warehouse: Warehouse) -> 
     )
     assert result.success
     assert len(partitions(clean_warehouse)) == 3
-    assert {key: f["dagster/row_count"] for key, f in partition_figures(result).items()} == {
+    assert {
+        key: f["dagster/partition_row_count"] for key, f in partition_figures(result).items()
+    } == {
         "2026-11-01": 2,
         "2026-11-02": 3,
         "2026-11-03": 4,

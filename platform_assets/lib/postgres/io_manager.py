@@ -309,7 +309,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             event = "partition_emptied" if count == 0 else "partition_written"
             log.info(event, partition_key=key, row_count=count, **result.changes(key))
             figures = {
-                "dagster/row_count": count,
+                "dagster/row_count": result.table_row_count,
                 "dagster/partition_row_count": count,
                 **result.changes(key),
                 **(accounting[0].figures.get(key, {}) if accounting else {}),

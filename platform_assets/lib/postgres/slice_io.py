@@ -179,6 +179,7 @@ class WriteResult:
     rows_updated: dict[str, int]
     rows_unchanged: dict[str, int]
     row_counts: dict[str, int]
+    table_row_count: int  # the whole table's rows once the write commits
     content_version: str
     rows_moved: int = 0  # rows whose partition columns an upsert changed
     indexes_rebuilt: int = 0  # indexes a bulk load dropped and built again (see bulk_load)
@@ -579,6 +580,9 @@ def write_slice(
         digests = _digests_after(cursor, request, stream, merge, pg_types)
         for side_write in request.side_writes:
             side_write.apply(cursor, stream.tally)
+        # dagster/row_count is the whole table's rows, as this write will commit them.
+        cursor.execute(statements.count_rows(table_slice.schema, table_slice.table))
+        table_rows = int(cursor.fetchone()[0])
         conn.commit()
     except BaseException as error:
         stream.close()
@@ -603,6 +607,7 @@ def write_slice(
         rows_updated=updated,
         rows_unchanged={key: in_frame[key] - inserted[key] - updated[key] for key in in_frame},
         row_counts={key: digest.count for key, digest in digests.items()},
+        table_row_count=table_rows,
         content_version=version.hexdigest(),
         rows_moved=0 if merge is None else merge.moved_rows,
         indexes_rebuilt=len(rebuilt),
