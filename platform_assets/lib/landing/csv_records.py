@@ -80,34 +80,41 @@ def line_bounds(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _lines_holding(positions: np.ndarray, starts: np.ndarray, n_lines: int) -> np.ndarray:
-    """Per line, how many of the sorted byte ``positions`` fall in it."""
-    line_of = np.searchsorted(starts, positions, side="right") - 1
-    return np.bincount(line_of, minlength=n_lines)
+    """Per line, whether any of the sorted byte ``positions`` falls in it."""
+    held = np.zeros(n_lines, dtype=bool)
+    held[np.searchsorted(starts, positions, side="right") - 1] = True
+    return held
 
 
 def careful_lines(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
     """Lines that the bulk parser must not read alone: an odd number of quotes (a quoted field
     may continue on the next line), a quote where RFC 4180 has none (neither opening, closing nor
-    doubled), a bare carriage return, or nothing at all."""
+    doubled), a bare carriage return, or nothing at all.
+
+    Whole-piece byte masks, not per-quote gathers: an export that quotes every field has ~20
+    quotes a line.
+    """
     n_lines = len(starts)
     careful = np.zeros(n_lines, dtype=bool)
-    size = len(data)
-    quotes = np.flatnonzero(data == _QUOTE)
-    if len(quotes):
-        careful |= _lines_holding(quotes, starts, n_lines) % 2 == 1
-        before = np.where(quotes > 0, data[np.maximum(quotes - 1, 0)], _LF)
-        after = np.where(quotes + 1 < size, data[np.minimum(quotes + 1, size - 1)], _LF)
-        well_placed = (
-            np.isin(before, (_COMMA, _LF, _QUOTE)) | np.isin(after, (_COMMA, _LF, _CR, _QUOTE))
-        ) | (quotes == 0)
-        misplaced = quotes[~well_placed]
-        careful |= _lines_holding(misplaced, starts, n_lines) > 0
-    returns = np.flatnonzero(data == _CR)
-    if len(returns):
-        bare = returns[(returns + 1 >= size) | (data[np.minimum(returns + 1, size - 1)] != _LF)]
-        careful |= _lines_holding(bare, starts, n_lines) > 0
+    if not n_lines:
+        return careful
+    is_quote = data == _QUOTE
+    line_feed = data == _LF
+    if is_quote.any():
+        careful |= np.bitwise_xor.reduceat(is_quote.view(np.uint8), starts).astype(bool)
+        may_border = is_quote | line_feed | (data == _COMMA)
+        after_ok = may_border | (data == _CR)
+        misplaced = is_quote.copy()
+        misplaced[1:] &= ~may_border[:-1]  # not opening (after a comma, a line start or a quote)
+        misplaced[:-1] &= ~after_ok[1:]  # nor closing (before a comma, a line end or a quote)
+        careful |= _lines_holding(np.flatnonzero(misplaced), starts, n_lines)
+    is_return = data == _CR
+    if is_return.any():
+        bare = is_return.copy()
+        bare[:-1] &= ~line_feed[1:]
+        careful |= _lines_holding(np.flatnonzero(bare), starts, n_lines)
     length = ends - starts
-    last = data[np.maximum(ends - 1, 0)]
+    last = data[ends - 1]
     content = length - (last == _LF) - ((length >= 2) & (data[np.maximum(ends - 2, 0)] == _CR))
     careful |= content <= 0
     return careful

@@ -181,18 +181,20 @@ def _unreadable(source: str, record: Unreadable) -> UnreadableRecord:
 
 
 def _decode(
-    rows: pa.Table, source: str, lines: np.ndarray, counts: np.ndarray
+    rows: pa.Table, source: str, lines: np.ndarray, counts: np.ndarray, has_nul: bool
 ) -> tuple[pa.Table, np.ndarray, np.ndarray, list[UnreadableRecord]]:
     """Binary fields as UTF-8 text; rows with a field that is not UTF-8, or holds a NUL byte
-    (Postgres text cannot), are set aside with their bytes."""
+    (Postgres text cannot; looked for only where the piece has one), are set aside with their
+    bytes."""
     bad = np.zeros(rows.num_rows, dtype=bool)
     columns, bad_columns = [], {}
     for name in rows.column_names:
         raw = rows.column(name).combine_chunks()
         text, failed = cast_isolating_failures(raw, pa.string())
-        failed |= pc.fill_null(pc.match_substring(raw, b"\x00"), False).to_numpy(
-            zero_copy_only=False
-        )
+        if has_nul:
+            failed |= pc.fill_null(pc.match_substring(raw, b"\x00"), False).to_numpy(
+                zero_copy_only=False
+            )
         columns.append(text)
         if failed.any():
             bad |= failed
@@ -269,7 +271,8 @@ def stream_csv(
             else:
                 table = pa.table({name: pa.array([], pa.binary()) for name in declared})
                 lines = counts = np.empty(0, dtype=np.int64)
-            rows, lines, counts, undecodable = _decode(table, path.name, lines, counts)
+            has_nul = b"\x00" in piece
+            rows, lines, counts, undecodable = _decode(table, path.name, lines, counts, has_nul)
             unreadable = [_unreadable(path.name, record) for record in records.unreadable]
             yield RawBatch(rows, path.name, lines, unreadable + undecodable, line_counts=counts)
             if at_eof:
