@@ -1,6 +1,7 @@
 """Parsing and validating rows against a spec, without Dagster or a database."""
 
 import json
+import re
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -8,14 +9,15 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
-from platform_assets.lib.ingestion.pipeline import ingest_partition
+from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files
 from platform_assets.lib.ingestion.spec import DatasetSpec, DatasetSpecError, load_spec
 from platform_assets.lib.ingestion.validation import PartitionWindow, check_rows
-from platform_assets.lib.landing.readers import RawBatch
+from platform_assets.lib.landing.readers import LandingFileError, RawBatch
 
 SPEC = DatasetSpec.model_validate(
     {
@@ -171,6 +173,48 @@ def test_the_orders_spec_loads_and_bad_specs_are_refused(tmp_path: Path) -> None
     bad.write_text("name: x\ncolumns: [}")
     with pytest.raises(DatasetSpecError, match=str(bad)):
         load_spec(bad)
+
+
+ORDERS_SPEC = Path(__file__).parents[2] / "platform_assets" / "datasets" / "orders.yaml"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["columns"].append({"name": "_row_hash", "type": "text"}), "is reserved"),
+        (lambda d: d["columns"].append({"name": "x" * 64, "type": "text"}), "columns.10.name"),
+        (lambda d: d["columns"].append(dict(d["columns"][0])), "columns declared twice"),
+        (lambda d: d["source"].update(directory="../../etc"), "must stay inside the landing"),
+        (lambda d: d["source"].update(directory="/etc"), "must stay inside the landing"),
+        (lambda d: d["source"].update(pattern="../x_{date}.csv"), "must stay inside the landing"),
+        (lambda d: d.update(asset_key=["sales", "t" * 64]), "asset_key.1"),
+    ],
+    ids=["reserved", "too-long", "repeated", "escape", "absolute", "pattern-escape", "long-key"],
+)
+def test_a_spec_that_can_never_work_is_refused_naming_file_and_field(
+    tmp_path: Path, change, message: str
+) -> None:
+    document = yaml.safe_load(ORDERS_SPEC.read_text())
+    change(document)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump(document))
+
+    with pytest.raises(DatasetSpecError, match=re.escape(message)) as refused:
+        load_spec(bad)
+    assert str(bad) in str(refused.value)
+
+
+def test_a_symbolic_link_out_of_the_landing_zone_is_refused(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "orders_2026-11-01.csv").write_text("order_id\n")
+    landing = tmp_path / "landing"
+    landing.mkdir()
+    (landing / "orders").symlink_to(outside)
+    source = load_spec(ORDERS_SPEC).source
+
+    with pytest.raises(LandingFileError, match="outside the landing zone"):
+        landing_files(source, landing, WINDOW)
 
 
 field_text = st.one_of(

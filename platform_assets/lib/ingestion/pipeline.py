@@ -58,6 +58,10 @@ def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindo
     directory = root / source.directory
     pattern = source.pattern.replace("{date}", window.start.date().isoformat())
     paths = sorted(directory.glob(pattern))
+    inside = root.resolve()
+    outside = [path for path in paths if not path.resolve().is_relative_to(inside)]
+    if outside:  # the spec refuses '..'; a symbolic link can still lead out
+        raise LandingFileError(f"landing file(s) {outside} lie outside the landing zone {root}")
     if not paths:
         raise LandingFileError(f"no landing file for {window.key} matches {directory / pattern}")
     return paths

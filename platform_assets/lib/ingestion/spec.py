@@ -10,17 +10,21 @@ import re
 from datetime import date
 from decimal import Decimal
 from importlib import import_module
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from platform_assets.lib.landing.csv_records import DEFAULT_RECORD_LIMITS, RecordLimits
+from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 
 ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
 WriteMode = Literal["replace_partition", "append", "upsert"]
-_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# A Postgres identifier: ASCII letters, digits and underscores, at most 63 bytes (NAMEDATALEN - 1;
+# a longer name would be silently truncated by the server).
+_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,62}$"
+RESERVED_COLUMNS = (ROW_HASH_COLUMN,)
 
 
 class DatasetSpecError(ValueError):
@@ -52,6 +56,8 @@ class ColumnSpec(_Strict):
 
     @model_validator(mode="after")
     def _rules_fit_the_type(self) -> "ColumnSpec":
+        if self.name in RESERVED_COLUMNS:
+            raise ValueError(f"column {self.name}: the name is reserved by the platform")
         if self.type == "decimal" and (self.precision is None or self.scale is None):
             raise ValueError(f"column {self.name}: a decimal needs precision and scale")
         if self.type == "decimal" and self.scale > self.precision:  # type: ignore[operator]
@@ -91,6 +97,13 @@ class LandingFilesSource(_Strict):
     def _pattern_names_the_day(self) -> "LandingFilesSource":
         if "{date}" not in self.pattern:
             raise ValueError("source.pattern must contain {date}")
+        for field_name in ("directory", "pattern"):
+            value = getattr(self, field_name)
+            if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
+                raise ValueError(
+                    f"source.{field_name} {value!r} must stay inside the landing zone"
+                    " (a relative path without '..')"
+                )
         return self
 
     @property
