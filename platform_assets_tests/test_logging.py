@@ -9,6 +9,8 @@ import structlog
 
 from platform_assets.lib import settings
 from platform_assets.lib.logging import run_logger
+from platform_assets_tests.conftest import SAMPLE_DAYS
+from platform_assets_tests.sales.test_pipeline import ORDERS
 
 
 @pytest.fixture
@@ -43,3 +45,60 @@ def test_json_lines_carry_run_asset_and_partition(json_logs, instance) -> None:
             "timestamp": lines[0]["timestamp"],
         }
     ]
+
+
+def dataset_source_line(instance: dg.DagsterInstance, run_id: str) -> str:
+    (line,) = [
+        entry.user_message
+        for entry in instance.all_logs(run_id)
+        if "dataset_source" in entry.user_message
+    ]
+    return line
+
+
+def test_json_logs_through_a_real_dataset_materialisation(json_logs, resources, instance) -> None:
+    result = dg.materialize(
+        [ORDERS], partition_key=SAMPLE_DAYS[0].isoformat(), resources=resources, instance=instance
+    )
+
+    assert result.success
+    line = json.loads(dataset_source_line(instance, result.run_id))
+    (source_file,) = line["source_files"]  # data, not a repr of Dagster's metadata value
+    assert source_file["path"].endswith(f"orders_{SAMPLE_DAYS[0].isoformat()}.csv")
+    assert source_file["bytes"] > 0
+
+
+def test_console_logs_carry_data_not_reprs(resources, instance) -> None:
+    structlog.reset_defaults()
+    result = dg.materialize(
+        [ORDERS], partition_key=SAMPLE_DAYS[0].isoformat(), resources=resources, instance=instance
+    )
+
+    line = dataset_source_line(instance, result.run_id)
+    assert result.success and "source_files=[{'path': " in line
+    assert "MetadataValue" not in line
+
+
+def test_an_error_no_retry_can_fix_is_not_retried_by_the_step(
+    resources, instance, monkeypatch
+) -> None:
+    import platform_assets.defs.datasets.assets as dataset_assets
+
+    def broken_logger(context):
+        raise ValueError("a bug in the asset")
+
+    monkeypatch.setattr(dataset_assets, "run_logger", broken_logger)
+
+    result = dg.materialize(
+        [ORDERS],
+        partition_key=SAMPLE_DAYS[0].isoformat(),
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+    assert not result.success
+    events = [event.event_type for event in result.all_events]
+    assert dg.DagsterEventType.STEP_UP_FOR_RETRY not in events
+    failure = result.failure_data_for_node("sales__orders").error
+    assert "a bug in the asset" in failure.to_string()

@@ -22,7 +22,8 @@ def configure_logging() -> None:
     # Dagster captures this logger into run logs; without a level it would inherit root's WARNING.
     logging.getLogger(LOGGER_NAME).setLevel(logging.INFO)
     renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer(sort_keys=True)
+        # A value JSON cannot carry is logged as its text rather than failing the line.
+        structlog.processors.JSONRenderer(sort_keys=True, default=str)
         if settings.log_format() == "json"
         else structlog.dev.ConsoleRenderer(colors=False)
     )

@@ -20,15 +20,16 @@ from platform_assets.lib.ingestion.spec import (
 )
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.readers import LandingFileError, RawBatch
+from platform_assets.lib.landing.readers import RawBatch
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.postgres.transient import permanent_unless_transient
 from platform_assets.lib.sources.http_json import stream_http_json
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 # Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
-# retries a step that still failed on one, later. Permanent errors are raised as
-# ``dg.Failure(allow_retries=False)`` and never retried.
+# retries a step that still failed on one, later. Every other error, in the asset as in the IO
+# manager, is raised as ``dg.Failure(allow_retries=False)`` and never retried.
 DATASET_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
@@ -75,7 +76,7 @@ def _column_schema(spec: DatasetSpec) -> dg.TableSchema:
 def _source_batches(
     spec: DatasetSpec, context: dg.AssetExecutionContext, window: PartitionWindow
 ) -> tuple[Callable[[], Iterator[RawBatch]], dict[str, object]]:
-    """How to read the partition's source from the start, and metadata saying what it is.
+    """How to read the partition's source from the start, and plain data saying what it is.
 
     Landing files are listed now, so a missing delivery fails before anything is written.
     """
@@ -85,17 +86,13 @@ def _source_batches(
         url = source.url.replace("{date}", day)
         return lambda: stream_http_json(source, day, spec.column_names), {"source_url": url}
     landing: LandingZone = context.resources.landing
-    try:
-        files = landing_files(source, Path(landing.directory), window)
-    except LandingFileError as error:
-        raise dg.Failure(description=str(error), allow_retries=False) from error
+    files = landing_files(source, Path(landing.directory), window)
 
     def batches() -> Iterator[RawBatch]:
         for path in files:
             yield from read_file(source, path, spec.column_names)
 
-    listing = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
-    return batches, {"source_files": dg.MetadataValue.json(listing)}
+    return batches, {"source_files": [{"path": str(f), "bytes": f.stat().st_size} for f in files]}
 
 
 def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -124,13 +121,18 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         """The partition's source data, streamed through the spec's validation into the
         warehouse with its dead letters and accounting."""
         window = partition_window(context)
-        batches, described = _source_batches(spec, context, window)
+        with permanent_unless_transient(f"dataset {spec.name} partition {window.key}"):
+            batches, described = _source_batches(spec, context, window)
+            run_logger(context).info("dataset_source", dataset=spec.name, **described)
 
         def read_chunks() -> Iterator[IngestedChunk]:
             return ingest_partition(spec, batches(), window, transform)
 
-        run_logger(context).info("dataset_source", dataset=spec.name, **described)
-        return dg.Output(IngestedStream(read_chunks), metadata=described)
+        metadata = {
+            name: dg.MetadataValue.json(value) if isinstance(value, list) else value
+            for name, value in described.items()
+        }
+        return dg.Output(IngestedStream(read_chunks), metadata=metadata)
 
     return dataset
 

@@ -54,7 +54,7 @@ from platform_assets.lib.postgres.slice_io import (
     write_slice,
 )
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
-from platform_assets.lib.postgres.transient import is_transient, retry_transient
+from platform_assets.lib.postgres.transient import permanent_unless_transient, retry_transient
 from platform_assets.lib.postgres.warehouse import Warehouse
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 
@@ -231,15 +231,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 return write_slice(conn, request, prepared, _prepend(first, chunks))
 
         log = run_logger(context).bind(table=table_slice.qualified_name)
-        try:
+        with permanent_unless_transient(context.asset_key.to_user_string()):
             result = retry_transient(write, self.transient_attempts, log)
-        except Exception as error:
-            if is_transient(error):
-                raise  # still transient after our attempts: a step RetryPolicy may try later
-            # Bad data, a bad file, a schema conflict: no retry can fix it, so none is allowed.
-            raise dg.Failure(
-                description=f"{context.asset_key.to_user_string()}: {error}", allow_retries=False
-            ) from error
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
         self._report(context, table_slice, mode, result, accounting)
         for side_write in side_writes:

@@ -11,10 +11,12 @@ libpq's own wording for a connection that failed, and only those.
 """
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import TypeVar
 
 import adbc_driver_manager
+import dagster as dg
 import psycopg
 import structlog
 from tenacity import (
@@ -125,3 +127,18 @@ def retry_transient(action: Callable[[], T], attempts: int, log: structlog.stdli
         reraise=True,
     )
     return retrying(action)
+
+
+@contextmanager
+def permanent_unless_transient(label: str) -> Iterator[None]:
+    """Let a transient error through as it is (a step ``RetryPolicy`` may try again later), and
+    turn any other into ``dg.Failure(allow_retries=False)`` saying ``label``: no retry can fix bad
+    data, a bad file, a schema conflict or a bug, so none is allowed."""
+    try:
+        yield
+    except dg.Failure:
+        raise
+    except Exception as error:
+        if is_transient(error):
+            raise
+        raise dg.Failure(description=f"{label}: {error}", allow_retries=False) from error
