@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
 from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files
-from platform_assets.lib.ingestion.spec import DatasetSpec, DatasetSpecError, load_spec
-from platform_assets.lib.ingestion.validation import PartitionWindow, check_rows
+from platform_assets.lib.ingestion.spec import ColumnSpec, DatasetSpec, DatasetSpecError, load_spec
+from platform_assets.lib.ingestion.validation import PartitionWindow, check_rows, failures_of
 from platform_assets.lib.landing.readers import LandingFileError, RawBatch
 
 SPEC = DatasetSpec.model_validate(
@@ -252,3 +252,39 @@ def test_every_row_is_loaded_or_dead_lettered_never_both_never_lost(rows: list[d
         line = int(letter["source_ref"].rsplit(":", 1)[1])
         assert json.loads(letter["payload"][1:]) == rows[line - 2]
         assert letter["error_message"]
+
+
+@pytest.mark.parametrize(
+    ("column", "text", "message"),
+    [
+        ({"type": "integer"}, "517.0", "'517.0' has a fraction, and the column is integer"),
+        ({"type": "integer"}, "9" * 19, "is outside the range of a 64-bit integer"),
+        (
+            {"type": "decimal", "precision": 6, "scale": 2},
+            "227.255",
+            "'227.255' has 3 fraction digits; scale 2 allows at most 2 (values are never rounded)",
+        ),
+        (
+            {"type": "decimal", "precision": 5, "scale": 0},
+            "1.5",
+            "scale 0 allows no fraction digits",
+        ),
+        (
+            {"type": "decimal", "precision": 6, "scale": 2},
+            "12345.5",
+            "has 5 digits before the point; numeric(6,2) allows at most 4",
+        ),
+        ({"type": "decimal", "precision": 6, "scale": 2}, "12,50", "numbers are read locale-free"),
+        ({"type": "date"}, "2026-02-30", "is not a calendar date as YYYY-MM-DD"),
+    ],
+)
+def test_a_dead_letter_says_why_its_value_failed(column: dict, text: str, message: str) -> None:
+    spec = SPEC.model_copy(
+        update={"columns": [ColumnSpec(name="value", required=True, **column), *SPEC.columns]}
+    )
+    rows = pa.table({name: [text if name == "value" else "1"] for name in spec.column_names})
+
+    checked = check_rows(rows, spec, WINDOW)
+    failures = failures_of(0, checked.broken, rows.to_pylist()[0])
+
+    assert any(f["column"] == "value" and message in f["message"] for f in failures), failures

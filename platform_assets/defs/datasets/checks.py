@@ -69,19 +69,33 @@ def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
         asset=dg.AssetKey(spec.asset_key),
         name="dead_letter_ratio",
         partitions_def=partitions_def,
+        blocking=True,
         description=(
-            f"At most {spec.max_dead_letter_ratio:.1%} of a partition's rows dead-lettered."
+            f"At most {spec.max_dead_letter_ratio:.1%} of a partition's rows dead-lettered (a"
+            f" warning above); above {spec.fail_dead_letter_ratio:.1%} it is an error that"
+            " stops downstream assets."
         ),
     )
     def dead_letter_ratio(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     ) -> dg.AssetCheckResult:
-        """Warns when the source sends more bad rows than the spec's ``max_dead_letter_ratio``."""
+        """Warns when the source sends more bad rows than ``max_dead_letter_ratio``; fails, and
+        blocks downstream, past the error budget ``fail_dead_letter_ratio``."""
         audit = _audit(context, spec, warehouse)
+        over_budget = audit.dead_letter_ratio > spec.fail_dead_letter_ratio
         return dg.AssetCheckResult(
             passed=audit.dead_letter_ratio <= spec.max_dead_letter_ratio,
-            severity=dg.AssetCheckSeverity.WARN,
-            metadata={**_figures(audit), "max_dead_letter_ratio": spec.max_dead_letter_ratio},
+            severity=dg.AssetCheckSeverity.ERROR if over_budget else dg.AssetCheckSeverity.WARN,
+            description=(
+                f"{audit.rows_dead_lettered or 0} of {audit.rows_read or 0} rows dead-lettered"
+                f" ({audit.dead_letter_ratio:.1%})"
+            ),
+            metadata={
+                **_figures(audit),
+                "max_dead_letter_ratio": spec.max_dead_letter_ratio,
+                "fail_dead_letter_ratio": spec.fail_dead_letter_ratio,
+                "top_rules_broken": dg.MetadataValue.json(audit.top_rules_broken),
+            },
         )
 
     return [rows_add_up, dead_letter_ratio]

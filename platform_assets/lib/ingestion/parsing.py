@@ -7,6 +7,7 @@ value that has the right shape but is still invalid (``2026-02-30``) is isolated
 """
 
 import json
+import re
 
 import numpy as np
 import pyarrow as pa
@@ -102,3 +103,43 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
         candidates = pc.replace_substring_regex(candidates, r"^\+", "")
     typed, cast_failed = cast_isolating_failures(candidates, target)
     return typed, (~missing & ~well_shaped) | cast_failed
+
+
+def why_unparseable(column: ColumnSpec, text: str) -> str:
+    """Why ``text`` is not a value of ``column``, said of this value (a dead letter's message):
+    a fraction in an integer, more fraction digits than the scale, too many digits, a comma.
+    Values are read locale-free and never rounded, so each of these is refused, not adjusted."""
+    name, value, kind = column.name, text.strip(), column.type
+    number = re.fullmatch(r"[+-]?(\d*)(?:\.(\d*))?", value)
+    has_digits = number is not None and bool(number.group(1) or number.group(2))
+    if kind == "integer" and has_digits and number.group(2) is not None:  # type: ignore[union-attr]
+        return f"{name}: {text!r} has a fraction, and the column is integer"
+    if kind == "integer" and has_digits:
+        return f"{name}: {text!r} is outside the range of a 64-bit integer"
+    if kind == "decimal" and has_digits:
+        precision, scale = column.precision, column.scale
+        fraction = number.group(2) or ""  # type: ignore[union-attr]
+        if len(fraction) > scale:  # type: ignore[operator]
+            allowed = "no fraction digits" if scale == 0 else f"at most {scale}"
+            return (
+                f"{name}: {text!r} has {len(fraction)} fraction digits; scale {scale} allows"
+                f" {allowed} (values are never rounded)"
+            )
+        return (
+            f"{name}: {text!r} has {len(number.group(1).lstrip('0'))} digits before the point;"  # type: ignore[union-attr]
+            f" numeric({precision},{scale}) allows at most {precision - scale}"  # type: ignore[operator]
+        )
+    if kind in ("integer", "decimal", "double") and "," in value:
+        return (
+            f"{name}: {text!r} is not a number: numbers are read locale-free, with '.' as the"
+            " decimal point and no thousands separator"
+        )
+    expected = {
+        "integer": "an integer (digits with an optional sign)",
+        "decimal": "a decimal number",
+        "double": "a number",
+        "boolean": f"a boolean ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})",
+        "date": "a calendar date as YYYY-MM-DD",
+        "timestamptz": "a timestamp with a UTC offset (ISO 8601, e.g. 2026-11-01T12:00:00+00:00)",
+    }[kind]
+    return f"{name}: {text!r} is not {expected}"

@@ -8,6 +8,7 @@ a landing file, its data lines (counted from its bytes) = the lines its loaded r
 letters span.
 """
 
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -196,7 +197,19 @@ def ingest_batch(
         dead_letter_table(processed.letters),
         {window.key: processed.records_read},
         file_lines=file_lines,
+        rules_broken=rules_broken(processed.letters),
     )
+
+
+def rules_broken(letters: list[DeadLetter]) -> Counter[str]:
+    """How many of ``letters`` broke each rule: ``column:check`` for a value, the error class for
+    a record that could not be read or loaded."""
+    counts: Counter[str] = Counter()
+    for letter in letters:
+        failures = (letter.error_detail or {}).get("failures") or []
+        rules = {f"{f['column']}:{f['check']}" if f.get("column") else f["check"] for f in failures}
+        counts.update(rules or {letter.error_class})
+    return counts
 
 
 def ingest_partition(

@@ -6,6 +6,7 @@ large one is an ``IngestedStream`` of chunks, so memory stays bounded by one chu
 """
 
 import hashlib
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -111,14 +112,16 @@ class FileLines:
 @dataclass(frozen=True)
 class IngestedChunk:
     """Part of a partition's ingestion: good rows, dead letters, rows read per partition key, the
-    lines per (partition key, landing file) for file sources, and for an incremental extract
-    where it got to once this chunk is in (the last one commits)."""
+    lines per (partition key, landing file) for file sources, how many dead letters broke each
+    rule (``column:check``, or the error class of an unreadable record), and for an incremental
+    extract where it got to once this chunk is in (the last one commits)."""
 
     rows: pa.Table
     dead_letters: pa.Table
     rows_read: dict[str, int]
     checkpoint: Checkpoint | None = None
     file_lines: dict[tuple[str, str], FileLines] = field(default_factory=dict)
+    rules_broken: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)

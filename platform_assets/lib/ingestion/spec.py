@@ -159,6 +159,7 @@ class DatasetSpec(_Strict):
     write_mode: WriteMode = "replace_partition"
     transform: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     max_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
+    fail_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.5
 
     @model_validator(mode="after")
     def _names_exist(self) -> "DatasetSpec":
@@ -169,6 +170,8 @@ class DatasetSpec(_Strict):
         unknown = sorted(set(self.primary_key) - set(names))
         if unknown:
             raise ValueError(f"primary_key names unknown columns {unknown}")
+        if self.fail_dead_letter_ratio < self.max_dead_letter_ratio:
+            raise ValueError("fail_dead_letter_ratio must be at least max_dead_letter_ratio")
         partition = self.column(self.partition_column)
         if partition is None or partition.type not in ("date", "timestamptz"):
             raise ValueError("partition_column must be a declared date or timestamptz column")

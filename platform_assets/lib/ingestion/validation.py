@@ -7,8 +7,10 @@ no Dagster, no database. Measured against pandera's lazy validation of the same 
 why the rules are written on Arrow compute rather than through pandera.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 import numpy as np
 import pyarrow as pa
@@ -19,18 +21,20 @@ from platform_assets.lib.ingestion.parsing import (
     missing_values,
     parse_column,
     true_mask,
+    why_unparseable,
 )
 from platform_assets.lib.ingestion.spec import ColumnSpec, DatasetSpec
 
 
 @dataclass(frozen=True)
 class RuleBroken:
-    """Rows of a chunk that break one rule."""
+    """Rows of a chunk that break one rule; ``explain``, if given, says why of one raw value."""
 
     column: str | None
     check: str
     message: str
     rows: np.ndarray  # boolean mask over the chunk
+    explain: Callable[[str], str] | None = None
 
 
 @dataclass(frozen=True)
@@ -107,7 +111,11 @@ def check_rows(raw: pa.Table, spec: DatasetSpec, window: PartitionWindow) -> Che
         arrays.append(typed)
         broken.append(
             RuleBroken(
-                column.name, "type", f"{column.name} is not a valid {column.type}", unparseable
+                column.name,
+                "type",
+                f"{column.name} is not a valid {column.type}",
+                unparseable,
+                partial(why_unparseable, column),
             )
         )
         if column.required:
@@ -122,13 +130,18 @@ def check_rows(raw: pa.Table, spec: DatasetSpec, window: PartitionWindow) -> Che
 
 def failures_of(row: int, broken: list[RuleBroken], raw: dict[str, object]) -> list[dict]:
     """Every rule row ``row`` breaks, with the column's raw value: a dead letter's detail."""
-    return [
-        {
-            "column": rule.column,
-            "check": rule.check,
-            "message": rule.message,
-            "value": raw.get(rule.column) if rule.column else None,
-        }
-        for rule in broken
-        if rule.rows[row]
-    ]
+    failures = []
+    for rule in broken:
+        if not rule.rows[row]:
+            continue
+        value = raw.get(rule.column) if rule.column else None
+        explained = rule.explain is not None and isinstance(value, str)
+        failures.append(
+            {
+                "column": rule.column,
+                "check": rule.check,
+                "message": rule.explain(value) if explained else rule.message,  # type: ignore[misc]
+                "value": value,
+            }
+        )
+    return failures

@@ -39,6 +39,7 @@ from platform_assets.lib.postgres.bulk_load import BULK_LOAD_MIN_ROWS
 from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow_chunks
 from platform_assets.lib.postgres.native_partitions import NATIVE_PARTITIONS_METADATA
 from platform_assets.lib.postgres.side_writes import (
+    TOP_RULES,
     AccountingWrite,
     CheckpointWrite,
     DeadLetterWrite,
@@ -299,13 +300,14 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 " and built again before commit",
             )
         for key, count in result.row_counts.items():
+            ingested = accounting[0].figures.get(key, {}) if accounting else {}
             event = "partition_emptied" if count == 0 else "partition_written"
-            log.info(event, partition_key=key, row_count=count, **result.changes(key))
+            log.info(event, partition_key=key, row_count=count, **result.changes(key), **ingested)
             figures = {
                 "dagster/row_count": result.table_row_count,
                 "dagster/partition_row_count": count,
                 **result.changes(key),
-                **(accounting[0].figures.get(key, {}) if accounting else {}),
+                **ingested,
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)
@@ -313,6 +315,12 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 context.step_context.add_asset_metadata(
                     figures, asset_key=context.asset_key, partition_key=key
                 )
+        rules = accounting[0].rules_broken if accounting else None
+        if rules:
+            top = dict(rules.most_common(TOP_RULES))
+            rejected = sum(f["rows_dead_lettered"] for f in accounting[0].figures.values())
+            log.warning("rows_dead_lettered", rows=rejected, top_rules_broken=top)
+            context.add_output_metadata({"top_rules_broken": dg.MetadataValue.json(top)})
         context.step_context.set_data_version(
             context.asset_key, dg.DataVersion(result.content_version)
         )

@@ -18,6 +18,7 @@ from platform_assets.lib.postgres.side_writes import (
     DEAD_LETTERS,
     FILE_LINES,
     PLATFORM_SCHEMA,
+    TOP_RULES,
     UNRESOLVED,
 )
 from platform_assets.lib.postgres.slice_io import table_columns
@@ -55,6 +56,7 @@ class PartitionAudit:
     rows_in_table: int
     unresolved_dead_letters: int
     files: list[FileLinesAudit] = field(default_factory=list)
+    top_rules_broken: dict[str, int] = field(default_factory=dict)
 
     @property
     def adds_up(self) -> bool:
@@ -99,7 +101,7 @@ def audit_partition(
                 sql.Identifier(table_slice.schema, table_slice.table), predicate
             )
             rows_in_table = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
-        accounting, unresolved = (None, None, None), 0
+        accounting, unresolved, top_rules = (None, None, None), 0, {}
         if _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{ACCOUNTING}"]):
             cursor.execute(
                 sql.SQL(
@@ -123,12 +125,35 @@ def audit_partition(
                 sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
             )
             unresolved = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
+            top_rules = _top_rules(cursor, asset_key, partition.key)
         files = _file_lines(cursor, asset_key, partition.key)
     finally:
         cursor.close()
         conn.rollback()
     read, loaded, dead = (None if v is None else int(v) for v in accounting)
-    return PartitionAudit(read, loaded, dead, rows_in_table, unresolved, files)
+    return PartitionAudit(read, loaded, dead, rows_in_table, unresolved, files, top_rules)
+
+
+def _top_rules(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> dict[str, int]:
+    """The rules the partition's unresolved dead letters break most (``column:check``, or the
+    error class of a record that could not be read), with how many letters break each."""
+    params = statements.Params()
+    query = sql.SQL(
+        "SELECT coalesce((f->>'column') || ':' || (f->>'check'), f->>'check', d.error_class),"
+        " count(*) FROM {} d LEFT JOIN LATERAL jsonb_array_elements("
+        "  CASE WHEN jsonb_typeof(d.error_detail->'failures') = 'array'"
+        "  THEN d.error_detail->'failures' ELSE '[]'::jsonb END) f ON true"
+        " WHERE d.asset_key = {} AND d.partition_key = {} AND d.status IN ({})"
+        " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {}"
+    ).format(
+        sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+        params.add(asset_key),
+        params.add(partition_key),
+        sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
+        params.add(TOP_RULES),
+    )
+    cursor.execute(query.as_string(), parameters=params.values)
+    return {rule: int(count) for rule, count in cursor.fetchall()}
 
 
 def _file_lines(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> list[FileLinesAudit]:

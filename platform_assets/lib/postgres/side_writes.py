@@ -28,6 +28,7 @@ ACCOUNTING = "ingestion_accounting"
 FILE_LINES = "ingestion_file_lines"
 CHECKPOINTS = "extract_checkpoints"
 UNRESOLVED = ("new", "replaying")
+TOP_RULES = 5  # the rules broken most, reported with a write's dead letters and by the checks
 
 DEAD_LETTER_DDL = [
     "CREATE SCHEMA IF NOT EXISTS platform",
@@ -122,6 +123,7 @@ class WriteTally:
     file_lines: defaultdict[tuple[str, str], FileLines] = field(
         default_factory=lambda: defaultdict(FileLines)
     )
+    rules_broken: Counter[str] = field(default_factory=Counter)
 
     def add_file_lines(self, file_lines: dict[tuple[str, str], FileLines]) -> None:
         """Add a chunk's lines per (partition key, landing file)."""
@@ -193,11 +195,16 @@ class DeadLetterWrite:
 
 @dataclass
 class AccountingWrite:
-    """Record rows read, loaded and dead-lettered per partition; refuse if they do not add up."""
+    """Record rows read, loaded and dead-lettered per partition; refuse if they do not add up.
+
+    After the write, ``figures`` holds each partition's counts and ``rules_broken`` how many dead
+    letters broke each rule, for the run's metadata and log.
+    """
 
     asset_key: str
     run_id: str
     figures: dict[str, dict[str, int]] = field(default_factory=dict)
+    rules_broken: Counter[str] = field(default_factory=Counter)
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the accounting table if needed."""
@@ -205,6 +212,7 @@ class AccountingWrite:
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Check read = loaded + dead-lettered for every partition, then upsert the figures."""
+        self.rules_broken = tally.rules_broken
         dead_lettered = tally.dead_letters.per_partition
         strays = sorted(set(tally.rows_read) - set(tally.rows_loaded))
         if strays:
