@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.lib.ingestion.parsing import POSTGRES_TYPE_KEY
-from platform_assets.lib.ingestion.pipeline import Transformed
+from platform_assets.lib.ingestion.transform import Transformed
 from platform_assets.lib.ingestion.validation import RuleBroken
 
 AMOUNT = pa.field("amount", pa.decimal128(14, 2), metadata={POSTGRES_TYPE_KEY: b"numeric(14,2)"})

@@ -9,7 +9,7 @@ letters span.
 """
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -24,6 +24,7 @@ from platform_assets.lib.ingestion.result import (
     dead_letter_table,
 )
 from platform_assets.lib.ingestion.spec import DatasetSpec, LandingFilesSource
+from platform_assets.lib.ingestion.transform import Transform, apply_transform
 from platform_assets.lib.ingestion.validation import (
     PartitionWindow,
     RuleBroken,
@@ -37,18 +38,6 @@ from platform_assets.lib.landing.readers import (
     stream_csv,
     stream_parquet,
 )
-
-
-@dataclass(frozen=True)
-class Transformed:
-    """What a dataset's transform returns: its rows (same order and count as given, new columns
-    allowed) and the rules rows broke; those rows are dead-lettered at stage ``transform``."""
-
-    rows: pa.Table
-    broken: list[RuleBroken]
-
-
-Transform = Callable[[pa.Table], Transformed]
 
 
 def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindow) -> list[Path]:
@@ -156,8 +145,25 @@ def process_batch(
     in_play = in_play[~rejected]
     rows = checked.typed.filter(pa.array(~rejected))
     if transform is not None:
-        transformed = transform(rows)
-        failed = np.zeros(rows.num_rows, dtype=bool)
+        guarded = apply_transform(transform, rows)
+        crashed = guarded.crashed
+        for index, error in zip(np.flatnonzero(crashed).tolist(), guarded.errors, strict=True):
+            row = int(in_play[index])
+            letters.append(
+                DeadLetter(
+                    window.key,
+                    "transform",
+                    raw.source_ref(row),
+                    raw.rows.slice(row, 1).to_pylist()[0],
+                    "TransformError",
+                    f"the transform could not compute this row: {error}",
+                    {"failures": [{"column": None, "check": "transform", "message": error}]},
+                    raw.lines_of(row),
+                )
+            )
+        in_play = in_play[~crashed]
+        transformed = guarded.result
+        failed = np.zeros(transformed.rows.num_rows, dtype=bool)
         for rule in transformed.broken:
             failed |= rule.rows
         letters += _letters(

@@ -13,8 +13,9 @@ import pyarrow as pa
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
 from platform_assets.lib.ingestion.parsing import field_text
-from platform_assets.lib.ingestion.pipeline import Transform, process_batch
+from platform_assets.lib.ingestion.pipeline import process_batch
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.ingestion.transform import Transform
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.landing.readers import RawBatch
 
