@@ -229,6 +229,13 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
             with self.warehouse.bulk_connection() as conn:
                 prepared = prepare_table(conn, request)
+                if prepared.widened:
+                    log.warning(
+                        "columns_widened",
+                        columns={column.name: column.pg_type for column in prepared.widened},
+                        detail="the declared types hold more than the table did; widened in"
+                        " place, no stored value changed",
+                    )
                 return write_slice(conn, request, prepared, _prepend(first, chunks))
 
         log = run_logger(context).bind(table=table_slice.qualified_name)

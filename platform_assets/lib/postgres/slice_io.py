@@ -26,7 +26,13 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.postgres import bulk_load, content_digests, native_partitions, statements
+from platform_assets.lib.postgres import (
+    bulk_load,
+    content_digests,
+    native_partitions,
+    statements,
+    table_layout,
+)
 from platform_assets.lib.postgres.content_digests import WHOLE_TABLE
 from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
@@ -219,6 +225,7 @@ class PreparedTable:
     deferred_ddl: tuple[str, ...] = ()
     table_rows: float | None = None
     native: bool = False  # a Postgres-native partitioned table (see native_partitions)
+    widened: tuple[Column, ...] = ()  # columns widened safely before this write (table_schema)
 
     def is_bulk_load(self, request: WriteRequest) -> bool:
         """Whether ``request`` loads enough rows into this existing table to rebuild its
@@ -245,14 +252,23 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         )
         cursor.execute(statements.create_schema(schema))
         content_digests.prepare(cursor)
+        table_layout.prepare(cursor)
         for side_write in request.side_writes:
             side_write.prepare(cursor)
         existing = table_columns(cursor, schema, table)
         if existing:
-            for column in plan_evolution(existing, request.schema, table_slice.qualified_name):
+            evolution = plan_evolution(existing, request.schema, table_slice.qualified_name)
+            for column in evolution.additions:
                 cursor.execute(statements.add_column(schema, table, column))
                 existing.append(column)
+            for column in evolution.widenings:
+                cursor.execute(statements.alter_column_type(schema, table, column))
+            widened = {column.name: column for column in evolution.widenings}
+            existing = [widened.get(column.name, column) for column in existing]
             table_name = statements.table_identifier(schema, table)
+            table_layout.check(
+                cursor, table_name, list(table_slice.partition_columns), request.primary_key
+            )
             native = native_partitions.is_partitioned(cursor, table_name)
             if request.native_partitions and not native:
                 raise native_partitions.NativePartitionsError(
@@ -265,8 +281,18 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
                 )
             table_rows = bulk_load.estimated_rows(cursor, table_name)
             conn.commit()
-            return PreparedTable(existing, table_rows=table_rows, native=native)
+            return PreparedTable(
+                existing,
+                table_rows=table_rows,
+                native=native,
+                widened=tuple(evolution.widenings),
+            )
         columns = [Column(f.name, postgres_type(f)) for f in request.schema]
+        table_layout.record(
+            cursor,
+            statements.table_identifier(schema, table),
+            list(table_slice.partition_columns),
+        )
         if request.native_partitions:
             return _create_partitioned(cursor, request, columns)
         # An upsert's ON CONFLICT needs the primary key before its merge: nothing waits for it.

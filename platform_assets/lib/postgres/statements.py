@@ -164,6 +164,15 @@ def add_column(schema: str, table: str, column: Column) -> str:
     )
 
 
+def alter_column_type(schema: str, table: str, column: Column) -> str:
+    """ALTER TABLE … ALTER COLUMN … TYPE: used only for safe widenings (see ``table_schema``)."""
+    return _render(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
+            sql.Identifier(schema, table), sql.Identifier(column.name), sql.SQL(column.pg_type)
+        )
+    )
+
+
 def window_bounds(window: TimeRange, pg_type: str) -> tuple[date | datetime, date | datetime]:
     """A window's bounds typed like the partition column.
 

@@ -1,9 +1,14 @@
 """Postgres column types for Arrow data: creating a table from a frame, and checking it still fits.
 
-A new nullable column in the frame is added to the table (additive evolution). A changed type, or a
-column the frame no longer has, is refused with an error naming the column: that needs a migration.
+A new nullable column in the frame is added to the table (additive evolution). A column whose
+declared type the table holds only in a narrower form is widened when that is safe and changes no
+stored value: numeric precision up at the same scale, smallint or integer to bigint, varchar(n)
+to a longer varchar or text. Anything else that the table could not hold exactly (a smaller
+scale, which would round; another type; a column the frame no longer has) is refused with an
+error naming the column and the migration to write. A value is never altered on its way in.
 """
 
+import re
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -19,6 +24,20 @@ class Column:
 
     name: str
     pg_type: str
+
+
+@dataclass(frozen=True)
+class Evolution:
+    """What a write changes in an existing table first: columns to add, columns to widen (with
+    their new type)."""
+
+    additions: list[Column]
+    widenings: list[Column]
+
+
+_NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
+_VARCHAR = re.compile(r"^character varying\((\d+)\)$")
+_INTEGERS = ("smallint", "integer", "bigint")
 
 
 def postgres_type(field: pa.Field) -> str:
@@ -69,10 +88,46 @@ def _base_type(pg_type: str) -> str:
     return pg_type.split("(", 1)[0]
 
 
-def plan_evolution(
-    existing: list[Column], frame_schema: pa.Schema, table_name: str
-) -> list[Column]:
-    """The columns to add so the table can take ``frame_schema``; raise if only a migration can."""
+def _numeric(pg_type: str) -> tuple[int, int] | None:
+    match = _NUMERIC.match(pg_type)
+    return None if match is None else (int(match.group(1)), int(match.group(2)))
+
+
+def _fit(name: str, current: str, field: pa.Field, table_name: str) -> Column | None:
+    """None if the table's column holds every value of ``field`` exactly; the widened column if
+    a safe widening makes it so; otherwise raise, naming the migration to write."""
+    wanted = postgres_type(field)
+    if pa.types.is_null(field.type) or current == wanted:
+        return None
+    held, declared = _numeric(current), _numeric(wanted)
+    if held is not None and pa.types.is_decimal(field.type):
+        precision, scale = declared or (field.type.precision, field.type.scale)
+        if scale <= held[1] and (declared is None or precision - scale <= held[0] - held[1]):
+            return None  # every value fits without rounding (an overflow is an error, never lost)
+        if declared is not None and scale == held[1]:
+            return Column(name, wanted)  # more digits at the same scale: catalog-only in Postgres
+    elif current == "numeric" and _base_type(wanted) == "numeric":
+        return None  # unconstrained: holds any decimal exactly
+    elif current in _INTEGERS and wanted in _INTEGERS:
+        if _INTEGERS.index(current) >= _INTEGERS.index(wanted):
+            return None
+        return Column(name, wanted)
+    elif _VARCHAR.match(current) and (wanted == "text" or _VARCHAR.match(wanted)):
+        return Column(name, wanted)  # text or a longer varchar: no rewrite, no value changed
+    elif _base_type(current) == _base_type(wanted) and held is None and declared is None:
+        return None
+    raise SchemaMismatchError(
+        f"{table_name}: column {name!r} is {current} in the table but {wanted} is declared;"
+        " the table cannot hold every declared value exactly (a smaller scale would round) and"
+        " no safe widening applies, so changing it needs a migration (ALTER TABLE"
+        f" {table_name} ALTER COLUMN {name} TYPE {wanted}, run and verified with the migrate"
+        " job), or declare the table's type."
+    )
+
+
+def plan_evolution(existing: list[Column], frame_schema: pa.Schema, table_name: str) -> Evolution:
+    """The columns to add and to widen so the table can take ``frame_schema`` without changing a
+    value; raise if only a migration can."""
     by_name = {column.name: column for column in existing}
     missing = [column.name for column in existing if column.name not in frame_schema.names]
     if missing:
@@ -80,15 +135,13 @@ def plan_evolution(
             f"{table_name}: the frame has no column(s) {missing} that the table has; dropping a "
             "column needs a migration."
         )
-    additions = []
+    additions, widenings = [], []
     for field in frame_schema:
-        wanted = postgres_type(field)
         current = by_name.get(field.name)
         if current is None:
-            additions.append(Column(field.name, wanted))
-        elif not pa.types.is_null(field.type) and _base_type(current.pg_type) != _base_type(wanted):
-            raise SchemaMismatchError(
-                f"{table_name}: column {field.name!r} is {current.pg_type} in the table but "
-                f"{wanted} in the frame; changing a column's type needs a migration."
-            )
-    return additions
+            additions.append(Column(field.name, postgres_type(field)))
+            continue
+        widened = _fit(field.name, current.pg_type, field, table_name)
+        if widened is not None:
+            widenings.append(widened)
+    return Evolution(additions, widenings)
