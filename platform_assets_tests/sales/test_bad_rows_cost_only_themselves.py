@@ -1,7 +1,7 @@
 """One bad row must never fail a partition: a derived value too large for its column, and a key
 already loaded by another partition, each cost only their own row, as a dead letter saying why."""
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -65,3 +65,33 @@ def test_a_derived_value_too_large_for_its_column_is_a_transform_dead_letter(
     assert "the transform could not compute this row" in message and "precision" in message
     loaded = fetch_all(resources["warehouse"], sql.SQL("SELECT count(*) FROM sales.orders"))
     assert loaded == [(lines - 1,)]
+
+
+def test_a_key_another_partition_holds_is_a_load_dead_letter_naming_it(
+    tmp_path: Path, resources: dict, instance: dg.DagsterInstance
+) -> None:
+    next_day = DAY + timedelta(days=1)
+    first = write_day(tmp_path / "orders", DAY, orders=30, seed=4, malformed_share=0.0)
+    second = write_day(tmp_path / "orders", next_day, orders=30, seed=4, malformed_share=0.0)
+    redelivered = first.read_bytes().split(b"\n")[3].split(b",")[0]
+    set_field(second, 4, 0, redelivered)  # yesterday's order again in today's file
+    resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+    assert materialize(DAY, resources, instance).success
+
+    result = materialize(next_day, resources, instance)
+
+    assert result.success and rows_add_up(result)
+    ((partition, ref, stage, error_class, message),) = letters(resources)
+    assert (partition, ref, stage, error_class) == (
+        next_day.isoformat(),
+        f"{second.name}:4",
+        "load",
+        "KeyLoadedElsewhere",
+    )
+    assert message == f"primary key ['order_id'] is already loaded in partition {DAY.isoformat()}"
+    held = fetch_all(
+        resources["warehouse"],
+        sql.SQL("SELECT order_date FROM sales.orders WHERE order_id = %s"),
+        (int(redelivered),),
+    )
+    assert held == [(DAY,)]  # the first delivery stays where it was

@@ -22,6 +22,7 @@ from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.readers import RawBatch
 from platform_assets.lib.logging import run_logger
+from platform_assets.lib.postgres.keys_elsewhere import keys_elsewhere_lookup
 from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.postgres.transient import permanent_unless_transient
 from platform_assets.lib.sources.http_json import stream_http_json
@@ -107,7 +108,7 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         group_name=spec.group,
         owners=spec.owners,
         kinds={"postgres", spec.source.format if from_files else "json"},
-        required_resource_keys={"landing"} if from_files else set(),
+        required_resource_keys={"landing", "warehouse"} if from_files else {"warehouse"},
         retry_policy=DATASET_RETRY_POLICY,
         metadata={
             "partition_column": spec.partition_column,
@@ -126,7 +127,13 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             run_logger(context).info("dataset_source", dataset=spec.name, **described)
 
         def read_chunks() -> Iterator[IngestedChunk]:
-            return ingest_partition(spec, batches(), window, transform)
+            # Looked up afresh on every (re)read: a retried write sees what committed since.
+            keys_elsewhere = keys_elsewhere_lookup(
+                context.resources.warehouse,
+                dataset_table_slice(spec, window.key),
+                spec.primary_key,
+            )
+            return ingest_partition(spec, batches(), window, transform, keys_elsewhere)
 
         metadata = {
             name: dg.MetadataValue.json(value) if isinstance(value, list) else value

@@ -9,7 +9,7 @@ letters span.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -115,14 +115,20 @@ class ProcessedBatch:
     lines_loaded: int
 
 
+# For a chunk's typed rows: {row index: the partition already holding that row's primary key}.
+KeysElsewhere = Callable[[pa.Table], dict[int, str]]
+
+
 def process_batch(
     spec: DatasetSpec,
     raw: RawBatch,
     window: PartitionWindow,
     keys: KeyTracker,
     transform: Transform | None,
+    keys_elsewhere: KeysElsewhere | None = None,
 ) -> ProcessedBatch:
-    """One chunk through every stage: its loadable rows and its dead letters."""
+    """One chunk through every stage: its loadable rows and its dead letters. A row whose key
+    another partition already holds (``keys_elsewhere``) is a ``load`` dead letter naming it."""
     letters = [
         DeadLetter(
             window.key,
@@ -180,6 +186,21 @@ def process_batch(
         )
         letters += _letters("validate", "DuplicateKey", repeated, in_play, raw, [rule], window.key)
         rows, in_play = rows.filter(pa.array(~repeated)), in_play[~repeated]
+    held = keys_elsewhere(rows) if keys_elsewhere is not None else {}
+    if held:
+        holder = np.array([held.get(index, "") for index in range(rows.num_rows)], dtype=object)
+        loaded = holder != ""
+        rules = [
+            RuleBroken(
+                ",".join(spec.primary_key),
+                "unique",
+                f"primary key {spec.primary_key} is already loaded in partition {partition}",
+                holder == partition,
+            )
+            for partition in sorted(set(held.values()))
+        ]
+        letters += _letters("load", "KeyLoadedElsewhere", loaded, in_play, raw, rules, window.key)
+        rows, in_play = rows.filter(pa.array(~loaded)), in_play[~loaded]
     return ProcessedBatch(rows, letters, raw.records_read, raw.lines_of_rows(in_play))
 
 
@@ -189,9 +210,10 @@ def ingest_batch(
     window: PartitionWindow,
     keys: KeyTracker,
     transform: Transform | None,
+    keys_elsewhere: KeysElsewhere | None = None,
 ) -> IngestedChunk:
     """One chunk through every stage, as the IO manager writes it."""
-    processed = process_batch(spec, raw, window, keys, transform)
+    processed = process_batch(spec, raw, window, keys, transform, keys_elsewhere)
     file_lines = {}
     if raw.file_data_lines is not None:
         dead_lines = sum(letter.source_lines for letter in processed.letters)
@@ -223,12 +245,13 @@ def ingest_partition(
     batches: Iterable[RawBatch],
     window: PartitionWindow,
     transform: Transform | None = None,
+    keys_elsewhere: KeysElsewhere | None = None,
 ) -> Iterator[IngestedChunk]:
     """Every chunk of the partition, at least one (an empty partition gives one empty chunk)."""
     keys = KeyTracker(spec.primary_key)
     emitted = False
     for raw in batches:
-        yield ingest_batch(spec, raw, window, keys, transform)
+        yield ingest_batch(spec, raw, window, keys, transform, keys_elsewhere)
         emitted = True
     if not emitted:
         empty = pa.table({name: pa.array([], pa.string()) for name in spec.column_names})
