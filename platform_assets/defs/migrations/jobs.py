@@ -26,6 +26,7 @@ from platform_assets.lib.migrations.baseline import (
 )
 from platform_assets.lib.migrations.execution import (
     BackfillProgress,
+    DdlProgress,
     Timeouts,
     run_backfill,
     run_ddl,
@@ -67,6 +68,12 @@ class MigrationPlan:
     timeouts: Timeouts
     baseline: dict = field(default_factory=dict)
     resume_after: int | None = None
+    ddl_done: frozenset[str] = frozenset()  # DDL statements a resumed run must not redo
+
+    def ddl_progress(self, step: str) -> DdlProgress:
+        """The ledger-backed progress of ``step``'s DDL (see ``run_ddl``)."""
+        assert self.migration is not None
+        return DdlProgress(self.migration.id, step, self.ddl_done)
 
 
 class MigrationFailed(Exception):
@@ -210,7 +217,12 @@ def baseline(
                 "batches_already_done": entry.backfill_batches,
             }
         )
-        return replace(plan, baseline=entry.baseline, resume_after=entry.backfill_last_key)
+        return replace(
+            plan,
+            baseline=entry.baseline,
+            resume_after=entry.backfill_last_key,
+            ddl_done=frozenset(entry.ddl_done),
+        )
     captured = capture_baseline(conn, migration.schema, migration.table, migration.key)
     context.log.info(
         f"baseline of {migration.schema}.{migration.table}: {captured['row_count']} rows,"
@@ -241,7 +253,7 @@ def forward(
         )
         context.log.info(f"backed up {migration.destroys_columns} of {kept} rows before forward")
     with _rolled_back_on_failure(context, plan, migration_lock, "forward"):
-        run_ddl(conn, migration.forward, plan.timeouts)
+        run_ddl(conn, migration.forward, plan.timeouts, plan.ddl_progress("forward"))
     return plan
 
 
@@ -289,7 +301,12 @@ def constraints(
     if not _applying(plan):
         return plan
     with _rolled_back_on_failure(context, plan, migration_lock, "constraints"):
-        run_ddl(migration_lock.connection, plan.migration.constraints, plan.timeouts)
+        run_ddl(
+            migration_lock.connection,
+            plan.migration.constraints,
+            plan.timeouts,
+            plan.ddl_progress("constraints"),
+        )
     return plan
 
 

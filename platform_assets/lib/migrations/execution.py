@@ -17,7 +17,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from platform_assets.lib.migrations.ledger import record_progress
+from platform_assets.lib.migrations.ledger import record_ddl_done, record_progress
 from platform_assets.lib.migrations.model import BatchedUpdate
 
 SMALLEST_KEY = -(2**63)
@@ -32,8 +32,32 @@ class Timeouts:
     attempts: int = 8
 
 
-def run_ddl(conn: psycopg.Connection, statements: list[str], timeouts: Timeouts) -> None:
-    """Run each statement in its own transaction under ``lock_timeout``, retrying lock timeouts."""
+@dataclass(frozen=True)
+class DdlProgress:
+    """Where a migration's DDL of one step stands: statements already done (``step:index``
+    markers from the ledger) are skipped, and each one run is recorded in its transaction."""
+
+    migration_id: str
+    step: str
+    done: frozenset[str] = frozenset()
+
+    def marker(self, index: int) -> str:
+        """The ledger's marker for statement ``index`` of this step."""
+        return f"{self.step}:{index}"
+
+
+def run_ddl(
+    conn: psycopg.Connection,
+    statements: list[str],
+    timeouts: Timeouts,
+    progress: DdlProgress | None = None,
+) -> None:
+    """Run each statement in its own transaction under ``lock_timeout``, retrying lock timeouts.
+
+    With ``progress``, a statement already done is skipped and each statement is recorded done
+    in the same transaction: a run killed anywhere resumes after the last committed statement,
+    never running one twice (a second ``ADD CONSTRAINT`` would fail) nor skipping one.
+    """
 
     @retry(
         retry=retry_if_exception_type(psycopg.errors.LockNotAvailable),
@@ -41,7 +65,7 @@ def run_ddl(conn: psycopg.Connection, statements: list[str], timeouts: Timeouts)
         stop=stop_after_attempt(timeouts.attempts),
         reraise=True,
     )
-    def attempt(statement: str) -> None:
+    def attempt(statement: str, marker: str | None) -> None:
         with conn.transaction():
             conn.execute(
                 "SELECT set_config('lock_timeout', %s, true),"
@@ -49,9 +73,14 @@ def run_ddl(conn: psycopg.Connection, statements: list[str], timeouts: Timeouts)
                 (f"{timeouts.lock_timeout_ms}ms", f"{timeouts.statement_timeout_ms}ms"),
             )
             conn.execute(statement)
+            if marker is not None:
+                record_ddl_done(conn, progress.migration_id, marker)  # type: ignore[union-attr]
 
-    for statement in statements:
-        attempt(statement)
+    for index, statement in enumerate(statements):
+        marker = None if progress is None else progress.marker(index)
+        if progress is not None and marker in progress.done:
+            continue
+        attempt(statement, marker)
 
 
 @dataclass

@@ -33,6 +33,9 @@ LEDGER_DDL = [
         message text
     )
     """,
+    # The DDL statements done so far (``step:index``), each recorded in its own transaction.
+    "ALTER TABLE platform.migration_ledger"
+    " ADD COLUMN IF NOT EXISTS ddl_done jsonb NOT NULL DEFAULT '[]'",
 ]
 APPLIED = "applied"
 RUNNING = "running"
@@ -54,6 +57,7 @@ class LedgerEntry:
     backfill_last_key: int | None
     backfill_batches: int
     backfill_rows: int
+    ddl_done: list[str]
 
 
 def ensure_ledger(conn: psycopg.Connection) -> None:
@@ -67,7 +71,8 @@ def ledger_entries(conn: psycopg.Connection) -> dict[str, LedgerEntry]:
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             "SELECT migration_id, source_sha256, status, started_at, baseline,"
-            " backfill_last_key, backfill_batches, backfill_rows FROM platform.migration_ledger"
+            " backfill_last_key, backfill_batches, backfill_rows, ddl_done"
+            " FROM platform.migration_ledger"
         ).fetchall()
     return {row["migration_id"]: LedgerEntry(**row) for row in rows}
 
@@ -109,6 +114,16 @@ def next_migration(
     return first
 
 
+def record_ddl_done(conn: psycopg.Connection, migration_id: str, marker: str) -> None:
+    """Record that the DDL statement ``marker`` (``step:index``) is done; called inside the
+    statement's own transaction, so the statement and its record commit or vanish together."""
+    conn.execute(
+        "UPDATE platform.migration_ledger SET ddl_done = ddl_done || to_jsonb(%s::text)"
+        " WHERE migration_id = %s",
+        (marker, migration_id),
+    )
+
+
 def record_start(
     conn: psycopg.Connection, migration: Migration, run_id: str, applied_by: str, baseline: dict
 ) -> LedgerEntry | None:
@@ -128,7 +143,9 @@ def record_start(
             backfill_batches = CASE WHEN platform.migration_ledger.status = 'running'
                             THEN platform.migration_ledger.backfill_batches ELSE 0 END,
             backfill_rows = CASE WHEN platform.migration_ledger.status = 'running'
-                            THEN platform.migration_ledger.backfill_rows ELSE 0 END
+                            THEN platform.migration_ledger.backfill_rows ELSE 0 END,
+            ddl_done = CASE WHEN platform.migration_ledger.status = 'running'
+                            THEN platform.migration_ledger.ddl_done ELSE '[]' END
         """,
         (
             migration.id,
