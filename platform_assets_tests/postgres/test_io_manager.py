@@ -270,3 +270,20 @@ def retry_lines(instance: dg.DagsterInstance, run_id: str) -> list[str]:
         for entry in instance.all_logs(run_id)
         if "transient_error_retrying" in entry.user_message
     ]
+
+
+def test_a_column_null_in_every_row_is_written_and_hashed(io_resources: dict) -> None:
+    """A small partition whose optional text column is empty throughout (the row hash once
+    crashed on it)."""
+    warehouse = io_resources["io_manager"].warehouse
+
+    def no_labels(day: date) -> pd.DataFrame:
+        return events(day).assign(label=pd.Series([None, None, None], dtype="str"))
+
+    assert run([partitioned_asset(no_labels)], io_resources, DAY).success
+    assert run([partitioned_asset(no_labels)], io_resources, DAY).success  # and again, idempotent
+
+    stored = fetch_all(
+        warehouse, sql.SQL("SELECT count(*), count(label), count(_row_hash) FROM io_test.events")
+    )
+    assert stored == [(3, 0, 3)]

@@ -46,3 +46,26 @@ def test_the_cause_of_a_wrapped_error_counts() -> None:
             raise PartitionWriteError("write failed") from cause
     except PartitionWriteError as wrapped:
         assert is_transient(wrapped)
+
+
+def test_a_refused_connection_is_transient_with_either_driver() -> None:
+    """Driver errors carry no SQLSTATE: libpq's own words are what mark them (nothing listens
+    on port 1 of the loopback)."""
+    import adbc_driver_postgresql.dbapi as adbc
+
+    url = "postgresql://nobody@127.0.0.1:1/nothing?connect_timeout=2"
+    with pytest.raises(psycopg.OperationalError) as refused:
+        psycopg.connect(url)
+    assert refused.value.sqlstate is None and is_transient(refused.value)
+    with pytest.raises(adbc.OperationalError) as refused_adbc:
+        adbc.connect(url)
+    assert is_transient(refused_adbc.value)
+
+
+def test_a_missing_database_is_not_transient(warehouse) -> None:
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    params = conninfo_to_dict(warehouse.conninfo())
+    with pytest.raises(psycopg.OperationalError) as missing:
+        psycopg.connect(make_conninfo(**{**params, "dbname": "no_such_database"}))
+    assert not is_transient(missing.value)

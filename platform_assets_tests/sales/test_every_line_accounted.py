@@ -133,3 +133,24 @@ def test_a_reader_that_loses_lines_cannot_commit(day_file, instance, monkeypatch
     assert f"its loaded rows span {lines - 1} and its dead letters 0" in failure
     exists = fetch_all(resources["warehouse"], sql.SQL("SELECT to_regclass('sales.orders')"))
     assert exists == [(None,)]  # nothing committed
+
+
+def test_a_nul_byte_costs_only_its_row_and_is_kept_escaped(day_file, instance) -> None:
+    path, resources = day_file
+    set_field(path, 30, 5, b"we\x00b")  # Postgres text and jsonb cannot hold NUL
+    lines = data_lines(path)
+
+    result = materialize(resources, instance)
+
+    warehouse = resources["warehouse"]
+    assert result.success and rows_add_up(result).passed
+    assert dead_letters(warehouse) == [(f"{path.name}:30", 1, "parse", "InvalidEncoding")]
+    stored = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT payload->>'channel', error_detail->'raw_base64'->>'channel'"
+            " FROM platform.dead_letter_records"
+        ),
+    )
+    assert stored == [("we\\x00b", "d2UAYg==")]
+    assert file_lines(warehouse) == [(path.name, lines, lines - 1, 1)]
