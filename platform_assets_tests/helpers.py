@@ -5,6 +5,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 
+import dagster as dg
 import pandas as pd
 import psycopg
 from psycopg import sql
@@ -83,3 +84,8 @@ def run_queued_behind_a_reader(
         for thread in threads:
             thread.join(timeout=60)
     return outcomes
+
+
+def check_evaluation(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
+    """The evaluation of the asset check called ``name`` in ``result``."""
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)

@@ -10,20 +10,13 @@ from psycopg import sql
 from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.sample_orders import write_day
 from platform_assets_tests.helpers import fetch_all
-from platform_assets_tests.sales.test_every_line_accounted import CHECKS, set_field
-from platform_assets_tests.sales.test_pipeline import ORDERS
+from platform_assets_tests.sales.test_every_line_accounted import (
+    materialize,
+    rows_add_up,
+    set_field,
+)
 
 DAY = date(2026, 11, 15)
-
-
-def materialize(day: date, resources: dict, instance: dg.DagsterInstance):
-    return dg.materialize(
-        [ORDERS, *CHECKS],
-        partition_key=day.isoformat(),
-        resources=resources,
-        instance=instance,
-        raise_on_error=False,
-    )
 
 
 def letters(resources: dict) -> list[tuple]:
@@ -33,12 +26,6 @@ def letters(resources: dict) -> list[tuple]:
             "SELECT partition_key, source_ref, stage, error_class, error_message"
             " FROM platform.dead_letter_records ORDER BY id"
         ),
-    )
-
-
-def rows_add_up(result: dg.ExecuteInProcessResult) -> bool:
-    return next(
-        e.passed for e in result.get_asset_check_evaluations() if e.check_name == "rows_add_up"
     )
 
 
@@ -52,9 +39,9 @@ def test_a_derived_value_too_large_for_its_column_is_a_transform_dead_letter(
     set_field(path, 6, 9, b"0.00")  # so amount = 99,999,999,999,900.00 > numeric(14,2)
     resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
 
-    result = materialize(DAY, resources, instance)
+    result = materialize(resources, instance, DAY)
 
-    assert result.success and rows_add_up(result)
+    assert result.success and rows_add_up(result).passed
     ((partition, ref, stage, error_class, message),) = letters(resources)
     assert (partition, ref, stage, error_class) == (
         DAY.isoformat(),
@@ -76,11 +63,11 @@ def test_a_key_another_partition_holds_is_a_load_dead_letter_naming_it(
     redelivered = first.read_bytes().split(b"\n")[3].split(b",")[0]
     set_field(second, 4, 0, redelivered)  # yesterday's order again in today's file
     resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
-    assert materialize(DAY, resources, instance).success
+    assert materialize(resources, instance, DAY).success
 
-    result = materialize(next_day, resources, instance)
+    result = materialize(resources, instance, next_day)
 
-    assert result.success and rows_add_up(result)
+    assert result.success and rows_add_up(result).passed
     ((partition, ref, stage, error_class, message),) = letters(resources)
     assert (partition, ref, stage, error_class) == (
         next_day.isoformat(),

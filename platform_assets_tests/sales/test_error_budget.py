@@ -7,17 +7,15 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from platform_assets.defs.datasets.assets import SPECS_BY_NAME
-from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.defs.sales.assets import daily_order_metrics
 from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.sample_orders import write_day
-from platform_assets_tests.helpers import fetch_all
-from platform_assets_tests.sales.test_every_line_accounted import set_field
+from platform_assets_tests.conftest import SAMPLE_DAYS
+from platform_assets_tests.helpers import check_evaluation, fetch_all
+from platform_assets_tests.sales.test_every_line_accounted import CHECKS, set_field
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
 DAY = date(2026, 11, 13)
-CHECKS = build_dataset_checks(SPECS_BY_NAME["orders"])
 
 
 def test_a_partition_past_its_error_budget_fails_and_blocks_downstream(
@@ -37,9 +35,7 @@ def test_a_partition_past_its_error_budget_fails_and_blocks_downstream(
     )
 
     assert not result.success
-    (ratio,) = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == "dead_letter_ratio"
-    ]
+    ratio = check_evaluation(result, "dead_letter_ratio")
     assert not ratio.passed and ratio.severity == dg.AssetCheckSeverity.ERROR
     assert ratio.description == f"{lines} of {lines} rows dead-lettered (100.0%)"
     assert ratio.metadata["top_rules_broken"].value == {"quantity:type": lines}
@@ -60,8 +56,6 @@ def test_a_partition_past_its_error_budget_fails_and_blocks_downstream(
 
 
 def test_a_few_bad_rows_warn_and_let_downstream_run(resources, instance, landing_dir) -> None:
-    from platform_assets_tests.conftest import SAMPLE_DAYS
-
     result = dg.materialize(
         [ORDERS, daily_order_metrics, *CHECKS],
         partition_key=SAMPLE_DAYS[0].isoformat(),
@@ -69,9 +63,7 @@ def test_a_few_bad_rows_warn_and_let_downstream_run(resources, instance, landing
         instance=instance,
     )
 
-    (ratio,) = [
-        e for e in result.get_asset_check_evaluations() if e.check_name == "dead_letter_ratio"
-    ]
+    ratio = check_evaluation(result, "dead_letter_ratio")
     assert result.success and ratio.passed
     materialized = {e.asset_key for e in result.get_asset_materialization_events()}
     assert dg.AssetKey(["sales", "daily_order_metrics"]) in materialized

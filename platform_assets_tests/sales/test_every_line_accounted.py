@@ -14,7 +14,7 @@ from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.lib.landing.landing_zone import LandingZone
 from platform_assets.lib.landing.sample_orders import write_day
 from platform_assets.lib.postgres.warehouse import Warehouse
-from platform_assets_tests.helpers import fetch_all
+from platform_assets_tests.helpers import check_evaluation, fetch_all
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
 DAY = date(2026, 11, 12)
@@ -42,10 +42,13 @@ def set_field(path: Path, line: int, column: int, value: bytes) -> None:
     path.write_bytes(b"\n".join(lines))
 
 
-def materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def materialize(
+    resources: dict, instance: dg.DagsterInstance, day: date = DAY
+) -> dg.ExecuteInProcessResult:
+    """The orders partition of ``day`` with its checks, not raising on failure."""
     return dg.materialize(
         [ORDERS, *CHECKS],
-        partition_key=DAY.isoformat(),
+        partition_key=day.isoformat(),
         resources=resources,
         instance=instance,
         raise_on_error=False,
@@ -53,7 +56,7 @@ def materialize(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInPr
 
 
 def rows_add_up(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
-    return next(e for e in result.get_asset_check_evaluations() if e.check_name == "rows_add_up")
+    return check_evaluation(result, "rows_add_up")
 
 
 def file_lines(warehouse: Warehouse) -> list[tuple]:
