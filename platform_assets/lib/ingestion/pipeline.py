@@ -153,20 +153,17 @@ def process_batch(
     if transform is not None:
         guarded = apply_transform(transform, rows)
         crashed = guarded.crashed
-        for index, error in zip(np.flatnonzero(crashed).tolist(), guarded.errors, strict=True):
-            row = int(in_play[index])
-            letters.append(
-                DeadLetter(
-                    window.key,
-                    "transform",
-                    raw.source_ref(row),
-                    raw.rows.slice(row, 1).to_pylist()[0],
-                    "TransformError",
-                    f"the transform could not compute this row: {error}",
-                    {"failures": [{"column": None, "check": "transform", "message": error}]},
-                    raw.lines_of(row),
-                )
+        errors = np.array([""] * rows.num_rows, dtype=object)
+        errors[crashed] = guarded.errors
+        uncomputable = [
+            RuleBroken(
+                None, "transform", f"the transform could not compute this row: {e}", errors == e
             )
+            for e in sorted(set(guarded.errors))
+        ]
+        letters += _letters(
+            "transform", "TransformError", crashed, in_play, raw, uncomputable, window.key
+        )
         in_play = in_play[~crashed]
         transformed = guarded.result
         failed = np.zeros(transformed.rows.num_rows, dtype=bool)
