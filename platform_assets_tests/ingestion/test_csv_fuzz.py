@@ -17,16 +17,25 @@ from platform_assets.lib.landing.csv_records import RecordLimits
 from platform_assets.lib.landing.readers import stream_csv
 
 COLUMNS = ["id", "note", "amount"]
-DAMAGES = ("stray_quote", "text_after_quote", "nul", "not_utf8", "ragged", "extra_field", "empty")
+DAMAGES = (
+    "stray_quote",
+    "text_after_quote",
+    "nul",
+    "not_utf8",
+    "ragged",
+    "extra_field",
+    "empty",
+    "cr_ending",  # a classic-Mac line end: the record and the next share one physical line
+)
 # Damage to a record's quotes or shape hides where the next record starts: a stray quote can
 # close inside a later record (no reader can tell that from a real multi-line field). The reader
 # then reads the lines it had joined one by one, so a good multi-line record among them may be
 # dead-lettered line by line (its lines still accounted for); no good record is loaded changed,
 # and no other damage costs any good record.
-RESYNCED = {"stray_quote", "text_after_quote", "ragged", "extra_field"}
+RESYNCED = {"stray_quote", "text_after_quote", "ragged", "extra_field", "cr_ending"}
 
 notes = st.lists(
-    st.sampled_from(["a", "é", " ", ",", '"', "\n", "\r\n", "\n\n", "x"]), max_size=8
+    st.sampled_from(["a", "é", " ", ",", '"', "\n", "\r\n", "\n\n", "\r", "x"]), max_size=8
 ).map("".join)
 
 
@@ -73,7 +82,7 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, list[Record]]:
             text += b"\xff"
         if damage == "empty":
             text = b"\n" + text
-        ending = draw(st.sampled_from([b"\n", b"\r\n"]))
+        ending = b"\r" if damage == "cr_ending" else draw(st.sampled_from([b"\n", b"\r\n"]))
         records.append(Record(values, text + ending, damage))
     body = b"".join(record.text for record in records)
     if draw(st.booleans()):
@@ -111,12 +120,13 @@ def test_every_line_is_loaded_or_set_aside_and_no_good_record_is_lost(
         line += record.damage == "empty"  # the empty line before it
         starts.append(line)
         line += record.text.count(b"\n") - (record.damage == "empty")
-    resync_seen = False
+    resync_seen, shares_line = False, False
     for record, start in zip(records, starts, strict=True):
         loaded = rows.get(start)
-        if record.damage:
+        if record.damage or shares_line:  # after a CR-only end it starts mid-line: damaged too
             resync_seen |= record.damage in RESYNCED
         elif loaded is not None:  # a row read from where a good record starts is that record
             assert loaded == (record.values, record.text.count(b"\n")), (start, record)
         else:  # a good record is dead-lettered only in the wake of damage to quotes or shape
             assert resync_seen, (start, record)
+        shares_line = record.damage == "cr_ending"
