@@ -157,3 +157,19 @@ def test_a_nul_byte_costs_only_its_row_and_is_kept_escaped(day_file, instance) -
     )
     assert stored == [("we\\x00b", "d2UAYg==")]
     assert file_lines(warehouse) == [(path.name, lines, lines - 1, 1)]
+
+
+def test_a_dead_letter_table_from_before_line_accounting_is_upgraded(day_file, instance) -> None:
+    from platform_assets.lib.postgres.side_writes import DEAD_LETTER_DDL
+
+    path, resources = day_file
+    set_field(path, 7, 1, b"")  # one dead letter
+    warehouse = resources["warehouse"]
+    with warehouse.connection() as conn:  # the table as an earlier version created it
+        for statement in DEAD_LETTER_DDL[:2]:  # the schema and the table, without source_lines
+            conn.execute(statement)
+
+    result = materialize(resources, instance)
+
+    assert result.success and rows_add_up(result).passed
+    assert dead_letters(warehouse) == [(f"{path.name}:7", 1, "validate", "ValidationError")]

@@ -34,8 +34,18 @@ LEDGER_DDL = [
     )
     """,
     # The DDL statements done so far (``step:index``), each recorded in its own transaction.
-    "ALTER TABLE platform.migration_ledger"
-    " ADD COLUMN IF NOT EXISTS ddl_done jsonb NOT NULL DEFAULT '[]'",
+    # Added to ledgers from before it; checked first, since ALTER TABLE takes an exclusive lock
+    # even when IF NOT EXISTS finds the column there.
+    """
+    DO $$ BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute WHERE attrelid = 'platform.migration_ledger'::regclass
+            AND attname = 'ddl_done' AND NOT attisdropped
+        ) THEN
+            ALTER TABLE platform.migration_ledger ADD COLUMN ddl_done jsonb NOT NULL DEFAULT '[]';
+        END IF;
+    END $$
+    """,
 ]
 APPLIED = "applied"
 RUNNING = "running"

@@ -57,8 +57,19 @@ DEAD_LETTER_DDL = [
     "CREATE INDEX IF NOT EXISTS dead_letter_records_partition_idx"
     " ON platform.dead_letter_records (asset_key, partition_key, status)",
     # The physical lines of its file a dead letter covers (a record can span several lines).
-    "ALTER TABLE platform.dead_letter_records"
-    " ADD COLUMN IF NOT EXISTS source_lines integer NOT NULL DEFAULT 1",
+    # Added to tables from before it; checked first, since ALTER TABLE takes an exclusive lock
+    # even when IF NOT EXISTS finds the column there.
+    """
+    DO $$ BEGIN
+        IF NOT EXISTS (
+            SELECT 1 FROM pg_attribute WHERE attrelid = 'platform.dead_letter_records'::regclass
+            AND attname = 'source_lines' AND NOT attisdropped
+        ) THEN
+            ALTER TABLE platform.dead_letter_records
+                ADD COLUMN source_lines integer NOT NULL DEFAULT 1;
+        END IF;
+    END $$
+    """,
 ]
 ACCOUNTING_DDL = [
     "CREATE SCHEMA IF NOT EXISTS platform",
