@@ -27,7 +27,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from support import benchmark_warehouse
 
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 
 DAY = date(2026, 11, 1)
 CHUNK_ROWS = 1_000_000
@@ -91,8 +91,8 @@ def run_ours(landing: Path) -> dict:
     import dagster as dg
 
     from platform_assets.defs.datasets.assets import dataset_assets
-    from platform_assets.lib.landing.landing_zone import LandingZone
-    from platform_assets.lib.postgres.io_manager import PostgresIOManager
+    from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+    from platform_assets.lib.sources.landing_zone import LandingZone
 
     warehouse = Warehouse(database_url=os.environ.get("PLATFORM_DATABASE_URL") or None)
     orders = next(a for a in dataset_assets if a.key == dg.AssetKey(["sales", "orders"]))

@@ -37,13 +37,13 @@ from sqlalchemy.dialects.postgresql import insert
 from support import benchmark_warehouse
 
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.frames import arrow_to_frame
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.slice_io import (
+from platform_assets.lib.io_manager.frames import arrow_to_frame
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.io_manager.slice_io import (
     read_slice,
 )
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.warehouse.resource import Warehouse
 
 DAY = date(2026, 11, 1)
 daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")

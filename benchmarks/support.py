@@ -8,8 +8,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.embedded import stop_embedded_server
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.server.embedded import stop_embedded_server
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 @contextmanager

@@ -16,11 +16,11 @@ import pytest
 from psycopg import sql
 
 from platform_assets.lib import settings
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import write_day
-from platform_assets.lib.postgres.embedded import stop_embedded_server
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.server.embedded import stop_embedded_server
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSET_KEYS = {

@@ -10,7 +10,7 @@ import pandas as pd
 import psycopg
 from psycopg import sql
 
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 def fetch_all(warehouse: Warehouse, query: sql.Composable, params: tuple = ()) -> list[tuple]:

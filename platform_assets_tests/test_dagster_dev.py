@@ -20,7 +20,7 @@ from pathlib import Path
 from psycopg import sql
 
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT, SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all
 

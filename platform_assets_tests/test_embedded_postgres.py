@@ -10,9 +10,9 @@ from dagster._core.instance.ref import InstanceRef
 
 from platform_assets.defs.resources import build_warehouse
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.embedded import embedded_server, stop_embedded_server
-from platform_assets.lib.postgres.instance_storage import instance_storage_url
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.server.embedded import embedded_server, stop_embedded_server
+from platform_assets.lib.server.instance_storage import instance_storage_url
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
 
 

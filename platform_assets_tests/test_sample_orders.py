@@ -3,8 +3,8 @@
 from datetime import date
 from pathlib import Path
 
-from platform_assets.lib.landing.sample_orders import write_day
-from platform_assets.lib.sample_data import main, seed_customers
+from platform_assets.lib.samples.sample_data import main, seed_customers
+from platform_assets.lib.samples.sample_orders import write_day
 
 DAY = date(2026, 11, 5)
 

@@ -3,10 +3,10 @@
 import dagster as dg
 
 from platform_assets.lib import settings
-from platform_assets.lib.landing.landing_zone import LandingZone
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.migrations.lock import MigrationLock
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 def build_warehouse() -> Warehouse:

@@ -10,9 +10,9 @@ import pytest
 from psycopg import sql
 
 from platform_assets.defs.crm.assets import SOURCE, customers
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.side_writes import read_checkpoint
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.dead_letters.side_writes import read_checkpoint
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 
 NOW = {"ops": {"staging__customers": {"config": {"safety_lag_s": 0}}}}
@@ -112,8 +112,8 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     import dagster as dg
     import platform_assets.defs.crm.assets as crm
-    from platform_assets.lib.postgres.io_manager import PostgresIOManager
-    from platform_assets.lib.postgres.warehouse import Warehouse
+    from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+    from platform_assets.lib.warehouse.resource import Warehouse
 
     extract = crm.changed_row_chunks
 

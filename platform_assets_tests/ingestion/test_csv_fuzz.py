@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platform_assets.lib.landing.csv_records import RecordLimits
-from platform_assets.lib.landing.readers import stream_csv
+from platform_assets.lib.sources.csv_records import RecordLimits
+from platform_assets.lib.sources.landing_readers import stream_csv
 
 COLUMNS = ["id", "note", "amount"]
 DAMAGES = (

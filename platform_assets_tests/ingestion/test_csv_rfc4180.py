@@ -6,8 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from platform_assets.lib.landing.csv_records import RecordLimits
-from platform_assets.lib.landing.readers import LandingFileError, count_data_lines, stream_csv
+from platform_assets.lib.sources.csv_records import RecordLimits
+from platform_assets.lib.sources.landing_readers import (
+    LandingFileError,
+    count_data_lines,
+    stream_csv,
+)
 
 COLUMNS = ["id", "note", "amount"]
 

@@ -15,9 +15,9 @@ from psycopg import sql
 
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import ORDER_COLUMNS, orders_file_name, write_day
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.samples.sample_orders import ORDER_COLUMNS, orders_file_name, write_day
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all, table_checksum
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -139,9 +139,9 @@ KILLER = textwrap.dedent(
     import os, signal, sys
     import dagster as dg
     import platform_assets.lib.ingestion.pipeline as pipeline
-    from platform_assets.lib.landing.landing_zone import LandingZone
-    from platform_assets.lib.postgres.io_manager import PostgresIOManager
-    from platform_assets.lib.postgres.warehouse import Warehouse
+    from platform_assets.lib.sources.landing_zone import LandingZone
+    from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+    from platform_assets.lib.warehouse.resource import Warehouse
     from platform_assets_tests.sales.test_pipeline import ORDERS
 
     read_csv = pipeline.stream_csv

@@ -12,8 +12,8 @@ from psycopg import sql
 
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.postgres.transient import is_transient
 from platform_assets.lib.sources.http_json import SourceUnavailableError
+from platform_assets.lib.warehouse.transient import is_transient
 from platform_assets_tests.helpers import fetch_all
 
 DAY = "2026-11-10"

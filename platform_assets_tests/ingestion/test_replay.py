@@ -8,7 +8,7 @@ from platform_assets.defs.datasets.assets import SPECS_BY_NAME
 from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.defs.datasets.export import export_dead_letters_job
 from platform_assets.defs.datasets.replay import replay_dead_letters_job
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all, table_checksum
 from platform_assets_tests.sales.test_pipeline import ORDERS

@@ -17,7 +17,7 @@ from platform_assets.lib.ingestion.key_tracker import KeyTracker
 from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files
 from platform_assets.lib.ingestion.spec import ColumnSpec, DatasetSpec, DatasetSpecError, load_spec
 from platform_assets.lib.ingestion.validation import PartitionWindow, check_rows, failures_of
-from platform_assets.lib.landing.readers import LandingFileError, RawBatch
+from platform_assets.lib.sources.landing_readers import LandingFileError, RawBatch
 
 SPEC = DatasetSpec.model_validate(
     {

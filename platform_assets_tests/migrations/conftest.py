@@ -10,7 +10,7 @@ from psycopg import sql
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Migration, discover
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 
 CUSTOMERS = 500
 

@@ -17,7 +17,7 @@ from platform_assets.lib.migrations.baseline import capture_baseline, measure
 from platform_assets.lib.migrations.ledger import MigrationRefused
 from platform_assets.lib.migrations.lock import LOCK_KEY
 from platform_assets.lib.migrations.model import Check, Migration, discover
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
 
@@ -243,7 +243,7 @@ def test_killed_mid_backfill_resumes_without_redoing_batches(shop: Warehouse) ->
     script = "\n".join(
         [
             "import os",
-            "from platform_assets.lib.postgres.warehouse import Warehouse",
+            "from platform_assets.lib.warehouse.resource import Warehouse",
             "from platform_assets_tests.migrations.conftest import run_migrations",
             "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",
             "run_migrations(warehouse, confirm=True, batch_size=25, pause_ms=200)",

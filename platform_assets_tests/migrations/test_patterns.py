@@ -14,7 +14,7 @@ from platform_assets.lib.migrations.patterns import (
     drop_column,
     rename_column,
 )
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
 

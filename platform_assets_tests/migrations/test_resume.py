@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from platform_assets.lib.migrations.model import discover
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
 
@@ -31,7 +31,7 @@ PAUSED_IN_CONSTRAINTS = replace(
 RUN_PAUSED = "\n".join(
     [
         "import os",
-        "from platform_assets.lib.postgres.warehouse import Warehouse",
+        "from platform_assets.lib.warehouse.resource import Warehouse",
         "from platform_assets_tests.migrations.conftest import run_migrations",
         "from platform_assets_tests.migrations.test_resume import PAUSED_IN_CONSTRAINTS",
         "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",

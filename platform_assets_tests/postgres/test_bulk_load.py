@@ -8,8 +8,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import (
     daily_orders,
     fetch_all,

@@ -12,9 +12,9 @@ import pandas as pd
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.row_hash import content_version
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 
 daily = dg.DailyPartitionsDefinition(start_date="2026-10-01")

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import (
     fetch_all,
     row_count,

@@ -7,8 +7,8 @@ import dagster as dg
 import pandas as pd
 from psycopg import sql
 
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 
 BERLIN = ZoneInfo("Europe/Berlin")

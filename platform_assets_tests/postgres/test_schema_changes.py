@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.postgres.test_io_manager import partitioned_asset, run
@@ -87,7 +87,7 @@ def test_a_safe_widening_is_applied_and_logged(
 
 
 def test_a_changed_primary_key_or_partition_column_is_refused(clean_warehouse) -> None:
-    from platform_assets.lib.postgres.io_manager import PostgresIOManager
+    from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 
     resources = {"io_manager": PostgresIOManager(warehouse=clean_warehouse)}
 

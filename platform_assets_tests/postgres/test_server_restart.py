@@ -21,15 +21,15 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import write_day
-from platform_assets.lib.postgres.embedded import (
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.server.embedded import (
     embedded_database_url,
     embedded_server,
     stop_embedded_server,
 )
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -56,7 +56,7 @@ def start_in_another_process(data_dir: Path) -> None:
         [
             sys.executable,
             "-c",
-            "from platform_assets.lib.postgres.embedded import main; main()",
+            "from platform_assets.lib.server.embedded import main; main()",
             "start",
         ],
         env={**os.environ, "PLATFORM_DATA_DIR": str(data_dir)},

@@ -3,8 +3,8 @@
 import psycopg
 import pytest
 
-from platform_assets.lib.postgres.slice_io import PartitionWriteError, RowsOutsidePartitionError
-from platform_assets.lib.postgres.transient import is_transient
+from platform_assets.lib.io_manager.slice_io import PartitionWriteError, RowsOutsidePartitionError
+from platform_assets.lib.warehouse.transient import is_transient
 
 
 @pytest.mark.parametrize(

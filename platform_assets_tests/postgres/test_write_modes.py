@@ -6,8 +6,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.postgres.io_manager import PostgresIOManager
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all, row_count, table_checksum
 
 CUSTOMERS_METADATA = {"write_mode": "upsert", "primary_key": ["customer_id"]}

@@ -7,8 +7,8 @@ from pathlib import Path
 import dagster as dg
 from psycopg import sql
 
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import write_day
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.sales.test_every_line_accounted import (
     materialize,

@@ -10,16 +10,16 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from platform_assets.defs.sales.partitions import daily_partitions
+from platform_assets.lib.dead_letters.export import export_dead_letters
 from platform_assets.lib.ingestion.result import (
     DeadLetter,
     IngestedFrame,
     dead_letter_table,
     no_dead_letters,
 )
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import orders_file_name
-from platform_assets.lib.postgres.dead_letter_export import export_dead_letters
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.samples.sample_orders import orders_file_name
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.sales.test_pipeline import ORDERS

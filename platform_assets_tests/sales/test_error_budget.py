@@ -8,8 +8,8 @@ import dagster as dg
 from psycopg import sql
 
 from platform_assets.defs.sales.assets import daily_order_metrics
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import write_day
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import check_evaluation, fetch_all
 from platform_assets_tests.sales.test_every_line_accounted import CHECKS, set_field

@@ -13,9 +13,9 @@ from psycopg import sql
 
 from platform_assets.defs.datasets.assets import SPECS_BY_NAME
 from platform_assets.defs.datasets.checks import build_dataset_checks
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.sample_orders import write_day
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import check_evaluation, fetch_all
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -162,7 +162,7 @@ def test_a_nul_byte_costs_only_its_row_and_is_kept_escaped(day_file, instance) -
 
 
 def test_a_dead_letter_table_from_before_line_accounting_is_upgraded(day_file, instance) -> None:
-    from platform_assets.lib.postgres.side_writes import DEAD_LETTER_DDL
+    from platform_assets.lib.dead_letters.side_writes import DEAD_LETTER_DDL
 
     path, resources = day_file
     set_field(path, 7, 1, b"")  # one dead letter
@@ -199,7 +199,7 @@ def test_damaged_files_through_real_materialisations_account_for_every_line(
 ) -> None:
     """Damage drawn by hypothesis, each file materialised for real: every line is accounted for
     in the database, independently of the reader, and the checks pass."""
-    from platform_assets.lib.postgres.io_manager import PostgresIOManager
+    from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 
     root = tmp_path_factory.mktemp("fuzzed")
     path = write_day(root / "orders", DAY, orders=400, seed=9, malformed_share=0.02)

@@ -12,8 +12,8 @@ from psycopg import sql
 from platform_assets.defs.datasets.assets import dataset_assets
 from platform_assets.defs.sales import assets as sales_assets
 from platform_assets.defs.sales.partitions import daily_partitions
-from platform_assets.lib.landing.sample_orders import orders_file_name
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.samples.sample_orders import orders_file_name
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all, row_count, table_checksum
 

@@ -4,17 +4,17 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from platform_assets.lib.dead_letters.side_writes import read_checkpoint
 from platform_assets.lib.ingestion.result import (
     Checkpoint,
     IngestedChunk,
     IngestedStream,
     no_dead_letters,
 )
+from platform_assets.lib.io_manager.slice_io import WHOLE_TABLE
 from platform_assets.lib.logging import run_logger
-from platform_assets.lib.postgres.incremental import changed_row_chunks
-from platform_assets.lib.postgres.side_writes import read_checkpoint
-from platform_assets.lib.postgres.slice_io import WHOLE_TABLE
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.sources.incremental import changed_row_chunks
+from platform_assets.lib.warehouse.resource import Warehouse
 
 SOURCE = "crm.customers"
 

@@ -19,13 +19,13 @@ from platform_assets.lib.ingestion.spec import (
     load_specs,
 )
 from platform_assets.lib.ingestion.validation import PartitionWindow
-from platform_assets.lib.landing.landing_zone import LandingZone
-from platform_assets.lib.landing.readers import RawBatch
+from platform_assets.lib.io_manager.keys_elsewhere import keys_elsewhere_lookup
+from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.logging import run_logger
-from platform_assets.lib.postgres.keys_elsewhere import keys_elsewhere_lookup
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
-from platform_assets.lib.postgres.transient import permanent_unless_transient
 from platform_assets.lib.sources.http_json import stream_http_json
+from platform_assets.lib.sources.landing_readers import RawBatch
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.transient import permanent_unless_transient
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 # Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this

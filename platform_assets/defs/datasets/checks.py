@@ -3,9 +3,9 @@
 import dagster as dg
 
 from platform_assets.defs.datasets.assets import dataset_partitions, dataset_table_slice
+from platform_assets.lib.dead_letters.partition_audit import PartitionAudit, audit_partition
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.postgres.partition_audit import PartitionAudit, audit_partition
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 def _audit(

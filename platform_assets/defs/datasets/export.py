@@ -8,8 +8,8 @@ from pydantic import Field
 
 from platform_assets.defs.datasets.assets import SPECS_BY_NAME, spec_named
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.dead_letter_export import export_dead_letters
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.dead_letters.export import export_dead_letters
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 class ExportConfig(dg.Config):

@@ -11,18 +11,18 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from platform_assets.defs.datasets.assets import SPECS_BY_NAME, dataset_table_slice, spec_named
-from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated, revalidate
-from platform_assets.lib.ingestion.validation import PartitionWindow
-from platform_assets.lib.logging import run_logger
-from platform_assets.lib.postgres.replay_store import (
+from platform_assets.lib.dead_letters.replay_store import (
     Patch,
     ReplayError,
     queued_partitions,
     record_patches,
     replay_partition,
 )
-from platform_assets.lib.postgres.side_writes import UNRESOLVED
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.dead_letters.side_writes import UNRESOLVED
+from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated, revalidate
+from platform_assets.lib.ingestion.validation import PartitionWindow
+from platform_assets.lib.logging import run_logger
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 class PatchConfig(dg.Config):

@@ -31,7 +31,7 @@ from platform_assets.lib.ingestion.validation import (
     check_rows,
     failures_of,
 )
-from platform_assets.lib.landing.readers import (
+from platform_assets.lib.sources.landing_readers import (
     LandingFileError,
     RawBatch,
     count_data_lines,

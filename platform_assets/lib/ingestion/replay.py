@@ -2,7 +2,7 @@
 
 Pure data: the payloads (patched where a patch was given) go through exactly the stages a landing
 file's rows go through (``pipeline.ingest_batch``), one partition at a time. Loading the rows that
-pass and updating the queue is the Postgres layer's job (``lib/postgres/replay_store.py``).
+pass and updating the queue is the Postgres layer's job (``lib/dead_letters/replay_store.py``).
 """
 
 from dataclasses import dataclass
@@ -17,7 +17,7 @@ from platform_assets.lib.ingestion.pipeline import process_batch
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.transform import Transform
 from platform_assets.lib.ingestion.validation import PartitionWindow
-from platform_assets.lib.landing.readers import RawBatch
+from platform_assets.lib.sources.landing_readers import RawBatch
 
 DEAD_LETTER_SOURCE = "dead_letter"  # replayed rows are referred to by dead-letter id
 

@@ -1,7 +1,7 @@
 """The result of ingesting a partition: every row read is either loaded or dead-lettered.
 
 No database here: built by the ingestion assets, written by the IO manager in one transaction with
-the good rows (see ``lib/postgres/side_writes.py``). A small result is an ``IngestedFrame``; a
+the good rows (see ``lib/dead_letters/side_writes.py``). A small result is an ``IngestedFrame``; a
 large one is an ``IngestedStream`` of chunks, so memory stays bounded by one chunk.
 """
 

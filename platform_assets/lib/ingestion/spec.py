@@ -16,8 +16,8 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from platform_assets.lib.landing.csv_records import DEFAULT_RECORD_LIMITS, RecordLimits
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
+from platform_assets.lib.sources.csv_records import DEFAULT_RECORD_LIMITS, RecordLimits
 
 ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
 WriteMode = Literal["replace_partition", "append", "upsert"]

@@ -5,7 +5,7 @@ import psycopg
 from pydantic import PrivateAttr
 
 from platform_assets.lib.migrations.ledger import MigrationRefused
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.warehouse.resource import Warehouse
 
 LOCK_KEY = "platform.migrations"
 

@@ -18,7 +18,7 @@ from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_rand
 
 from platform_assets.lib.ingestion.parsing import field_text
 from platform_assets.lib.ingestion.spec import HttpJsonSource
-from platform_assets.lib.landing.readers import LandingFileError, RawBatch, UnreadableRecord
+from platform_assets.lib.sources.landing_readers import LandingFileError, RawBatch, UnreadableRecord
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 

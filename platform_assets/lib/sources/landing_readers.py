@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from platform_assets.lib.arrow_cast import cast_isolating_failures
-from platform_assets.lib.landing.csv_records import (
+from platform_assets.lib.sources.csv_records import (
     DEFAULT_RECORD_LIMITS,
     RecordLimits,
     Unreadable,

@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.lib.landing.sample_orders import orders_file_name
+from platform_assets.lib.samples.sample_orders import orders_file_name
 
 
 class LandingZone(dg.ConfigurableResource):

@@ -28,24 +28,23 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from platform_assets.lib.ingestion.result import (
-    IngestedChunk,
-    IngestedFrame,
-    IngestedStream,
-    no_dead_letters,
-)
-from platform_assets.lib.logging import run_logger
-from platform_assets.lib.postgres.bulk_load import BULK_LOAD_MIN_ROWS
-from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow_chunks
-from platform_assets.lib.postgres.native_partitions import NATIVE_PARTITIONS_METADATA
-from platform_assets.lib.postgres.side_writes import (
+from platform_assets.lib.dead_letters.side_writes import (
     TOP_RULES,
     AccountingWrite,
     CheckpointWrite,
     DeadLetterWrite,
     SideWrite,
 )
-from platform_assets.lib.postgres.slice_io import (
+from platform_assets.lib.ingestion.result import (
+    IngestedChunk,
+    IngestedFrame,
+    IngestedStream,
+    no_dead_letters,
+)
+from platform_assets.lib.io_manager.bulk_load import BULK_LOAD_MIN_ROWS
+from platform_assets.lib.io_manager.frames import arrow_to_frame, frame_to_arrow_chunks
+from platform_assets.lib.io_manager.native_partitions import NATIVE_PARTITIONS_METADATA
+from platform_assets.lib.io_manager.slice_io import (
     WHOLE_TABLE,
     WriteMode,
     WriteRequest,
@@ -54,10 +53,11 @@ from platform_assets.lib.postgres.slice_io import (
     read_slice,
     write_slice,
 )
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
-from platform_assets.lib.postgres.transient import permanent_unless_transient, retry_transient
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.logging import run_logger
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
+from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets.lib.warehouse.transient import permanent_unless_transient, retry_transient
 
 CODE_VERSION = f"platform_assets {version('platform_assets')}"  # stamped on every dead letter
 

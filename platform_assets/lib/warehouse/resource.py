@@ -15,7 +15,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import Field, PrivateAttr
 
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.embedded import embedded_database_url
+from platform_assets.lib.server.embedded import embedded_database_url
 
 
 def libpq_url(url: str) -> str:

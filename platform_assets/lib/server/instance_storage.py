@@ -13,7 +13,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
 from platform_assets.lib import settings
-from platform_assets.lib.postgres.embedded import embedded_database_url
+from platform_assets.lib.server.embedded import embedded_database_url
 
 
 def instance_storage_url() -> str:

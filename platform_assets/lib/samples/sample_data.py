@@ -9,8 +9,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from platform_assets.lib import settings
-from platform_assets.lib.landing.sample_orders import CUSTOMER_COUNT, orders_file_name, write_day
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.samples.sample_orders import CUSTOMER_COUNT, orders_file_name, write_day
+from platform_assets.lib.warehouse.resource import Warehouse
 
 CUSTOMERS_DDL = [
     "CREATE SCHEMA IF NOT EXISTS crm",

@@ -17,11 +17,11 @@ import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from platform_assets.lib.dead_letters.spool import DeadLetterSpool
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint, FileLines
-from platform_assets.lib.postgres.dead_letter_spool import DeadLetterSpool
-from platform_assets.lib.postgres.platform_tables import PLATFORM_SCHEMA, create_platform_table
-from platform_assets.lib.postgres.statements import Params
+from platform_assets.lib.io_manager.statements import Params
 from platform_assets.lib.row_hash import ContentDigest
+from platform_assets.lib.warehouse.platform_tables import PLATFORM_SCHEMA, create_platform_table
 
 DEAD_LETTERS = "dead_letter_records"
 ACCOUNTING = "ingestion_accounting"

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.postgres.frames import arrow_to_frame, frame_to_arrow
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager.frames import arrow_to_frame, frame_to_arrow
+from platform_assets.lib.warehouse.resource import Warehouse
 
 BEFORE_EVERYTHING = {"updated_at": datetime(1, 1, 1, tzinfo=UTC).isoformat(), "key": -(2**63)}
 

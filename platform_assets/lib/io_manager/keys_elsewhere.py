@@ -13,10 +13,10 @@ from collections.abc import Callable
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.postgres import statements
-from platform_assets.lib.postgres.slice_io import table_columns
-from platform_assets.lib.postgres.table_slice import TableSlice
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.io_manager import statements
+from platform_assets.lib.io_manager.slice_io import table_columns
+from platform_assets.lib.io_manager.table_slice import TableSlice
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 def keys_elsewhere_lookup(

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
-from platform_assets.lib.postgres import statements
-from platform_assets.lib.postgres.side_writes import (
+from platform_assets.lib.dead_letters.side_writes import (
     ACCOUNTING,
     DEAD_LETTERS,
     FILE_LINES,
@@ -21,8 +20,9 @@ from platform_assets.lib.postgres.side_writes import (
     TOP_RULES,
     UNRESOLVED,
 )
-from platform_assets.lib.postgres.slice_io import table_columns
-from platform_assets.lib.postgres.table_slice import TableSlice
+from platform_assets.lib.io_manager import statements
+from platform_assets.lib.io_manager.slice_io import table_columns
+from platform_assets.lib.io_manager.table_slice import TableSlice
 
 
 @dataclass(frozen=True)

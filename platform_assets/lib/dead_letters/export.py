@@ -5,9 +5,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 from psycopg import sql
 
-from platform_assets.lib.postgres.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA
-from platform_assets.lib.postgres.statements import Params
-from platform_assets.lib.postgres.warehouse import Warehouse
+from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA
+from platform_assets.lib.io_manager.statements import Params
+from platform_assets.lib.warehouse.resource import Warehouse
 
 
 def export_dead_letters(

@@ -17,18 +17,18 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
-from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
-from platform_assets.lib.postgres import content_digests, statements
-from platform_assets.lib.postgres.adbc_transaction import transaction
-from platform_assets.lib.postgres.side_writes import (
+from platform_assets.lib.dead_letters.side_writes import (
     ACCOUNTING,
     DEAD_LETTERS,
     PLATFORM_SCHEMA,
     UNRESOLVED,
 )
-from platform_assets.lib.postgres.table_slice import TableSlice
+from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
+from platform_assets.lib.io_manager import content_digests, statements
+from platform_assets.lib.io_manager.table_slice import TableSlice
+from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
+from platform_assets.lib.warehouse.transactions import transaction
 
 PATCHES = "dead_letter_patches"
 PATCH_DDL = [

@@ -10,8 +10,8 @@ from decimal import Decimal
 
 from psycopg import sql
 
-from platform_assets.lib.postgres.table_schema import Column
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.io_manager.table_schema import Column
+from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
 
 TABLE_COLUMNS = (
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"

@@ -25,19 +25,19 @@ import adbc_driver_postgresql.dbapi as adbc
 import numpy as np
 import pyarrow as pa
 
+from platform_assets.lib.dead_letters.side_writes import SideWrite, WriteTally
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.postgres import (
+from platform_assets.lib.io_manager import (
     bulk_load,
     content_digests,
     native_partitions,
     statements,
     table_layout,
 )
-from platform_assets.lib.postgres.content_digests import WHOLE_TABLE
-from platform_assets.lib.postgres.partition_rows import OUTSIDE, assign_partitions
-from platform_assets.lib.postgres.side_writes import SideWrite, WriteTally
-from platform_assets.lib.postgres.table_schema import Column, plan_evolution, postgres_type
-from platform_assets.lib.postgres.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
+from platform_assets.lib.io_manager.partition_rows import OUTSIDE, assign_partitions
+from platform_assets.lib.io_manager.table_schema import Column, plan_evolution, postgres_type
+from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.prefetch import Prefetcher
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, ContentDigest, row_hashes
 

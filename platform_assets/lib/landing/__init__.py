@@ -1,1 +1,0 @@
-"""Landing files: the seeded sample-data generator and the raw file reader."""

@@ -1,1 +1,0 @@
-"""PostgreSQL layer: embedded server, warehouse resource, IO manager. All SQL lives here."""
