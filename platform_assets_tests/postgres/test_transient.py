@@ -3,7 +3,10 @@
 import psycopg
 import pytest
 
-from platform_assets.lib.io_manager.slice_io import PartitionWriteError, RowsOutsidePartitionError
+from platform_assets.lib.io_manager.write_request import (
+    PartitionWriteError,
+    RowsOutsidePartitionError,
+)
 from platform_assets.lib.warehouse.transient import is_transient
 
 

@@ -21,7 +21,7 @@ from platform_assets.lib.dead_letters.side_writes import (
     UNRESOLVED,
 )
 from platform_assets.lib.io_manager import statements
-from platform_assets.lib.io_manager.slice_io import table_columns
+from platform_assets.lib.io_manager.table_preparation import table_columns
 from platform_assets.lib.io_manager.table_slice import TableSlice
 
 

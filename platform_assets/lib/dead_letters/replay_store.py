@@ -24,7 +24,7 @@ from platform_assets.lib.dead_letters.side_writes import (
     UNRESOLVED,
 )
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
-from platform_assets.lib.io_manager import content_digests, statements
+from platform_assets.lib.io_manager import content_digests, ddl, statements
 from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
@@ -187,9 +187,7 @@ def _insert_new_rows(
         pa.field(ROW_HASH_COLUMN, pa.binary(16)), row_hashes(rows, rows.column_names)
     )
     cursor.execute(
-        statements.create_staging_like(
-            table_slice.schema, table_slice.table, staging, temporary=True
-        )
+        ddl.create_staging_like(table_slice.schema, table_slice.table, staging, temporary=True)
     )
     cursor.adbc_ingest(staging, hashed, mode="append", temporary=True)
     columns = sql.SQL(", ").join(map(sql.Identifier, hashed.column_names))

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
-from platform_assets.lib.io_manager import statements
+from platform_assets.lib.io_manager import ddl, statements
 
 BULK_LOAD_MIN_ROWS = 100_000  # below this, maintaining the indexes costs less than the lock
 
@@ -112,7 +112,7 @@ def drop_indexes(cursor: adbc.Cursor, schema: str, table: str) -> tuple[str, ...
     Returns nothing, and drops nothing, when an index carries something a rebuild would lose;
     the write then goes on under the lock it took.
     """
-    cursor.execute(statements.lock_exclusive(schema, table))
+    cursor.execute(ddl.lock_exclusive(schema, table))
     indexes = table_indexes(cursor, schema, table)
     if indexes is None:
         return ()

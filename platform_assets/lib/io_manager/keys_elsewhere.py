@@ -14,7 +14,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from platform_assets.lib.io_manager import statements
-from platform_assets.lib.io_manager.slice_io import table_columns
+from platform_assets.lib.io_manager.table_preparation import table_columns
 from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.warehouse.resource import Warehouse
 

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager import statements
+from platform_assets.lib.io_manager import ddl, statements
 from platform_assets.lib.io_manager.table_schema import Column
 from platform_assets.lib.io_manager.table_slice import TableSlice
 
@@ -95,7 +95,7 @@ def ensure_partitions(cursor: adbc.Cursor, table_slice: TableSlice, pg_type: str
         child = child_name(table, partition.key)
         if not _exists(cursor, schema, child):
             cursor.execute(
-                statements.native_partition_ddl("create", schema, table, child, partition, pg_type)
+                ddl.native_partition_ddl("create", schema, table, child, partition, pg_type)
             )
 
 
@@ -116,12 +116,10 @@ def replace_partitions(
     index_suffixes = (["pkey"] if primary_key else []) + [f"idx{n}" for n in range(len(indexes))]
     for new in fresh.values():
         if primary_key:
-            cursor.execute(statements.add_primary_key(table_slice.schema, new, primary_key))
+            cursor.execute(ddl.add_primary_key(table_slice.schema, new, primary_key))
         for n, index_columns in enumerate(indexes):
             cursor.execute(
-                statements.create_index(
-                    table_slice.schema, new, index_columns, name=f"{new}_idx{n}"
-                )
+                ddl.create_index(table_slice.schema, new, index_columns, name=f"{new}_idx{n}")
             )
     replaced = {
         partition.key: _row_count(
@@ -156,12 +154,12 @@ def _load_fresh_tables(
     suffix = uuid.uuid4().hex[:10]
     fresh = {p.key: f"{table[:30]}_new_{suffix}_{n}" for n, p in enumerate(table_slice.partitions)}
     for new in fresh.values():
-        cursor.execute(statements.create_table(schema, new, columns, []))
+        cursor.execute(ddl.create_table(schema, new, columns, []))
     if len(fresh) == 1:
         load(next(iter(fresh.values())), schema)
         return fresh
     staging = f"staging_{suffix}"
-    cursor.execute(statements.create_temporary_table(staging, columns))
+    cursor.execute(ddl.create_temporary_table(staging, columns))
     load(staging, None)
     names = [column.name for column in columns]
     for partition in table_slice.partitions:
@@ -191,17 +189,15 @@ def _swap(
     """Put each fresh table in place of its partition's old one (the keys in ``existing`` have
     one), under the parent's lock, taken only now and only on the parent itself."""
     schema, table = table_slice.schema, table_slice.table
-    cursor.execute(statements.lock_exclusive(schema, table))
+    cursor.execute(ddl.lock_exclusive(schema, table))
     for partition in table_slice.partitions:
         old, new = child_name(table, partition.key), fresh[partition.key]
         if partition.key in existing:
-            for statement in statements.detach_and_drop(schema, table, old):
+            for statement in ddl.detach_and_drop(schema, table, old):
                 cursor.execute(statement)
-        cursor.execute(statements.rename_table(schema, new, old))
+        cursor.execute(ddl.rename_table(schema, new, old))
         for index_suffix in index_suffixes:
             cursor.execute(
-                statements.rename_index(schema, f"{new}_{index_suffix}", f"{old}_{index_suffix}")
+                ddl.rename_index(schema, f"{new}_{index_suffix}", f"{old}_{index_suffix}")
             )
-        cursor.execute(
-            statements.native_partition_ddl("attach", schema, table, old, partition, pg_type)
-        )
+        cursor.execute(ddl.native_partition_ddl("attach", schema, table, old, partition, pg_type))

@@ -1,4 +1,5 @@
-"""The SQL the IO manager runs, as text for ADBC (``$n`` parameters).
+"""The SQL the IO manager runs on rows (predicates, deletes, reads, merges), as text for ADBC
+(``$n`` parameters); table DDL is in ``ddl``.
 
 Names are quoted by psycopg's ``sql.Identifier``; values are always parameters, never formatted in.
 Partition bounds and keys are converted to the partition column's own type before binding, so
@@ -10,7 +11,6 @@ from decimal import Decimal
 
 from psycopg import sql
 
-from platform_assets.lib.io_manager.table_schema import Column
 from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
 
 TABLE_COLUMNS = (
@@ -18,8 +18,14 @@ TABLE_COLUMNS = (
     " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped"
     " ORDER BY a.attnum"
 )
+
+
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
+
+
 SET_LOCAL = "SELECT set_config($1, $2, true)"
+
+
 _INTEGER_TYPES = ("smallint", "integer", "bigint")
 
 
@@ -61,7 +67,7 @@ class SettingParams(Params):
             sql.SQL("set_config({}, {}, true)").format(_setting_name(n), bound.add(value))
             for n, value in enumerate(self.values, start=1)
         ]
-        return _render(sql.SQL("SELECT {}").format(sql.SQL(", ").join(calls))), bound.values
+        return render(sql.SQL("SELECT {}").format(sql.SQL(", ").join(calls))), bound.values
 
 
 def _setting_name(position: int) -> sql.Composable:
@@ -69,108 +75,17 @@ def _setting_name(position: int) -> sql.Composable:
     return sql.Literal(f"platform.param_{position}")
 
 
-def _render(statement: sql.Composable) -> str:
+def render(statement: sql.Composable) -> str:
     return statement.as_string()
 
 
-def _names(columns: list[str] | tuple[str, ...]) -> sql.Composable:
+def names(columns: list[str] | tuple[str, ...]) -> sql.Composable:
     return sql.SQL(", ").join(map(sql.Identifier, columns))
 
 
 def table_identifier(schema: str, table: str) -> str:
     """The quoted ``"schema"."table"``, also the argument ``to_regclass`` expects."""
-    return _render(sql.Identifier(schema, table))
-
-
-def create_schema(schema: str) -> str:
-    """CREATE SCHEMA IF NOT EXISTS for ``schema``."""
-    return _render(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
-
-
-def _column_definitions(columns: list[Column]) -> list[sql.Composable]:
-    return [
-        sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.pg_type))
-        for column in columns
-    ]
-
-
-def create_table(
-    schema: str,
-    table: str,
-    columns: list[Column],
-    primary_key: list[str],
-    partition_by: tuple[str, str] | None = None,
-) -> str:
-    """CREATE TABLE with the given columns and optional primary key; ``partition_by`` =
-    (``RANGE`` or ``LIST``, column) makes it a Postgres-native partitioned table."""
-    parts = _column_definitions(columns)
-    if primary_key:
-        parts.append(sql.SQL("PRIMARY KEY ({})").format(_names(primary_key)))
-    statement = sql.SQL("CREATE TABLE {} ({})").format(
-        sql.Identifier(schema, table), sql.SQL(", ").join(parts)
-    )
-    if partition_by is not None:
-        strategy, column = partition_by
-        if strategy not in ("RANGE", "LIST"):
-            raise ValueError(f"partition strategy {strategy!r} is not RANGE or LIST")
-        statement = sql.SQL("{} PARTITION BY {} ({})").format(
-            statement, sql.SQL(strategy), sql.Identifier(column)
-        )
-    return _render(statement)
-
-
-def add_primary_key(schema: str, table: str, primary_key: list[str]) -> str:
-    """ALTER TABLE … ADD PRIMARY KEY: builds the unique index over the rows already loaded."""
-    return _render(
-        sql.SQL("ALTER TABLE {} ADD PRIMARY KEY ({})").format(
-            sql.Identifier(schema, table), _names(primary_key)
-        )
-    )
-
-
-INDEX_METHODS = ("btree", "brin")
-
-
-def create_index(
-    schema: str, table: str, columns: list[str], method: str = "btree", name: str | None = None
-) -> str:
-    """An index on ``columns``, named ``name`` or else after the table and columns (kept under
-    Postgres's 63-byte limit); an index of that name already there is kept."""
-    if method not in INDEX_METHODS:
-        raise ValueError(f"index method {method!r} is not one of {INDEX_METHODS}")
-    name = name or f"{table[:30]}_{'_'.join(columns)[:24]}_idx"
-    return _render(
-        sql.SQL("CREATE INDEX IF NOT EXISTS {} ON {} USING {} ({})").format(
-            sql.Identifier(name), sql.Identifier(schema, table), sql.SQL(method), _names(columns)
-        )
-    )
-
-
-def rename_index(schema: str, index: str, new_name: str) -> str:
-    """ALTER INDEX … RENAME TO (a constraint's index renames the constraint too)."""
-    return _render(
-        sql.SQL("ALTER INDEX {} RENAME TO {}").format(
-            sql.Identifier(schema, index), sql.Identifier(new_name)
-        )
-    )
-
-
-def add_column(schema: str, table: str, column: Column) -> str:
-    """ALTER TABLE … ADD COLUMN (nullable, no default: a catalog-only change)."""
-    return _render(
-        sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
-            sql.Identifier(schema, table), sql.Identifier(column.name), sql.SQL(column.pg_type)
-        )
-    )
-
-
-def alter_column_type(schema: str, table: str, column: Column) -> str:
-    """ALTER TABLE … ALTER COLUMN … TYPE: used only for safe widenings (see ``table_schema``)."""
-    return _render(
-        sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
-            sql.Identifier(schema, table), sql.Identifier(column.name), sql.SQL(column.pg_type)
-        )
-    )
+    return render(sql.Identifier(schema, table))
 
 
 def window_bounds(window: TimeRange, pg_type: str) -> tuple[date | datetime, date | datetime]:
@@ -268,7 +183,7 @@ def delete_slice(table_slice: TableSlice, pg_types: dict[str, str]) -> tuple[str
         statement = sql.SQL(
             "WITH deleted AS (DELETE FROM {} RETURNING 1) SELECT count(*) AS rows FROM deleted"
         ).format(target)
-        return _render(statement), params.values
+        return render(statement), params.values
     if table_slice.partitions[0].window is not None:
         column = table_slice.partition_columns[0]
         starts = sorted(
@@ -280,12 +195,12 @@ def delete_slice(table_slice: TableSlice, pg_types: dict[str, str]) -> tuple[str
         )
         grouping = sql.SQL("bucket")
     else:
-        returned = grouping = _names(table_slice.partition_columns)
+        returned = grouping = names(table_slice.partition_columns)
     statement = sql.SQL(
         "WITH deleted AS (DELETE FROM {} WHERE {} RETURNING {})"
         " SELECT {}, count(*) AS rows FROM deleted GROUP BY {}"
     ).format(target, predicate, returned, grouping, grouping)
-    return _render(statement), params.values
+    return render(statement), params.values
 
 
 def partition_hashes(
@@ -306,7 +221,7 @@ def partition_hashes(
         sql.Identifier(table_slice.schema, table_slice.table),
         predicate,
     )
-    return _render(statement), params.values
+    return render(statement), params.values
 
 
 def select_slice(
@@ -315,38 +230,21 @@ def select_slice(
     """SELECT ``columns`` of the slice's rows: the ``SettingParams`` setup, then the query."""
     params = SettingParams()
     statement = sql.SQL("SELECT {} FROM {} WHERE {}").format(
-        _names(columns),
+        names(columns),
         sql.Identifier(table_slice.schema, table_slice.table),
         slice_predicate(table_slice, pg_types, params),
     )
-    return params.setup(), _render(statement)
+    return params.setup(), render(statement)
 
 
 def count_rows(schema: str, table: str) -> str:
     """How many rows a table holds."""
-    return _render(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
-
-
-def create_staging_like(
-    schema: str, table: str, staging: str, temporary: bool, with_indexes: bool = True
-) -> str:
-    """A new empty table shaped like the target (temporary ones vanish at commit; a permanent one
-    takes defaults, constraints, comments… and, ``with_indexes``, the indexes too)."""
-    if temporary:
-        return _render(
-            sql.SQL("CREATE TEMPORARY TABLE {} (LIKE {} INCLUDING DEFAULTS) ON COMMIT DROP").format(
-                sql.Identifier(staging), sql.Identifier(schema, table)
-            )
-        )
-    including = "INCLUDING ALL" if with_indexes else "INCLUDING ALL EXCLUDING INDEXES"
-    return _render(
-        sql.SQL("CREATE TABLE {} (LIKE {} {})").format(
-            sql.Identifier(schema, staging), sql.Identifier(schema, table), sql.SQL(including)
-        )
-    )
+    return render(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(schema, table)))
 
 
 PREVIOUS_HASH = "previous_row_hash"
+
+
 MOVED = "moved_partition"
 
 
@@ -415,9 +313,9 @@ def upsert_from_staging(
         " RETURNING {returned}"
     ).format(
         target=target,
-        cols=_names(columns),
+        cols=names(columns),
         staging=sql.Identifier(staging),
-        key=_names(primary_key),
+        key=names(primary_key),
         assignments=sql.SQL(", ").join(
             sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
             for c in columns
@@ -426,87 +324,7 @@ def upsert_from_staging(
         hash=sql.Identifier(hash_column),
         returned=sql.SQL(", ").join(returned),
     )
-    return _render(statement)
-
-
-def swap_tables(schema: str, table: str, staging: str, retired: str) -> list[str]:
-    """Put ``staging`` in place of ``table`` and drop the old one (run inside one transaction)."""
-    return [
-        _render(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(schema, table), sql.Identifier(retired)
-            )
-        ),
-        _render(
-            sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-                sql.Identifier(schema, staging), sql.Identifier(table)
-            )
-        ),
-        _render(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, retired))),
-    ]
-
-
-def lock_exclusive(schema: str, table: str) -> str:
-    """LOCK the table (only the table itself, not a partitioned table's partitions) against
-    everyone until the transaction ends."""
-    return _render(
-        sql.SQL("LOCK TABLE ONLY {} IN ACCESS EXCLUSIVE MODE").format(sql.Identifier(schema, table))
-    )
-
-
-def partition_bound(partition: PartitionSlice, pg_type: str) -> sql.Composable:
-    """``FOR VALUES …`` of a native partition holding exactly ``partition``'s rows.
-
-    DDL takes no bind parameters, so the bounds are literals quoted by the driver
-    (``sql.Literal``), typed like the partition column.
-    """
-    if partition.window is not None:
-        low, high = window_bounds(partition.window, pg_type)
-        return sql.SQL("FOR VALUES FROM ({}) TO ({})").format(sql.Literal(low), sql.Literal(high))
-    (value,) = partition.values or ()
-    return sql.SQL("FOR VALUES IN ({})").format(sql.Literal(key_value(value, pg_type)))
-
-
-_NATIVE_PARTITION_DDL = {
-    # ATTACH builds the indexes the parent has and the child lacks.
-    "attach": "ALTER TABLE {parent} ATTACH PARTITION {child} {bound}",
-    "create": "CREATE TABLE IF NOT EXISTS {child} PARTITION OF {parent} {bound}",
-}
-
-
-def native_partition_ddl(
-    action: str, schema: str, parent: str, child: str, partition: PartitionSlice, pg_type: str
-) -> str:
-    """``attach`` table ``child`` to ``parent`` as ``partition``'s native partition, or
-    ``create`` it empty as one (unless a table of that name exists)."""
-    return _render(
-        sql.SQL(_NATIVE_PARTITION_DDL[action]).format(
-            parent=sql.Identifier(schema, parent),
-            child=sql.Identifier(schema, child),
-            bound=partition_bound(partition, pg_type),
-        )
-    )
-
-
-def detach_and_drop(schema: str, parent: str, child: str) -> list[str]:
-    """Take the native partition ``child`` out of ``parent`` and drop it."""
-    return [
-        _render(
-            sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(
-                sql.Identifier(schema, parent), sql.Identifier(schema, child)
-            )
-        ),
-        _render(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, child))),
-    ]
-
-
-def rename_table(schema: str, table: str, new_name: str) -> str:
-    """ALTER TABLE … RENAME TO (same schema)."""
-    return _render(
-        sql.SQL("ALTER TABLE {} RENAME TO {}").format(
-            sql.Identifier(schema, table), sql.Identifier(new_name)
-        )
-    )
+    return render(statement)
 
 
 def copy_partition_rows(
@@ -523,16 +341,6 @@ def copy_partition_rows(
         sql.Identifier(table_slice.schema, target),
         sql.Identifier(source),
         partition_predicate(table_slice, partition, pg_types, params),
-        cols=_names(columns),
+        cols=names(columns),
     )
-    return _render(statement), params.values
-
-
-def create_temporary_table(table: str, columns: list[Column]) -> str:
-    """A temporary table with the given columns, dropped at commit. Declared column by column,
-    not ``LIKE`` another table, so it takes no lock on any table."""
-    return _render(
-        sql.SQL("CREATE TEMPORARY TABLE {} ({}) ON COMMIT DROP").format(
-            sql.Identifier(table), sql.SQL(", ").join(_column_definitions(columns))
-        )
-    )
+    return render(statement), params.values

@@ -1,5 +1,7 @@
-"""One ADBC transaction as a ``with`` block: commit on success, roll back on any error."""
+"""ADBC transactions: one as a ``with`` block (commit on success, roll back on any error), and a
+rollback after a failure that never hides the failure."""
 
+import contextlib
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,3 +20,10 @@ def transaction(conn: adbc.Connection) -> Iterator[adbc.Cursor]:
         raise
     finally:
         cursor.close()
+
+
+def roll_back(conn: adbc.Connection) -> None:
+    """Roll back after a failure. A connection too broken to roll back is closed by the pool
+    anyway (it never goes back after an error); the error that broke it is the one to report."""
+    with contextlib.suppress(adbc.Error):
+        conn.rollback()
