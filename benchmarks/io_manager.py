@@ -37,10 +37,10 @@ from sqlalchemy.dialects.postgresql import insert
 from support import benchmark_warehouse
 
 from platform_assets.lib import settings
-from platform_assets.lib.io_manager.frames import arrow_to_frame
+from platform_assets.lib.frames import arrow_to_frame
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.io_manager.read_slice import read_slice
-from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.resource import Warehouse
 
 DAY = date(2026, 11, 1)

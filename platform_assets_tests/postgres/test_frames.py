@@ -5,7 +5,7 @@ from decimal import Decimal
 import pandas as pd
 import pyarrow as pa
 
-from platform_assets.lib.io_manager.frames import arrow_to_frame, frame_to_arrow_chunks
+from platform_assets.lib.frames import arrow_to_frame, frame_to_arrow_chunks
 
 
 def test_slices_share_the_whole_frames_types_even_where_a_slice_is_all_null() -> None:

@@ -13,7 +13,7 @@ import pytest
 from psycopg import sql
 
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
-from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import (
     fetch_all,

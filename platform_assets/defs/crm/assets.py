@@ -11,9 +11,9 @@ from platform_assets.lib.ingestion.result import (
     IngestedStream,
     no_dead_letters,
 )
-from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.sources.incremental import changed_row_chunks
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.warehouse.resource import Warehouse
 
 SOURCE = "crm.customers"

@@ -12,19 +12,14 @@ import dagster as dg
 
 from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files, read_file
 from platform_assets.lib.ingestion.result import IngestedChunk, IngestedStream
-from platform_assets.lib.ingestion.spec import (
-    DatasetSpec,
-    HttpJsonSource,
-    LandingFilesSource,
-    load_specs,
-)
+from platform_assets.lib.ingestion.spec import DatasetSpec, load_specs
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.io_manager.keys_elsewhere import keys_elsewhere_lookup
-from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.logging import run_logger
-from platform_assets.lib.sources.http_json import stream_http_json
-from platform_assets.lib.sources.landing_readers import RawBatch
+from platform_assets.lib.sources.http_json import HttpJsonSource, stream_http_json
+from platform_assets.lib.sources.landing_readers import LandingFilesSource, RawBatch
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.transient import permanent_unless_transient
 
 DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"

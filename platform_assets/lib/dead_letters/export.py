@@ -6,7 +6,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA
-from platform_assets.lib.io_manager.statements import Params
+from platform_assets.lib.tables.statements import Params
 from platform_assets.lib.warehouse.resource import Warehouse
 
 

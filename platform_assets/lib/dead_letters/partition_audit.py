@@ -20,9 +20,9 @@ from platform_assets.lib.dead_letters.side_writes import (
     TOP_RULES,
     UNRESOLVED,
 )
-from platform_assets.lib.io_manager import statements
-from platform_assets.lib.io_manager.table_preparation import table_columns
-from platform_assets.lib.io_manager.table_slice import TableSlice
+from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
 
 
 @dataclass(frozen=True)

@@ -24,10 +24,10 @@ from platform_assets.lib.dead_letters.side_writes import (
     UNRESOLVED,
 )
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
-from platform_assets.lib.io_manager import content_digests, ddl, statements
-from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
+from platform_assets.lib.tables import content_digests, ddl, statements
+from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.transactions import transaction
 
 PATCHES = "dead_letter_patches"

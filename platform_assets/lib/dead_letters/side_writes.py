@@ -19,9 +19,9 @@ from psycopg import sql
 
 from platform_assets.lib.dead_letters.spool import DeadLetterSpool
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint, FileLines
-from platform_assets.lib.io_manager.statements import Params
 from platform_assets.lib.row_hash import ContentDigest
-from platform_assets.lib.warehouse.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.statements import Params
 
 DEAD_LETTERS = "dead_letter_records"
 ACCOUNTING = "ingestion_accounting"

@@ -6,7 +6,6 @@ neighbours. The fast path is one Arrow cast of the whole column after a shape ch
 value that has the right shape but is still invalid (``2026-02-30``) is isolated by bisection.
 """
 
-import json
 import re
 
 import numpy as np
@@ -28,18 +27,6 @@ _SHAPES = {
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 POSTGRES_TYPE_KEY = b"postgres_type"
-
-
-def field_text(value: object) -> str:
-    """A source value as the text the parser reads: missing as empty, objects and lists as JSON,
-    booleans as ``true``/``false``, anything else as ``str``."""
-    if value is None:
-        return ""
-    if isinstance(value, dict | list):
-        return json.dumps(value, sort_keys=True, ensure_ascii=False)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    return str(value)
 
 
 def arrow_type(column: ColumnSpec) -> pa.DataType:

@@ -23,7 +23,7 @@ from platform_assets.lib.ingestion.result import (
     IngestedChunk,
     dead_letter_table,
 )
-from platform_assets.lib.ingestion.spec import DatasetSpec, LandingFilesSource
+from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.transform import Transform, apply_transform
 from platform_assets.lib.ingestion.validation import (
     PartitionWindow,
@@ -33,6 +33,7 @@ from platform_assets.lib.ingestion.validation import (
 )
 from platform_assets.lib.sources.landing_readers import (
     LandingFileError,
+    LandingFilesSource,
     RawBatch,
     count_data_lines,
     stream_csv,

@@ -12,11 +12,11 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
-from platform_assets.lib.ingestion.parsing import field_text
 from platform_assets.lib.ingestion.pipeline import process_batch
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.transform import Transform
 from platform_assets.lib.ingestion.validation import PartitionWindow
+from platform_assets.lib.sources.field_text import field_text
 from platform_assets.lib.sources.landing_readers import RawBatch
 
 DEAD_LETTER_SOURCE = "dead_letter"  # replayed rows are referred to by dead-letter id

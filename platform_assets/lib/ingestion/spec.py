@@ -10,14 +10,15 @@ import re
 from datetime import date
 from decimal import Decimal
 from importlib import import_module
-from pathlib import Path, PurePath
+from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
-from platform_assets.lib.sources.csv_records import DEFAULT_RECORD_LIMITS, RecordLimits
+from platform_assets.lib.sources.http_json import HttpJsonSource
+from platform_assets.lib.sources.landing_readers import LandingFilesSource
 
 ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
 WriteMode = Literal["replace_partition", "append", "upsert"]
@@ -73,67 +74,6 @@ class ColumnSpec(_Strict):
                 re.compile(self.regex)
             except re.error as error:
                 raise ValueError(f"column {self.name}: regex does not compile: {error}") from error
-        return self
-
-
-class LandingFilesSource(_Strict):
-    """Files dropped in the landing zone: one or more per day, CSV or Parquet, read in chunks.
-
-    ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the day
-    (``YYYY-MM-DD``); every matching file of the day is read, in name order. A CSV record may
-    span several lines (a quoted line break), up to ``max_record_lines`` and
-    ``max_record_bytes``; a quote still open past them makes only its own line a dead letter.
-    """
-
-    kind: Literal["landing_files"]
-    directory: str
-    pattern: str
-    format: Literal["csv", "parquet"] = "csv"
-    extra_columns: Literal["error", "ignore"] = "error"
-    max_record_bytes: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_bytes
-    max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
-
-    @model_validator(mode="after")
-    def _pattern_names_the_day(self) -> "LandingFilesSource":
-        if "{date}" not in self.pattern:
-            raise ValueError("source.pattern must contain {date}")
-        for field_name in ("directory", "pattern"):
-            value = getattr(self, field_name)
-            if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
-                raise ValueError(
-                    f"source.{field_name} {value!r} must stay inside the landing zone"
-                    " (a relative path without '..')"
-                )
-        return self
-
-    @property
-    def record_limits(self) -> RecordLimits:
-        """How far a CSV record may extend past its first line (quoted line breaks)."""
-        return RecordLimits(self.max_record_bytes, self.max_record_lines)
-
-
-class HttpJsonSource(_Strict):
-    """A paged JSON API: ``url`` (``{date}`` is the day) returns an object holding a list of
-    records at ``records_path`` and the next page's URL at ``next_path`` (null on the last page).
-
-    A bearer token, if the API needs one, comes from the environment variable ``token_env``.
-    Connection errors, 429 and 5xx are retried with exponential backoff and jitter, up to
-    ``max_attempts``; any other error status fails the run.
-    """
-
-    kind: Literal["http_json"]
-    url: str = Field(pattern=r"^https?://")
-    records_path: str = "records"
-    next_path: str = "next"
-    token_env: str | None = None
-    timeout_s: Annotated[float, Field(gt=0)] = 30
-    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
-    extra_columns: Literal["error", "ignore"] = "ignore"
-
-    @model_validator(mode="after")
-    def _url_names_the_day(self) -> "HttpJsonSource":
-        if "{date}" not in self.url:
-            raise ValueError("source.url must contain {date}")
         return self
 
 

@@ -9,12 +9,7 @@ import pyarrow as pa
 
 from platform_assets.lib.dead_letters.side_writes import WriteTally
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.io_manager import (
-    statements,
-)
-from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
 from platform_assets.lib.io_manager.partition_rows import OUTSIDE, assign_partitions
-from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.io_manager.write_request import (
     DuplicateKeyError,
     RowsOutsidePartitionError,
@@ -23,6 +18,9 @@ from platform_assets.lib.io_manager.write_request import (
 )
 from platform_assets.lib.prefetch import Prefetcher
 from platform_assets.lib.row_hash import row_hashes
+from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.table_slice import TableSlice
 
 INGEST_BATCH_ROWS = 65_536  # COPY streams batch by batch: memory stays bounded by one batch
 

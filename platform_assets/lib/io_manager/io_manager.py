@@ -35,23 +35,23 @@ from platform_assets.lib.dead_letters.side_writes import (
     DeadLetterWrite,
     SideWrite,
 )
+from platform_assets.lib.frames import arrow_to_frame, frame_to_arrow_chunks
 from platform_assets.lib.ingestion.result import (
     IngestedChunk,
     IngestedFrame,
     IngestedStream,
     no_dead_letters,
 )
-from platform_assets.lib.io_manager.bulk_load import BULK_LOAD_MIN_ROWS
-from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
-from platform_assets.lib.io_manager.frames import arrow_to_frame, frame_to_arrow_chunks
-from platform_assets.lib.io_manager.native_partitions import NATIVE_PARTITIONS_METADATA
 from platform_assets.lib.io_manager.read_slice import read_slice
 from platform_assets.lib.io_manager.table_preparation import prepare_table
-from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.io_manager.write_request import WriteMode, WriteRequest, WriteResult
 from platform_assets.lib.io_manager.write_slice import write_slice
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
+from platform_assets.lib.tables.bulk_load import BULK_LOAD_MIN_ROWS
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.native_partitions import NATIVE_PARTITIONS_METADATA
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets.lib.warehouse.transient import permanent_unless_transient, retry_transient
 

@@ -13,9 +13,9 @@ from collections.abc import Callable
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.io_manager import statements
-from platform_assets.lib.io_manager.table_preparation import table_columns
-from platform_assets.lib.io_manager.table_slice import TableSlice
+from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.resource import Warehouse
 
 

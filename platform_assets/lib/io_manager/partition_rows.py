@@ -10,7 +10,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from platform_assets.lib.io_manager.table_slice import TableSlice
+from platform_assets.lib.tables.table_slice import TableSlice
 
 OUTSIDE = -1
 _KEY_SEPARATOR = "\x1f"

@@ -3,12 +3,10 @@
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
-from platform_assets.lib.io_manager import (
-    statements,
-)
-from platform_assets.lib.io_manager.table_preparation import table_columns
-from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
+from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
 
 
 def read_slice(conn: adbc.Connection, table_slice: TableSlice, include_row_hash: bool) -> pa.Table:

@@ -2,13 +2,11 @@
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager import (
-    statements,
-)
-from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
 from platform_assets.lib.io_manager.partition_rows import assign_partitions
-from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.io_manager.write_request import partition_key, written_partitions
+from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.table_slice import TableSlice
 
 
 def delete_partitions(

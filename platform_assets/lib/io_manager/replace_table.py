@@ -4,13 +4,9 @@ import uuid
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager import (
-    bulk_load,
-    ddl,
-    statements,
-)
 from platform_assets.lib.io_manager.chunk_stream import ChunkStream, copy_stream
 from platform_assets.lib.io_manager.write_request import WriteRequest
+from platform_assets.lib.tables import bulk_load, ddl, statements
 
 
 def swap_in_new_table(cursor: adbc.Cursor, request: WriteRequest, stream: ChunkStream) -> int:

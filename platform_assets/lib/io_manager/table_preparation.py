@@ -4,26 +4,18 @@ from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager import (
+from platform_assets.lib.io_manager.write_request import BULK_LOAD_MODES, WriteMode, WriteRequest
+from platform_assets.lib.tables import (
     bulk_load,
     content_digests,
     ddl,
+    layout,
     native_partitions,
     statements,
-    table_layout,
 )
-from platform_assets.lib.io_manager.table_schema import Column, plan_evolution, postgres_type
-from platform_assets.lib.io_manager.table_slice import TableSlice
-from platform_assets.lib.io_manager.write_request import BULK_LOAD_MODES, WriteMode, WriteRequest
+from platform_assets.lib.tables.schema import Column, plan_evolution, postgres_type, table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.transactions import roll_back
-
-
-def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
-    """The table's columns in order, or an empty list if the table does not exist."""
-    cursor.execute(
-        statements.TABLE_COLUMNS, parameters=(statements.table_identifier(schema, table),)
-    )
-    return [Column(name, pg_type) for name, pg_type in cursor.fetchall()]
 
 
 @dataclass(frozen=True)
@@ -69,7 +61,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         )
         cursor.execute(ddl.create_schema(schema))
         content_digests.prepare(cursor)
-        table_layout.prepare(cursor)
+        layout.prepare(cursor)
         for side_write in request.side_writes:
             side_write.prepare(cursor)
         existing = table_columns(cursor, schema, table)
@@ -83,7 +75,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
             widened = {column.name: column for column in evolution.widenings}
             existing = [widened.get(column.name, column) for column in existing]
             table_name = statements.table_identifier(schema, table)
-            table_layout.check(
+            layout.check(
                 cursor, table_name, list(table_slice.partition_columns), request.primary_key
             )
             native = native_partitions.is_partitioned(cursor, table_name)
@@ -105,7 +97,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
                 widened=tuple(evolution.widenings),
             )
         columns = [Column(f.name, postgres_type(f)) for f in request.schema]
-        table_layout.record(
+        layout.record(
             cursor,
             statements.table_identifier(schema, table),
             list(table_slice.partition_columns),

@@ -5,14 +5,11 @@ from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager import (
-    ddl,
-    statements,
-)
 from platform_assets.lib.io_manager.chunk_stream import ChunkStream, copy_stream
 from platform_assets.lib.io_manager.partition_rows import assign_partitions
 from platform_assets.lib.io_manager.write_request import WriteRequest
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, ContentDigest
+from platform_assets.lib.tables import ddl, statements
 
 
 @dataclass(frozen=True)

@@ -17,13 +17,11 @@ from enum import StrEnum
 import pyarrow as pa
 
 from platform_assets.lib.dead_letters.side_writes import SideWrite
-from platform_assets.lib.io_manager import (
-    bulk_load,
-)
-from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
-from platform_assets.lib.io_manager.table_schema import Column
-from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
+from platform_assets.lib.tables import bulk_load
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.schema import Column
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 
 
 class WriteMode(StrEnum):

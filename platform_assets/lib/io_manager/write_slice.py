@@ -10,18 +10,10 @@ import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
 
 from platform_assets.lib.ingestion.result import IngestedChunk
-from platform_assets.lib.io_manager import (
-    bulk_load,
-    content_digests,
-    native_partitions,
-    statements,
-)
 from platform_assets.lib.io_manager.chunk_stream import ChunkStream, copy_stream, partition_bounds
-from platform_assets.lib.io_manager.content_digests import WHOLE_TABLE
 from platform_assets.lib.io_manager.replace_partition import delete_partitions
 from platform_assets.lib.io_manager.replace_table import swap_in_new_table
 from platform_assets.lib.io_manager.table_preparation import PreparedTable
-from platform_assets.lib.io_manager.table_slice import TableSlice
 from platform_assets.lib.io_manager.upsert import MergeOutcome, merge_upsert
 from platform_assets.lib.io_manager.write_request import (
     DuplicateKeyError,
@@ -33,6 +25,9 @@ from platform_assets.lib.io_manager.write_request import (
     written_partitions,
 )
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, ContentDigest
+from platform_assets.lib.tables import bulk_load, content_digests, native_partitions, statements
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.transactions import roll_back
 
 CARDINALITY_VIOLATION = "21000"  # ON CONFLICT met the same key twice in one statement

@@ -8,19 +8,46 @@ a body that is not the expected JSON fails the run with the URL named. Nothing e
 
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urljoin
 
 import numpy as np
 import pyarrow as pa
 import requests
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
 
-from platform_assets.lib.ingestion.parsing import field_text
-from platform_assets.lib.ingestion.spec import HttpJsonSource
+from platform_assets.lib.sources.field_text import field_text
 from platform_assets.lib.sources.landing_readers import LandingFileError, RawBatch, UnreadableRecord
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
+class HttpJsonSource(BaseModel):
+    """A paged JSON API: ``url`` (``{date}`` is the day) returns an object holding a list of
+    records at ``records_path`` and the next page's URL at ``next_path`` (null on the last page).
+
+    A bearer token, if the API needs one, comes from the environment variable ``token_env``.
+    Connection errors, 429 and 5xx are retried with exponential backoff and jitter, up to
+    ``max_attempts``; any other error status fails the run.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["http_json"]
+    url: str = Field(pattern=r"^https?://")
+    records_path: str = "records"
+    next_path: str = "next"
+    token_env: str | None = None
+    timeout_s: Annotated[float, Field(gt=0)] = 30
+    max_attempts: Annotated[int, Field(ge=1, le=10)] = 5
+    extra_columns: Literal["error", "ignore"] = "ignore"
+
+    @model_validator(mode="after")
+    def _url_names_the_day(self) -> "HttpJsonSource":
+        if "{date}" not in self.url:
+            raise ValueError("source.url must contain {date}")
+        return self
 
 
 class SourceUnavailableError(Exception):

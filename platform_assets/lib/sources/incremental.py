@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 from psycopg import sql
 
-from platform_assets.lib.io_manager.frames import arrow_to_frame, frame_to_arrow
+from platform_assets.lib.frames import arrow_to_frame, frame_to_arrow
 from platform_assets.lib.warehouse.resource import Warehouse
 
 BEFORE_EVERYTHING = {"updated_at": datetime(1, 1, 1, tzinfo=UTC).isoformat(), "key": -(2**63)}

@@ -14,13 +14,14 @@ import base64
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePath
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platform_assets.lib.arrow_cast import cast_isolating_failures
 from platform_assets.lib.sources.csv_records import (
@@ -34,6 +35,44 @@ from platform_assets.lib.sources.csv_records import (
 CSV_BLOCK_BYTES = 8 << 20
 PARQUET_BATCH_ROWS = 262_144
 _COUNT_BLOCK_BYTES = 1 << 20
+
+
+class LandingFilesSource(BaseModel):
+    """Files dropped in the landing zone: one or more per day, CSV or Parquet, read in chunks.
+
+    ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the day
+    (``YYYY-MM-DD``); every matching file of the day is read, in name order. A CSV record may
+    span several lines (a quoted line break), up to ``max_record_lines`` and
+    ``max_record_bytes``; a quote still open past them makes only its own line a dead letter.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["landing_files"]
+    directory: str
+    pattern: str
+    format: Literal["csv", "parquet"] = "csv"
+    extra_columns: Literal["error", "ignore"] = "error"
+    max_record_bytes: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_bytes
+    max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
+
+    @model_validator(mode="after")
+    def _pattern_names_the_day(self) -> "LandingFilesSource":
+        if "{date}" not in self.pattern:
+            raise ValueError("source.pattern must contain {date}")
+        for field_name in ("directory", "pattern"):
+            value = getattr(self, field_name)
+            if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
+                raise ValueError(
+                    f"source.{field_name} {value!r} must stay inside the landing zone"
+                    " (a relative path without '..')"
+                )
+        return self
+
+    @property
+    def record_limits(self) -> RecordLimits:
+        """How far a CSV record may extend past its first line (quoted line breaks)."""
+        return RecordLimits(self.max_record_bytes, self.max_record_lines)
 
 
 class LandingFileError(Exception):

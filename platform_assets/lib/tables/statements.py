@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from psycopg import sql
 
-from platform_assets.lib.io_manager.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 
 TABLE_COLUMNS = (
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"

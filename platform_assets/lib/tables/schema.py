@@ -11,7 +11,10 @@ error naming the column and the migration to write. A value is never altered on 
 import re
 from dataclasses import dataclass
 
+import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
+
+from platform_assets.lib.tables import statements
 
 
 class SchemaMismatchError(Exception):
@@ -145,3 +148,11 @@ def plan_evolution(existing: list[Column], frame_schema: pa.Schema, table_name: 
         if widened is not None:
             widenings.append(widened)
     return Evolution(additions, widenings)
+
+
+def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
+    """The table's columns in order, or an empty list if the table does not exist."""
+    cursor.execute(
+        statements.TABLE_COLUMNS, parameters=(statements.table_identifier(schema, table),)
+    )
+    return [Column(name, pg_type) for name, pg_type in cursor.fetchall()]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
-from platform_assets.lib.io_manager import ddl, statements
+from platform_assets.lib.tables import ddl, statements
 
 BULK_LOAD_MIN_ROWS = 100_000  # below this, maintaining the indexes costs less than the lock
 

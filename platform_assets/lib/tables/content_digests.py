@@ -16,9 +16,9 @@ next write scans again.
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
-from platform_assets.lib.io_manager.statements import Params
 from platform_assets.lib.row_hash import ContentDigest
-from platform_assets.lib.warehouse.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.statements import Params
 
 CONTENT_DIGESTS = "content_digests"
 WHOLE_TABLE = "*"  # the key of an unpartitioned table's digest

@@ -12,8 +12,8 @@ import json
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
-from platform_assets.lib.io_manager.table_schema import SchemaMismatchError
-from platform_assets.lib.warehouse.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.schema import SchemaMismatchError
 
 TABLE_LAYOUTS = "table_layouts"
 TABLE_LAYOUTS_DDL = [

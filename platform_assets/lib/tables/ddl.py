@@ -6,9 +6,9 @@ Names are quoted by psycopg's ``sql.Identifier``. DDL takes no parameters, so th
 
 from psycopg import sql
 
-from platform_assets.lib.io_manager.statements import key_value, names, render, window_bounds
-from platform_assets.lib.io_manager.table_schema import Column
-from platform_assets.lib.io_manager.table_slice import PartitionSlice
+from platform_assets.lib.tables.schema import Column
+from platform_assets.lib.tables.statements import key_value, names, render, window_bounds
+from platform_assets.lib.tables.table_slice import PartitionSlice
 
 
 def create_schema(schema: str) -> str:

@@ -26,9 +26,9 @@ from collections.abc import Callable
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager import ddl, statements
-from platform_assets.lib.io_manager.table_schema import Column
-from platform_assets.lib.io_manager.table_slice import TableSlice
+from platform_assets.lib.tables import ddl, statements
+from platform_assets.lib.tables.schema import Column
+from platform_assets.lib.tables.table_slice import TableSlice
 
 NATIVE_PARTITIONS_METADATA = "native_partitions"
 IS_PARTITIONED = "SELECT c.relkind = 'p' FROM pg_class c WHERE c.oid = to_regclass($1)"

@@ -2,7 +2,7 @@
 
 import adbc_driver_postgresql.dbapi as adbc
 
-from platform_assets.lib.io_manager.statements import ADVISORY_XACT_LOCK
+from platform_assets.lib.tables.statements import ADVISORY_XACT_LOCK
 
 PLATFORM_SCHEMA = "platform"
 
