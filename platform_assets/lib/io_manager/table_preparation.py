@@ -34,7 +34,7 @@ class PreparedTable:
     deferred_ddl: tuple[str, ...] = ()
     table_rows: float | None = None
     native: bool = False  # a Postgres-native partitioned table (see native_partitions)
-    widened: tuple[Column, ...] = ()  # columns widened safely before this write (table_schema)
+    widened: tuple[Column, ...] = ()  # columns widened safely before this write (tables.schema)
 
     def is_bulk_load(self, request: WriteRequest) -> bool:
         """Whether ``request`` loads enough rows into this existing table to rebuild its

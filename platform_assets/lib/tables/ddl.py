@@ -94,7 +94,7 @@ def add_column(schema: str, table: str, column: Column) -> str:
 
 
 def alter_column_type(schema: str, table: str, column: Column) -> str:
-    """ALTER TABLE … ALTER COLUMN … TYPE: used only for safe widenings (see ``table_schema``)."""
+    """ALTER TABLE … ALTER COLUMN … TYPE: used only for safe widenings (see ``tables.schema``)."""
     return render(
         sql.SQL("ALTER TABLE {} ALTER COLUMN {} TYPE {}").format(
             sql.Identifier(schema, table), sql.Identifier(column.name), sql.SQL(column.pg_type)

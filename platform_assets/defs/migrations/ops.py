@@ -1,0 +1,262 @@
+"""The ops of the migration job, one per step, each handing the plan to the next."""
+
+import getpass
+import json
+import time
+from dataclasses import replace
+
+import dagster as dg
+from psycopg import sql
+
+from platform_assets.defs.migrations.plan import (
+    STATE_IO_MANAGER,
+    MigrateConfig,
+    MigrationFailed,
+    MigrationPlan,
+    applying,
+)
+from platform_assets.defs.migrations.rollback import failed_checks, rolled_back_on_failure
+from platform_assets.lib.migrations.baseline import (
+    back_up_columns,
+    capture_baseline,
+    explain_rows,
+    row_count,
+)
+from platform_assets.lib.migrations.execution import (
+    BackfillProgress,
+    Timeouts,
+    run_backfill,
+    run_ddl,
+)
+from platform_assets.lib.migrations.ledger import (
+    APPLIED,
+    RUNNING,
+    MigrationRefused,
+    ensure_ledger,
+    ledger_entries,
+    next_migration,
+    record_outcome,
+    record_start,
+)
+from platform_assets.lib.migrations.lint import lint
+from platform_assets.lib.migrations.lock import MigrationLock
+from platform_assets.lib.migrations.model import Migration
+
+
+@dg.op(
+    out=dg.Out(io_manager_key=STATE_IO_MANAGER),
+    required_resource_keys={"migrations", "migration_lock"},
+)
+def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPlan:
+    """Hold the lock (the resource took it), check the ledger against the code, lint, plan."""
+    conn = context.resources.migration_lock.connection
+    with conn.transaction():
+        ensure_ledger(conn)
+    migrations: list[Migration] = context.resources.migrations
+    migration = next_migration(migrations, ledger_entries(conn), config.allow_out_of_order)
+    timeouts = Timeouts(lock_timeout_ms=config.lock_timeout_ms)
+    if migration is None:
+        context.log.info("no migration to apply: the ledger is up to date with the code")
+        return MigrationPlan(None, dry_run=not config.confirm, timeouts=timeouts)
+    if migration.backfill and (config.batch_size or config.pause_ms is not None):
+        batch = migration.backfill
+        migration = replace(
+            migration,
+            backfill=replace(
+                batch,
+                batch_size=config.batch_size or batch.batch_size,
+                pause_s=batch.pause_s if config.pause_ms is None else config.pause_ms / 1000,
+            ),
+        )
+    findings = [f for f in lint(migration) if f.rule not in config.ignore_lint_rules]
+    whole_table = sql.SQL("SELECT 1 FROM {}").format(
+        sql.Identifier(migration.schema, migration.table)
+    )
+    context.add_output_metadata(
+        {
+            "migration": migration.id,
+            "dry_run": not config.confirm,
+            "estimated_table_rows": explain_rows(conn, whole_table),
+            "estimated_backfill_rows": (
+                explain_rows(conn, migration.backfill.remaining) if migration.backfill else 0
+            ),
+            "lint_findings": dg.MetadataValue.json([f.__dict__ for f in findings]),
+            "sql": dg.MetadataValue.md(
+                "\n\n".join(f"```sql\n{s.strip()}\n```" for s in migration.statements())
+            ),
+        }
+    )
+    if findings and config.confirm:
+        raise MigrationRefused(
+            f"lint found {len(findings)} risky statement(s) in {migration.id}: "
+            f"{[f.rule for f in findings]}; fix them or list the rules in ignore_lint_rules"
+        )
+    return MigrationPlan(migration, dry_run=not config.confirm, timeouts=timeouts)
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def pre_checks(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> MigrationPlan:
+    """Refuse to start unless every pre-check of the migration passes."""
+    if plan.migration is None:
+        return plan
+    failed = failed_checks(migration_lock, plan.migration.pre_checks)
+    if failed:
+        raise MigrationRefused(f"pre-checks failed for {plan.migration.id}: {failed}")
+    context.log.info(f"pre-checks passed: {[c.description for c in plan.migration.pre_checks]}")
+    return plan
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def baseline(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> MigrationPlan:
+    """Row count, null counts and checksum of the table; on a resume, the first run's baseline."""
+    migration = plan.migration
+    if migration is None:
+        return plan
+    conn = migration_lock.connection
+    entry = ledger_entries(conn).get(migration.id)
+    if entry is not None and entry.status == RUNNING and entry.baseline:
+        context.log.info(f"resuming {migration.id} after key {entry.backfill_last_key}")
+        context.add_output_metadata(
+            {
+                "resumed_after_key": entry.backfill_last_key,
+                "batches_already_done": entry.backfill_batches,
+            }
+        )
+        return replace(
+            plan,
+            baseline=entry.baseline,
+            resume_after=entry.backfill_last_key,
+            ddl_done=frozenset(entry.ddl_done),
+        )
+    captured = capture_baseline(conn, migration.schema, migration.table, migration.key)
+    context.log.info(
+        f"baseline of {migration.schema}.{migration.table}: {captured['row_count']} rows,"
+        f" checksum {captured['checksum']}"
+    )
+    return replace(plan, baseline=captured)
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def forward(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> MigrationPlan:
+    """Record the start, back up the columns it destroys, run the forward DDL under lock_timeout."""
+    if not applying(plan):
+        return plan
+    migration = plan.migration
+    conn = migration_lock.connection
+    with conn.transaction():
+        record_start(conn, migration, context.run_id, getpass.getuser(), plan.baseline)
+    if migration.destroys_columns:
+        kept = back_up_columns(
+            conn,
+            migration.schema,
+            migration.table,
+            migration.key,
+            migration.destroys_columns,
+            migration.id,
+        )
+        context.log.info(f"backed up {migration.destroys_columns} of {kept} rows before forward")
+    with rolled_back_on_failure(context, plan, migration_lock, "forward"):
+        run_ddl(conn, migration.forward, plan.timeouts, plan.ddl_progress("forward"))
+    return plan
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def backfill(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> MigrationPlan:
+    """Keyset batches, a commit each, progress in the ledger; resumes after a crash."""
+    if not applying(plan) or plan.migration.backfill is None:
+        return plan
+
+    def on_batch(progress: BackfillProgress, seconds: float) -> None:
+        context.log.info(
+            f"backfill batch {progress.batches}: {progress.rows} rows so far,"
+            f" up to key {progress.last_key}, {seconds:.3f}s"
+        )
+
+    started = time.perf_counter()
+    with rolled_back_on_failure(context, plan, migration_lock, "backfill"):
+        progress = run_backfill(
+            migration_lock.connection,
+            plan.migration.id,
+            plan.migration.backfill,
+            plan.resume_after,
+            on_batch,
+            plan.timeouts,
+        )
+    context.add_output_metadata(
+        {
+            "batches": progress.batches,
+            "rows": progress.rows,
+            "elapsed_s": time.perf_counter() - started,
+            "median_batch_s": progress.median_batch_s,
+            "longest_batch_s": progress.longest_batch_s,
+        }
+    )
+    return plan
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def constraints(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> MigrationPlan:
+    """Constraints added NOT VALID, then validated: no long exclusive lock."""
+    if not applying(plan):
+        return plan
+    with rolled_back_on_failure(context, plan, migration_lock, "constraints"):
+        run_ddl(
+            migration_lock.connection,
+            plan.migration.constraints,
+            plan.timeouts,
+            plan.ddl_progress("constraints"),
+        )
+    return plan
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def post_validate(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> MigrationPlan:
+    """Row count against the baseline, then the migration's own checks.
+
+    Not the checksum: the application may legitimately change rows while a backfill runs. The
+    checksum is what proves a rollback restored the table.
+    """
+    if not applying(plan):
+        return plan
+    migration = plan.migration
+    conn = migration_lock.connection
+    with rolled_back_on_failure(context, plan, migration_lock, "post-validation"):
+        problems = failed_checks(migration_lock, migration.validate)
+        before, after = (
+            plan.baseline["row_count"],
+            row_count(conn, migration.schema, migration.table),
+        )
+        if after != before:
+            problems.insert(0, f"row count {before} before, {after} now")
+        if problems:
+            raise MigrationFailed(f"post-validation found: {problems}")
+    return plan
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def record(
+    context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
+) -> dg.Output[str]:
+    """Close the ledger entry as applied (a dry run records nothing)."""
+    if plan.migration is None:
+        return dg.Output("nothing to apply")
+    if plan.dry_run:
+        return dg.Output("dry run: nothing was changed", metadata={"migration": plan.migration.id})
+    conn = migration_lock.connection
+    with conn.transaction():
+        record_outcome(conn, plan.migration.id, APPLIED, "applied and validated")
+    return dg.Output(
+        f"applied {plan.migration.id}", metadata={"baseline": json.dumps(plan.baseline)}
+    )
