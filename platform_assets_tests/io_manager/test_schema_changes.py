@@ -12,7 +12,7 @@ from psycopg import sql
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all
-from platform_assets_tests.postgres.test_io_manager import partitioned_asset, run
+from platform_assets_tests.io_manager.test_io_manager import partitioned_asset, run
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
 DAY, NEXT_DAY = SAMPLE_DAYS[0], SAMPLE_DAYS[1]
