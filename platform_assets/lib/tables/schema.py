@@ -122,9 +122,8 @@ def _fit(name: str, current: str, field: pa.Field, table_name: str) -> Column | 
     raise SchemaMismatchError(
         f"{table_name}: column {name!r} is {current} in the table but {wanted} is declared;"
         " the table cannot hold every declared value exactly (a smaller scale would round) and"
-        " no safe widening applies, so changing it needs a migration (ALTER TABLE"
-        f" {table_name} ALTER COLUMN {name} TYPE {wanted}, run and verified with the migrate"
-        " job), or declare the table's type."
+        f" no safe widening applies, so changing it needs a migration that changes the column's"
+        f" type to {wanted} (run and verified with the migrate job), or declare the table's type."
     )
 
 
