@@ -20,7 +20,11 @@ from psycopg import sql
 from platform_assets.lib.dead_letters.spool import DeadLetterSpool
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA, Checkpoint, FileLines
 from platform_assets.lib.row_hash import ContentDigest
-from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA, create_platform_table
+from platform_assets.lib.tables.platform_tables import (
+    PLATFORM_SCHEMA,
+    add_column_when_missing,
+    create_platform_table,
+)
 from platform_assets.lib.tables.statements import Params
 
 DEAD_LETTERS = "dead_letter_records"
@@ -57,19 +61,7 @@ DEAD_LETTER_DDL = [
     "CREATE INDEX IF NOT EXISTS dead_letter_records_partition_idx"
     " ON platform.dead_letter_records (asset_key, partition_key, status)",
     # The physical lines of its file a dead letter covers (a record can span several lines).
-    # Added to tables from before it; checked first, since ALTER TABLE takes an exclusive lock
-    # even when IF NOT EXISTS finds the column there.
-    """
-    DO $$ BEGIN
-        IF NOT EXISTS (
-            SELECT 1 FROM pg_attribute WHERE attrelid = 'platform.dead_letter_records'::regclass
-            AND attname = 'source_lines' AND NOT attisdropped
-        ) THEN
-            ALTER TABLE platform.dead_letter_records
-                ADD COLUMN source_lines integer NOT NULL DEFAULT 1;
-        END IF;
-    END $$
-    """,
+    add_column_when_missing(DEAD_LETTERS, "source_lines", "integer NOT NULL DEFAULT 1"),
 ]
 ACCOUNTING_DDL = [
     "CREATE SCHEMA IF NOT EXISTS platform",

@@ -12,6 +12,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from platform_assets.lib.migrations.model import Migration
+from platform_assets.lib.tables.platform_tables import add_column_when_missing
 
 LEDGER_DDL = [
     "CREATE SCHEMA IF NOT EXISTS platform",
@@ -34,18 +35,7 @@ LEDGER_DDL = [
     )
     """,
     # The DDL statements done so far (``step:index``), each recorded in its own transaction.
-    # Added to ledgers from before it; checked first, since ALTER TABLE takes an exclusive lock
-    # even when IF NOT EXISTS finds the column there.
-    """
-    DO $$ BEGIN
-        IF NOT EXISTS (
-            SELECT 1 FROM pg_attribute WHERE attrelid = 'platform.migration_ledger'::regclass
-            AND attname = 'ddl_done' AND NOT attisdropped
-        ) THEN
-            ALTER TABLE platform.migration_ledger ADD COLUMN ddl_done jsonb NOT NULL DEFAULT '[]';
-        END IF;
-    END $$
-    """,
+    add_column_when_missing("migration_ledger", "ddl_done", "jsonb NOT NULL DEFAULT '[]'"),
 ]
 APPLIED = "applied"
 RUNNING = "running"

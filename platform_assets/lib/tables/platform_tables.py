@@ -1,6 +1,7 @@
 """The platform's own tables (schema ``platform``): creating them safely from any writer."""
 
 import adbc_driver_postgresql.dbapi as adbc
+from psycopg import sql
 
 from platform_assets.lib.tables.statements import ADVISORY_XACT_LOCK
 
@@ -13,3 +14,17 @@ def create_platform_table(cursor: adbc.Cursor, table: str, ddl: list[str]) -> No
     cursor.execute(ADVISORY_XACT_LOCK, parameters=(f"ddl|{PLATFORM_SCHEMA}.{table}",))
     for statement in ddl:
         cursor.execute(statement)
+
+
+def add_column_when_missing(table: str, column: str, definition: str) -> str:
+    """A statement adding ``column`` to ``platform.<table>`` (a table from before the column) only
+    when it is missing: checked first, since ALTER TABLE takes an exclusive lock on the table even
+    when ``ADD COLUMN IF NOT EXISTS`` finds the column there."""
+    alter = sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
+        sql.Identifier(PLATFORM_SCHEMA, table), sql.Identifier(column), sql.SQL(definition)
+    )
+    missing = sql.SQL(
+        "NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass"
+        " AND attname = {} AND NOT attisdropped)"
+    ).format(sql.Literal(f"{PLATFORM_SCHEMA}.{table}"), sql.Literal(column))
+    return sql.SQL("DO $$ BEGIN IF {} THEN {}; END IF; END $$").format(missing, alter).as_string()
