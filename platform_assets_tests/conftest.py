@@ -24,6 +24,7 @@ from platform_assets.lib.warehouse.resource import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSET_KEYS = {
+    "landing/orders",
     "sales/orders",
     "sales/daily_order_metrics",
     "platform/dead_letter_records",

@@ -7,6 +7,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.definitions import defs
+from platform_assets.defs.sales.automation import follow_upstream
 from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT
 
 
@@ -19,7 +20,36 @@ def test_definitions_validate() -> None:
         dg.AssetKey(["sales", "orders"])
     }
     checks = {key.to_user_string() for key in graph.asset_check_keys}
-    assert checks == {"sales/orders:rows_add_up", "sales/orders:dead_letter_ratio"}
+    assert checks == {
+        "sales/orders:rows_add_up",
+        "sales/orders:dead_letter_ratio",
+        "sales/orders:keys_valid",
+        "sales/orders:row_volume",
+        "sales/orders:column_schema_change",
+        "sales/daily_order_metrics:reconciles_with_orders",
+        "staging/customers:customer_ids_unique",
+        "staging/customers:checkpoint_not_ahead",
+    }
+
+
+def test_every_asset_that_writes_the_warehouse_is_pooled_checked_and_backfills_in_ranges() -> None:
+    graph = defs.resolve_asset_graph()
+    checked = {key.asset_key for key in graph.asset_check_keys}
+    writers = [node for node in graph.asset_nodes if node.is_materializable]
+    assert {node.key.to_user_string() for node in writers} == {
+        "sales/orders",
+        "sales/daily_order_metrics",
+        "staging/customers",
+    }
+    for node in writers:
+        assert node.key in checked, node.key
+        assert node.pools == {"warehouse"}, node.key
+        if node.is_partitioned:
+            policy = node.backfill_policy
+            assert policy is not None and policy.max_partitions_per_run == 31, node.key
+            assert node.freshness_policy is not None, node.key
+    metrics = graph.get(dg.AssetKey(["sales", "daily_order_metrics"]))
+    assert metrics.automation_condition == follow_upstream
     assert set(defs.resources) >= {"warehouse", "io_manager", "landing"}
 
 

@@ -76,3 +76,9 @@ def run_logger(context: AnyContext | dg.OpExecutionContext) -> structlog.stdlib.
         asset_key=context.asset_key.to_user_string(),
         partition=partition_label(context),
     )
+
+
+def platform_logger() -> structlog.stdlib.BoundLogger:
+    """The platform's logger outside a run (sensors, resources)."""
+    configure_logging()
+    return structlog.get_logger(LOGGER_NAME)

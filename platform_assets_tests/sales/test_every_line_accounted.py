@@ -11,8 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from platform_assets.defs.datasets.assets import SPECS_BY_NAME
 from platform_assets.defs.datasets.checks import build_dataset_checks
+from platform_assets.defs.datasets.specs import SPECS_BY_NAME
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse

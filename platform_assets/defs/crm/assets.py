@@ -4,6 +4,7 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from platform_assets.defs.pools import WAREHOUSE_POOL
 from platform_assets.lib.dead_letters.side_writes import read_checkpoint
 from platform_assets.lib.ingestion.result import (
     Checkpoint,
@@ -29,6 +30,7 @@ class IncrementalExtractConfig(dg.Config):
 
 @dg.asset(
     key=["staging", "customers"],
+    pool=WAREHOUSE_POOL,
     group_name="crm",
     kinds={"postgres", "pandas"},
     owners=["team:data-platform"],

@@ -6,53 +6,42 @@ rows, the dead letters and the partition's accounting in one transaction (see do
 """
 
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
+from platform_assets.defs.datasets.landing import landing_asset_key
+from platform_assets.defs.datasets.partitions import (
+    dataset_backfill_policy,
+    dataset_partitions,
+    dataset_table_slice,
+    partition_windows,
+)
+from platform_assets.defs.datasets.specs import DATASET_SPECS
+from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.lib.ingestion.key_tracker import KeyTracker
 from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files, read_file
 from platform_assets.lib.ingestion.result import IngestedChunk, IngestedStream
-from platform_assets.lib.ingestion.spec import DatasetSpec, load_specs
+from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.io_manager.keys_elsewhere import keys_elsewhere_lookup
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.sources.http_json import HttpJsonSource, stream_http_json
-from platform_assets.lib.sources.landing_readers import LandingFilesSource, RawBatch
+from platform_assets.lib.sources.landing_readers import (
+    LandingFileError,
+    LandingFilesSource,
+    RawBatch,
+)
 from platform_assets.lib.sources.landing_zone import LandingZone
-from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.transient import permanent_unless_transient
 
-DATASETS_DIR = Path(__file__).resolve().parents[2] / "datasets"
 # Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
 # retries a step that still failed on one, later. Every other error, in the asset as in the IO
 # manager, is raised as ``dg.Failure(allow_retries=False)`` and never retried.
 DATASET_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-
-def dataset_partitions(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
-    """The spec's daily partitions (UTC days)."""
-    return dg.DailyPartitionsDefinition(
-        start_date=spec.partitions.start.isoformat(), timezone="UTC"
-    )
-
-
-def partition_window(context: dg.AssetExecutionContext) -> PartitionWindow:
-    """The partition being processed, as the window its rows must fall in."""
-    window = context.partition_time_window
-    return PartitionWindow(context.partition_key, window.start, window.end)
-
-
-def dataset_table_slice(spec: DatasetSpec, partition_key: str) -> TableSlice:
-    """Where one partition of the dataset lives, as the IO manager writes it."""
-    window = dataset_partitions(spec).time_window_for_partition_key(partition_key)
-    return TableSlice(
-        schema="_".join(spec.asset_key[:-1]) or "public",
-        table=spec.asset_key[-1],
-        partition_columns=(spec.partition_column,),
-        partitions=(PartitionSlice(partition_key, TimeRange(window.start, window.end)),),
-    )
 
 
 def _column_schema(spec: DatasetSpec) -> dg.TableSchema:
@@ -72,7 +61,7 @@ def _column_schema(spec: DatasetSpec) -> dg.TableSchema:
 def _source_batches(
     spec: DatasetSpec, context: dg.AssetExecutionContext, window: PartitionWindow
 ) -> tuple[Callable[[], Iterator[RawBatch]], dict[str, object]]:
-    """How to read the partition's source from the start, and plain data saying what it is.
+    """How to read one partition's source from the start, and plain data saying what it is.
 
     Landing files are listed now, so a missing delivery fails before anything is written.
     """
@@ -88,18 +77,51 @@ def _source_batches(
         for path in files:
             yield from read_file(source, path, spec.column_names)
 
-    return batches, {"source_files": [{"path": str(f), "bytes": f.stat().st_size} for f in files]}
+    described = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
+    return batches, {"source_files": described}
+
+
+def _sources_of_run(
+    spec: DatasetSpec, context: dg.AssetExecutionContext, windows: list[PartitionWindow]
+) -> tuple[list[tuple[PartitionWindow, Callable[[], Iterator[RawBatch]]]], dict[str, object]]:
+    """Every partition's source, listed before anything is read: a range run missing any day's
+    delivery fails naming every missing day, not only the first."""
+    sources, described, missing = [], {}, []
+    for window in windows:
+        try:
+            batches, about = _source_batches(spec, context, window)
+        except LandingFileError as error:
+            missing.append(str(error))
+            continue
+        sources.append((window, batches))
+        for name, value in about.items():
+            described.setdefault(name, []).append(value)
+    if missing:
+        raise LandingFileError("; ".join(missing))
+    flat = {
+        name: [item for value in values for item in (value if isinstance(value, list) else [value])]
+        for name, values in described.items()
+    }
+    return sources, flat
 
 
 def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
-    """The asset a dataset spec declares."""
+    """The asset a dataset spec declares: one run loads one partition, or a range of them (a
+    backfill) in one transaction."""
     transform = spec.transform_function()
     from_files = isinstance(spec.source, LandingFilesSource)
 
     @dg.asset(
         key=spec.asset_key,
         description=spec.description,
+        deps=[landing_asset_key(spec)] if from_files else [],
         partitions_def=dataset_partitions(spec),
+        backfill_policy=dataset_backfill_policy(spec),
+        pool=WAREHOUSE_POOL,
+        freshness_policy=dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=spec.freshness.fail_after_hours),
+            warn_window=timedelta(hours=spec.freshness.warn_after_hours),
+        ),
         group_name=spec.group,
         owners=spec.owners,
         kinds={"postgres", spec.source.format if from_files else "json"},
@@ -110,25 +132,30 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             "primary_key": spec.primary_key,
             "write_mode": spec.write_mode,
             "dataset": spec.name,
-            "declared_columns": dg.MetadataValue.table_schema(_column_schema(spec)),
+            "dagster/column_schema": dg.MetadataValue.table_schema(_column_schema(spec)),
         },
     )
     def dataset(context: dg.AssetExecutionContext) -> dg.Output[IngestedStream]:
-        """The partition's source data, streamed through the spec's validation into the
-        warehouse with its dead letters and accounting."""
-        window = partition_window(context)
-        with permanent_unless_transient(f"dataset {spec.name} partition {window.key}"):
-            batches, described = _source_batches(spec, context, window)
+        """The run's partitions of source data, streamed through the spec's validation into the
+        warehouse with their dead letters and accounting."""
+        windows = partition_windows(spec, context.partition_keys)
+        what = f"dataset {spec.name} partitions {windows[0].key}..{windows[-1].key}"
+        with permanent_unless_transient(what):
+            sources, described = _sources_of_run(spec, context, windows)
             run_logger(context).info("dataset_source", dataset=spec.name, **described)
 
         def read_chunks() -> Iterator[IngestedChunk]:
             # Looked up afresh on every (re)read: a retried write sees what committed since.
             keys_elsewhere = keys_elsewhere_lookup(
                 context.resources.warehouse,
-                dataset_table_slice(spec, window.key),
+                dataset_table_slice(spec, context.partition_keys),
                 spec.primary_key,
             )
-            return ingest_partition(spec, batches(), window, transform, keys_elsewhere)
+            taken = KeyTracker(spec.primary_key)
+            for window, batches in sources:
+                yield from ingest_partition(
+                    spec, batches(), window, transform, keys_elsewhere, keys=taken
+                )
 
         metadata = {
             name: dg.MetadataValue.json(value) if isinstance(value, list) else value
@@ -137,18 +164,6 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         return dg.Output(IngestedStream(read_chunks), metadata=metadata)
 
     return dataset
-
-
-DATASET_SPECS = load_specs(DATASETS_DIR)
-SPECS_BY_NAME = {spec.name: spec for spec in DATASET_SPECS}
-
-
-def spec_named(name: str) -> DatasetSpec:
-    """The declared dataset called ``name``; a run given an unknown one fails saying which exist."""
-    spec = SPECS_BY_NAME.get(name)
-    if spec is None:
-        raise dg.Failure(f"unknown dataset {name!r}; known: {sorted(SPECS_BY_NAME)}")
-    return spec
 
 
 dataset_assets = [build_dataset_asset(spec) for spec in DATASET_SPECS]

@@ -1,17 +1,27 @@
-"""Asset checks every declared dataset gets: its partitions add up, and few rows are rejected."""
+"""Asset checks every declared dataset gets, evaluated per partition (range runs included).
+
+- ``rows_add_up`` (blocking): every row read is loaded or dead-lettered, and the tables agree.
+- ``dead_letter_ratio`` (blocking past the error budget): few rows rejected.
+- ``keys_valid`` (blocking): no repeated and no missing primary key among the stored rows.
+- ``row_volume``: the row count against the median of the trailing partitions (WARN / ERROR).
+- column schema changes between loads (Dagster's own check, fed by the IO manager's schema).
+"""
+
+from collections.abc import Callable, Iterator
 
 import dagster as dg
 
-from platform_assets.defs.datasets.assets import dataset_partitions, dataset_table_slice
+from platform_assets.defs.datasets.partitions import dataset_partitions, dataset_table_slice
+from platform_assets.defs.partitioned_checks import evaluate_each_partition
 from platform_assets.lib.dead_letters.partition_audit import PartitionAudit, audit_partition
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.quality.volume import judge_volume
+from platform_assets.lib.tables.partition_profile import key_faults, partition_row_counts
 from platform_assets.lib.warehouse.resource import Warehouse
 
 
-def _audit(
-    context: dg.AssetCheckExecutionContext, spec: DatasetSpec, warehouse: Warehouse
-) -> PartitionAudit:
-    table_slice = dataset_table_slice(spec, context.partition_key)
+def _audit(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> PartitionAudit:
+    table_slice = dataset_table_slice(spec, [partition_key])
     with warehouse.bulk_connection() as conn:
         return audit_partition(conn, "/".join(spec.asset_key), table_slice)
 
@@ -42,60 +52,170 @@ def _figures(audit: PartitionAudit) -> dict[str, object]:
     return figures
 
 
-def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
-    """The checks of one dataset, per partition."""
+def _trailing_keys(spec: DatasetSpec, partition_key: str) -> list[str]:
+    """The keys of up to ``volume.trailing_partitions`` partitions before ``partition_key``."""
     partitions_def = dataset_partitions(spec)
+    start = partitions_def.time_window_for_partition_key(partition_key).start
+    keys = []
+    for _ in range(spec.volume.trailing_partitions):
+        previous = partitions_def.get_prev_partition_window(start)
+        if previous is None:
+            break
+        keys.append(previous.start.strftime(partitions_def.fmt))
+        start = previous.start
+    return keys
+
+
+def rows_add_up(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
+    """Fails if anything read is unaccounted for, or the stored rows disagree."""
+    audit = _audit(spec, warehouse, partition_key)
+    return dg.AssetCheckResult(passed=audit.adds_up, metadata=_figures(audit))
+
+
+def dead_letter_ratio(
+    spec: DatasetSpec, warehouse: Warehouse, partition_key: str
+) -> dg.AssetCheckResult:
+    """Warns when the source sends more bad rows than ``max_dead_letter_ratio``; errs, and
+    blocks downstream, past the error budget ``fail_dead_letter_ratio``."""
+    audit = _audit(spec, warehouse, partition_key)
+    over_budget = audit.dead_letter_ratio > spec.fail_dead_letter_ratio
+    return dg.AssetCheckResult(
+        passed=audit.dead_letter_ratio <= spec.max_dead_letter_ratio,
+        severity=dg.AssetCheckSeverity.ERROR if over_budget else dg.AssetCheckSeverity.WARN,
+        description=(
+            f"{audit.rows_dead_lettered or 0} of {audit.rows_read or 0} rows dead-lettered"
+            f" ({audit.dead_letter_ratio:.1%})"
+        ),
+        metadata={
+            **_figures(audit),
+            "max_dead_letter_ratio": spec.max_dead_letter_ratio,
+            "fail_dead_letter_ratio": spec.fail_dead_letter_ratio,
+            "top_rules_broken": dg.MetadataValue.json(audit.top_rules_broken),
+        },
+    )
+
+
+def keys_valid(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
+    """Fails if a stored row of the partition repeats another's primary key or lacks one."""
+    with warehouse.bulk_connection() as conn:
+        faults = key_faults(conn, dataset_table_slice(spec, [partition_key]), spec.primary_key)
+    return dg.AssetCheckResult(
+        passed=faults.clean,
+        description=(
+            f"{faults.repeated_key_rows} row(s) share a key, {faults.null_key_rows} lack one,"
+            f" of {faults.rows}"
+        ),
+        metadata={
+            "rows": faults.rows,
+            "repeated_key_rows": faults.repeated_key_rows,
+            "null_key_rows": faults.null_key_rows,
+            "primary_key": dg.MetadataValue.json(spec.primary_key),
+        },
+    )
+
+
+def row_volume(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
+    """Warns, or errs, when the partition's row count strays from the trailing median."""
+    trailing = _trailing_keys(spec, partition_key)
+    with warehouse.bulk_connection() as conn:
+        counts = partition_row_counts(conn, dataset_table_slice(spec, [partition_key, *trailing]))
+    volume = spec.volume
+    verdict = judge_volume(
+        counts[partition_key],
+        [counts[key] for key in trailing],
+        volume.min_history,
+        volume.warn_deviation,
+        volume.error_deviation,
+    )
+    described = (
+        f"{verdict.rows} rows; too little history ({verdict.history} partitions with rows)"
+        if verdict.baseline is None
+        else f"{verdict.rows} rows against a trailing median of {verdict.baseline:g}"
+        f" ({verdict.deviation:.0%} off)"
+    )
+    return dg.AssetCheckResult(
+        passed=verdict.outcome in ("ok", "unknown"),
+        severity=(
+            dg.AssetCheckSeverity.ERROR
+            if verdict.outcome == "error"
+            else dg.AssetCheckSeverity.WARN
+        ),
+        description=described,
+        metadata={
+            "rows": verdict.rows,
+            "trailing_median": verdict.baseline,
+            "deviation": verdict.deviation,
+            "history_partitions": verdict.history,
+            "warn_deviation": volume.warn_deviation,
+            "error_deviation": volume.error_deviation,
+        },
+    )
+
+
+# Each check: how it evaluates a partition, whether it blocks, its description (a template of
+# the spec).
+_CHECKS = (
+    (
+        rows_add_up,
+        True,
+        "Rows read = loaded + dead-lettered for the partition, the table holds exactly the loaded"
+        " rows and the dead-letter queue exactly the unresolved ones; each landing file's data"
+        " lines (counted from its bytes) = the lines of its loaded rows + the lines of its stored"
+        " dead letters.",
+    ),
+    (
+        dead_letter_ratio,
+        True,
+        "At most {spec.max_dead_letter_ratio:.1%} of a partition's rows dead-lettered (a warning"
+        " above); above {spec.fail_dead_letter_ratio:.1%} it is an error that stops downstream"
+        " assets.",
+    ),
+    (
+        keys_valid,
+        True,
+        "No two stored rows of the partition share a primary key, and none lacks one (counted in"
+        " the database).",
+    ),
+    (
+        row_volume,
+        False,
+        "The partition's row count against the median of the trailing partitions with rows: a"
+        " warning {spec.volume.warn_deviation:.0%} off it, an error"
+        " {spec.volume.error_deviation:.0%} off. Not blocking: an unusual day needs a person,"
+        " not a halt.",
+    ),
+)
+
+
+def _partitioned_check(
+    spec: DatasetSpec,
+    evaluate: Callable[[DatasetSpec, Warehouse, str], dg.AssetCheckResult],
+    blocking: bool,
+    description: str,
+) -> dg.AssetChecksDefinition:
+    check_key = dg.AssetCheckKey(dg.AssetKey(spec.asset_key), evaluate.__name__)
 
     @dg.asset_check(
-        asset=dg.AssetKey(spec.asset_key),
-        name="rows_add_up",
-        partitions_def=partitions_def,
-        blocking=True,
-        description=(
-            "Rows read = loaded + dead-lettered for the partition, the table holds exactly the"
-            " loaded rows and the dead-letter queue exactly the unresolved ones; each landing"
-            " file's data lines (counted from its bytes) = the lines of its loaded rows + the"
-            " lines of its stored dead letters."
-        ),
+        asset=check_key.asset_key,
+        name=check_key.name,
+        partitions_def=dataset_partitions(spec),
+        blocking=blocking,
+        description=description.format(spec=spec),
     )
-    def rows_add_up(
+    def check(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-    ) -> dg.AssetCheckResult:
-        """Fails if anything read is unaccounted for, or the stored rows disagree."""
-        audit = _audit(context, spec, warehouse)
-        return dg.AssetCheckResult(passed=audit.adds_up, metadata=_figures(audit))
-
-    @dg.asset_check(
-        asset=dg.AssetKey(spec.asset_key),
-        name="dead_letter_ratio",
-        partitions_def=partitions_def,
-        blocking=True,
-        description=(
-            f"At most {spec.max_dead_letter_ratio:.1%} of a partition's rows dead-lettered (a"
-            f" warning above); above {spec.fail_dead_letter_ratio:.1%} it is an error that"
-            " stops downstream assets."
-        ),
-    )
-    def dead_letter_ratio(
-        context: dg.AssetCheckExecutionContext, warehouse: Warehouse
-    ) -> dg.AssetCheckResult:
-        """Warns when the source sends more bad rows than ``max_dead_letter_ratio``; fails, and
-        blocks downstream, past the error budget ``fail_dead_letter_ratio``."""
-        audit = _audit(context, spec, warehouse)
-        over_budget = audit.dead_letter_ratio > spec.fail_dead_letter_ratio
-        return dg.AssetCheckResult(
-            passed=audit.dead_letter_ratio <= spec.max_dead_letter_ratio,
-            severity=dg.AssetCheckSeverity.ERROR if over_budget else dg.AssetCheckSeverity.WARN,
-            description=(
-                f"{audit.rows_dead_lettered or 0} of {audit.rows_read or 0} rows dead-lettered"
-                f" ({audit.dead_letter_ratio:.1%})"
-            ),
-            metadata={
-                **_figures(audit),
-                "max_dead_letter_ratio": spec.max_dead_letter_ratio,
-                "fail_dead_letter_ratio": spec.fail_dead_letter_ratio,
-                "top_rules_broken": dg.MetadataValue.json(audit.top_rules_broken),
-            },
+    ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
+        """Evaluates each partition of the run (see the module docstring)."""
+        yield from evaluate_each_partition(
+            context, check_key, blocking, lambda key: evaluate(spec, warehouse, key)
         )
 
-    return [rows_add_up, dead_letter_ratio]
+    return check
+
+
+def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
+    """The checks of one dataset: per partition, and its column schema between loads."""
+    return [
+        *(_partitioned_check(spec, evaluate, *about) for evaluate, *about in _CHECKS),
+        *dg.build_column_schema_change_checks(assets=[dg.AssetKey(spec.asset_key)]),
+    ]

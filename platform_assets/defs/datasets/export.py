@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
-from platform_assets.defs.datasets.assets import SPECS_BY_NAME, spec_named
+from platform_assets.defs.datasets.specs import dataset_field, spec_named
 from platform_assets.lib import settings
 from platform_assets.lib.dead_letters.export import export_dead_letters
 from platform_assets.lib.warehouse.resource import Warehouse
@@ -15,7 +15,7 @@ from platform_assets.lib.warehouse.resource import Warehouse
 class ExportConfig(dg.Config):
     """Which dead letters to export, and where to (default: under the data directory)."""
 
-    dataset: str = Field(description=f"One of {sorted(SPECS_BY_NAME)}")
+    dataset: str = dataset_field()
     partition_key: str | None = None
     status: str | None = Field(default="new", description="None: every status")
     path: str | None = Field(default=None, description="Default: <data dir>/exports/...")

@@ -7,10 +7,13 @@ that gained rows get a new materialisation event, so their downstream shows as s
 
 from collections.abc import Iterator
 
+import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 from pydantic import Field, field_validator
 
-from platform_assets.defs.datasets.assets import SPECS_BY_NAME, dataset_table_slice, spec_named
+from platform_assets.defs.datasets.partitions import dataset_table_slice
+from platform_assets.defs.datasets.specs import dataset_field, spec_named
+from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
     Patch,
     ReplayError,
@@ -20,8 +23,12 @@ from platform_assets.lib.dead_letters.replay_store import (
 )
 from platform_assets.lib.dead_letters.side_writes import UNRESOLVED
 from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated, revalidate
+from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
+from platform_assets.lib.io_manager.io_manager import column_schema
 from platform_assets.lib.logging import run_logger
+from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.resource import Warehouse
 
 
@@ -37,7 +44,7 @@ class PatchConfig(dg.Config):
 class ReplayConfig(dg.Config):
     """Which dead letters to replay, and the patches to apply first."""
 
-    dataset: str = Field(description=f"One of {sorted(SPECS_BY_NAME)}")
+    dataset: str = dataset_field()
     partitions: list[str] = Field(default_factory=list, description="Empty: every partition")
     statuses: list[str] = Field(default=list(UNRESOLVED), description=f"Any of {list(UNRESOLVED)}")
 
@@ -52,10 +59,21 @@ class ReplayConfig(dg.Config):
     patches: list[PatchConfig] = Field(default_factory=list)
 
 
+def _stored_schema(
+    conn: adbc.Connection, spec: DatasetSpec, table_slice: TableSlice
+) -> dg.TableSchema:
+    cursor = conn.cursor()
+    try:
+        columns = table_columns(cursor, table_slice.schema, table_slice.table)
+    finally:
+        cursor.close()
+    return column_schema(columns, {c.name: c.description for c in spec.columns if c.description})
+
+
 @dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"})
 def replay_dead_letters(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
-) -> Iterator[dg.AssetMaterialization | dg.Output]:
+) -> Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.Output]:
     """Record the patches, then per partition: lock its queued dead letters, revalidate them with
     the current spec and code, load the rows that pass, and resolve or re-queue each letter."""
     spec = spec_named(config.dataset)
@@ -72,7 +90,7 @@ def replay_dead_letters(
         keys = queued_partitions(conn, asset_key, config.partitions, list(config.statuses))
         outcomes = []
         for key in keys:
-            table_slice = dataset_table_slice(spec, key)
+            table_slice = dataset_table_slice(spec, [key])
             window = table_slice.partitions[0].window
             assert window is not None
             partition = PartitionWindow(key, window.start, window.end)
@@ -107,8 +125,12 @@ def replay_dead_letters(
                     metadata={
                         "rows_replayed_in": outcome.resolved,
                         "replay_run_id": context.run_id,
+                        # as every write records it, so the schema-change check compares alike
+                        "dagster/column_schema": _stored_schema(conn, spec, table_slice),
                     },
                 )
+    with warehouse.connection() as conn:
+        yield dead_letter_observation(conn, asset_key)
     summary = {
         "replayed": sum(o.replayed for o in outcomes),
         "resolved": sum(o.resolved for o in outcomes),

@@ -6,7 +6,7 @@ have no materialisation function of their own.
 
 import dagster as dg
 
-from platform_assets.defs.datasets.assets import DATASET_SPECS
+from platform_assets.defs.datasets.specs import DATASET_SPECS
 
 # Every declared dataset, and the Python assets that return ingestion results.
 INGESTING_ASSETS = [
@@ -21,6 +21,8 @@ dead_letter_records = dg.AssetSpec(
         "Every row an ingestion asset could not load, with its raw payload, file and line, stage,"
         " error and status (new, replaying, resolved, discarded). Written in the same transaction"
         " as the partition's good rows; re-running a partition replaces its unresolved rows."
+        " Observed after every load, replay and discard: letters per dataset and status (plotted),"
+        " per partition, the rules broken most and a sample with the ids to patch or discard."
     ),
     group_name="platform",
     kinds={"postgres"},

@@ -51,3 +51,9 @@ def daily_metrics(orders: pd.DataFrame, day: date) -> pd.DataFrame:
             "distinct_customers": "Int64",
         }
     )
+
+
+def metrics_by_day(orders: pd.DataFrame, days: list[date]) -> pd.DataFrame:
+    """``daily_metrics`` for each of ``days`` (a range run), from orders of those days."""
+    frames = [daily_metrics(orders[orders["order_date"] == day], day) for day in days]
+    return pd.concat(frames, ignore_index=True)

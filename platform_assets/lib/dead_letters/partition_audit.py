@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
+from platform_assets.lib.dead_letters.queue_summary import FAILURES_OF_LETTER, RULE_BROKEN
 from platform_assets.lib.dead_letters.side_writes import (
     ACCOUNTING,
     DEAD_LETTERS,
@@ -57,14 +58,15 @@ class PartitionAudit:
     unresolved_dead_letters: int
     files: list[FileLinesAudit] = field(default_factory=list)
     top_rules_broken: dict[str, int] = field(default_factory=dict)
+    rows_discarded: int = 0
 
     @property
     def adds_up(self) -> bool:
-        """Recorded, read = loaded + dead-lettered, both match what is stored, and every landing
-        file's lines are accounted for."""
+        """Recorded, read = loaded + dead-lettered + discarded, both match what is stored, and
+        every landing file's lines are accounted for."""
         return (
             self.rows_read is not None
-            and self.rows_read == self.rows_loaded + self.rows_dead_lettered  # type: ignore[operator]
+            and self.rows_read == self.rows_loaded + self.rows_dead_lettered + self.rows_discarded  # type: ignore[operator]
             and self.rows_loaded == self.rows_in_table
             and self.rows_dead_lettered == self.unresolved_dead_letters
             and all(file.adds_up for file in self.files)
@@ -101,11 +103,13 @@ def audit_partition(
                 sql.Identifier(table_slice.schema, table_slice.table), predicate
             )
             rows_in_table = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
-        accounting, unresolved, top_rules = (None, None, None), 0, {}
+        accounting, unresolved, top_rules = (None, None, None, 0), 0, {}
         if _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{ACCOUNTING}"]):
             cursor.execute(
                 sql.SQL(
-                    "SELECT rows_read, rows_loaded, rows_dead_lettered FROM {}"
+                    # rows_discarded read by name so a table from before discards still reads
+                    "SELECT rows_read, rows_loaded, rows_dead_lettered,"
+                    " coalesce((to_jsonb(a)->>'rows_discarded')::bigint, 0) FROM {} a"
                     " WHERE asset_key = $1 AND partition_key = $2"
                 )
                 .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
@@ -130,8 +134,10 @@ def audit_partition(
     finally:
         cursor.close()
         conn.rollback()
-    read, loaded, dead = (None if v is None else int(v) for v in accounting)
-    return PartitionAudit(read, loaded, dead, rows_in_table, unresolved, files, top_rules)
+    read, loaded, dead, discarded = (None if v is None else int(v) for v in accounting)
+    return PartitionAudit(
+        read, loaded, dead, rows_in_table, unresolved, files, top_rules, discarded or 0
+    )
 
 
 def _top_rules(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> dict[str, int]:
@@ -139,14 +145,13 @@ def _top_rules(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> dict[
     error class of a record that could not be read), with how many letters break each."""
     params = statements.Params()
     query = sql.SQL(
-        "SELECT coalesce((f->>'column') || ':' || (f->>'check'), f->>'check', d.error_class),"
-        " count(*) FROM {} d LEFT JOIN LATERAL jsonb_array_elements("
-        "  CASE WHEN jsonb_typeof(d.error_detail->'failures') = 'array'"
-        "  THEN d.error_detail->'failures' ELSE '[]'::jsonb END) f ON true"
+        "SELECT {}, count(*) FROM {} d {}"
         " WHERE d.asset_key = {} AND d.partition_key = {} AND d.status IN ({})"
         " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {}"
     ).format(
+        RULE_BROKEN,
         sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+        FAILURES_OF_LETTER,
         params.add(asset_key),
         params.add(partition_key),
         sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),

@@ -24,6 +24,7 @@ from platform_assets.lib.tables.platform_tables import (
     PLATFORM_SCHEMA,
     add_column_when_missing,
     create_platform_table,
+    replace_check_when_missing,
 )
 from platform_assets.lib.tables.statements import Params
 
@@ -74,10 +75,20 @@ ACCOUNTING_DDL = [
         rows_dead_lettered bigint NOT NULL,
         run_id text NOT NULL,
         written_at timestamptz NOT NULL DEFAULT now(),
+        rows_discarded bigint NOT NULL DEFAULT 0,
         PRIMARY KEY (asset_key, partition_key),
-        CHECK (rows_read = rows_loaded + rows_dead_lettered)
+        CONSTRAINT ingestion_accounting_adds_up
+            CHECK (rows_read = rows_loaded + rows_dead_lettered + rows_discarded)
     )
     """,
+    # Tables from before discards: the column, and the check counting it instead of the old one.
+    add_column_when_missing(ACCOUNTING, "rows_discarded", "bigint NOT NULL DEFAULT 0"),
+    replace_check_when_missing(
+        ACCOUNTING,
+        "ingestion_accounting_check",
+        "ingestion_accounting_adds_up",
+        "rows_read = rows_loaded + rows_dead_lettered + rows_discarded",
+    ),
     """
     CREATE TABLE IF NOT EXISTS platform.ingestion_file_lines (
         asset_key text NOT NULL,
@@ -241,7 +252,7 @@ class AccountingWrite:
                     " rows_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6)"
                     " ON CONFLICT (asset_key, partition_key) DO UPDATE SET"
                     " rows_read = excluded.rows_read, rows_loaded = excluded.rows_loaded,"
-                    " rows_dead_lettered = excluded.rows_dead_lettered,"
+                    " rows_dead_lettered = excluded.rows_dead_lettered, rows_discarded = 0,"
                     " run_id = excluded.run_id, written_at = now()"
                 )
                 .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))

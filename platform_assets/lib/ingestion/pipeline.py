@@ -1,11 +1,11 @@
 """A declared dataset's partition, from its source (files or an API) to chunks and dead letters.
 
 Each chunk read flows one way: parse (unreadable records) → validate (types and rules, partition
-window) → transform (the spec's optional function) → unique keys (across the whole partition).
-A row failing any stage becomes a dead letter of that stage, with its raw fields untouched; the
-rest are typed rows ready for the IO manager. Rows read = loaded + dead-lettered per chunk, and for
-a landing file, its data lines (counted from its bytes) = the lines its loaded rows and its dead
-letters span.
+window) → transform (the spec's optional function) → unique keys (across the whole load: one
+partition, or every partition of a range run). A row failing any stage becomes a dead letter of
+that stage, with its raw fields untouched; the rest are typed rows ready for the IO manager. Rows
+read = loaded + dead-lettered per chunk, and for a landing file, its data lines (counted from its
+bytes) = the lines its loaded rows and its dead letters span.
 """
 
 from collections import Counter
@@ -179,7 +179,7 @@ def process_batch(
         rule = RuleBroken(
             ",".join(spec.primary_key),
             "unique",
-            f"primary key {spec.primary_key} repeats an earlier row of the partition",
+            f"primary key {spec.primary_key} repeats an earlier row of this load",
             repeated,
         )
         letters += _letters("validate", "DuplicateKey", repeated, in_play, raw, [rule], window.key)
@@ -244,9 +244,14 @@ def ingest_partition(
     window: PartitionWindow,
     transform: Transform | None = None,
     keys_elsewhere: KeysElsewhere | None = None,
+    keys: KeyTracker | None = None,
 ) -> Iterator[IngestedChunk]:
-    """Every chunk of the partition, at least one (an empty partition gives one empty chunk)."""
-    keys = KeyTracker(spec.primary_key)
+    """Every chunk of the partition, at least one (an empty partition gives one empty chunk).
+
+    ``keys`` carries the keys already taken by earlier partitions of the same run (a range run
+    writes them all in one transaction, so a key may appear in only one of them).
+    """
+    keys = keys if keys is not None else KeyTracker(spec.primary_key)
     emitted = False
     for raw in batches:
         yield ingest_batch(spec, raw, window, keys, transform, keys_elsewhere)

@@ -12,8 +12,10 @@ from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
+from dagster._utils.schedules import is_valid_cron_string
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
@@ -78,9 +80,61 @@ class ColumnSpec(_Strict):
 
 
 class DailyPartitions(_Strict):
-    """One partition per UTC day from ``start``."""
+    """One partition per UTC day from ``start``; a backfill loads at most
+    ``max_partitions_per_run`` days in one run (one transaction), so a month is one run."""
 
     start: date
+    max_partitions_per_run: Annotated[int, Field(ge=1, le=366)] = 31
+
+
+class ScheduleSpec(_Strict):
+    """When the dataset's load job loads the previous day: a cron in an explicit time zone, and
+    whether the schedule runs from the start (else it is turned on in the UI)."""
+
+    cron: str
+    timezone: str = "UTC"
+    running: bool = True
+
+    @model_validator(mode="after")
+    def _valid(self) -> "ScheduleSpec":
+        if not is_valid_cron_string(self.cron):  # exactly what a Dagster schedule accepts
+            raise ValueError(f"schedule.cron {self.cron!r} is not a valid cron expression")
+        try:
+            ZoneInfo(self.timezone)
+        except (ZoneInfoNotFoundError, ValueError) as error:
+            raise ValueError(f"schedule.timezone {self.timezone!r} is not a known zone") from error
+        return self
+
+
+class FreshnessSpec(_Strict):
+    """How old the newest load may grow before the UI warns, and before it fails."""
+
+    warn_after_hours: Annotated[float, Field(gt=0)] = 28
+    fail_after_hours: Annotated[float, Field(gt=0)] = 36
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "FreshnessSpec":
+        if self.warn_after_hours >= self.fail_after_hours:
+            raise ValueError("freshness.warn_after_hours must be less than fail_after_hours")
+        return self
+
+
+class VolumeSpec(_Strict):
+    """How far a partition's row count may stray from the median of the trailing partitions
+    (as a share of that median) before the volume check warns, and before it errs."""
+
+    trailing_partitions: Annotated[int, Field(ge=1, le=90)] = 7
+    min_history: Annotated[int, Field(ge=1)] = 3
+    warn_deviation: Annotated[float, Field(gt=0)] = 0.5
+    error_deviation: Annotated[float, Field(gt=0)] = 0.9
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "VolumeSpec":
+        if self.warn_deviation > self.error_deviation:
+            raise ValueError("volume.warn_deviation must not exceed error_deviation")
+        if self.min_history > self.trailing_partitions:
+            raise ValueError("volume.min_history must not exceed trailing_partitions")
+        return self
 
 
 class DatasetSpec(_Strict):
@@ -100,6 +154,10 @@ class DatasetSpec(_Strict):
     transform: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     max_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
     fail_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.5
+    schedule: ScheduleSpec | None = None
+    freshness: FreshnessSpec = FreshnessSpec()
+    volume: VolumeSpec = VolumeSpec()
+    dead_letter_alert_threshold: Annotated[int, Field(ge=1)] = 100
 
     @model_validator(mode="after")
     def _names_exist(self) -> "DatasetSpec":

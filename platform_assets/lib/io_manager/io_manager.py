@@ -28,6 +28,7 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
+from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.side_writes import (
     TOP_RULES,
     AccountingWrite,
@@ -51,6 +52,7 @@ from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 from platform_assets.lib.tables.bulk_load import BULK_LOAD_MIN_ROWS
 from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.tables.native_partitions import NATIVE_PARTITIONS_METADATA
+from platform_assets.lib.tables.schema import Column
 from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets.lib.warehouse.transient import permanent_unless_transient, retry_transient
@@ -94,6 +96,23 @@ def _prepend(first: IngestedChunk, rest: Iterator[IngestedChunk]) -> Iterator[In
     del first
     yield held.pop()
     yield from rest
+
+
+def column_schema(columns: list[Column], descriptions: Mapping[str, str]) -> dg.TableSchema:
+    """The stored columns as Dagster's column schema, with the declared descriptions."""
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(c.name, c.pg_type, description=descriptions.get(c.name)) for c in columns
+        ]
+    )
+
+
+def column_descriptions(metadata: Mapping[str, Any]) -> dict[str, str]:
+    """``{column: description}`` from the asset's declared ``dagster/column_schema``, if any."""
+    declared = metadata.get("dagster/column_schema")
+    schema = getattr(declared, "schema", declared)
+    columns = schema.columns if isinstance(schema, dg.TableSchema) else []
+    return {column.name: column.description for column in columns if column.description}
 
 
 def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
@@ -239,6 +258,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             result = retry_transient(write, self.transient_attempts, log)
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
         self._report(context, table_slice, mode, result, accounting)
+        if accounting:
+            with self.warehouse.connection() as conn:
+                context.log_event(dead_letter_observation(conn, context.asset_key.to_user_string()))
         for side_write in side_writes:
             if isinstance(side_write, CheckpointWrite) and side_write.written is not None:
                 context.add_output_metadata(
@@ -276,13 +298,15 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         accounting: list[AccountingWrite],
     ) -> None:
         """Log and record each partition's own figures (right in range runs too), and the
-        DataVersion: the same content gives the same version, so downstream does not go stale."""
+        DataVersion: the same content gives the same version, so downstream does not go stale.
+
+        The stored column schema keeps the descriptions the asset declares for its columns.
+        """
+        described = column_descriptions(context.definition_metadata)
         context.add_output_metadata(
             {
                 "dagster/table_name": table_slice.qualified_name,
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(c.name, c.pg_type) for c in result.columns]
-                ),
+                "dagster/column_schema": column_schema(result.columns, described),
                 "write_mode": mode.value,
                 "content_version": result.content_version,
             }

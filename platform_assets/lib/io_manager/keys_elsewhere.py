@@ -23,12 +23,12 @@ def keys_elsewhere_lookup(
     warehouse: Warehouse, table_slice: TableSlice, primary_key: list[str]
 ) -> Callable[[pa.Table], dict[int, str]]:
     """A function giving, for a chunk's rows, ``{row index: partition holding its key}`` for
-    each row whose primary key the table already holds outside ``table_slice``'s partition.
+    each row whose primary key the table already holds outside ``table_slice``'s partitions
+    (one, or the several of a range run).
 
-    Nothing is looked up while the table does not exist or holds no row outside the partition
+    Nothing is looked up while the table does not exist or holds no row outside the partitions
     (a first load or a backfill into an empty table costs no query).
     """
-    (partition,) = table_slice.partitions
     partition_column = table_slice.partition_columns[0]
     with warehouse.bulk_connection() as conn:
         cursor = conn.cursor()
@@ -36,15 +36,21 @@ def keys_elsewhere_lookup(
             types = {c.name: c.pg_type for c in table_columns(cursor, *_names(table_slice))}
         finally:
             cursor.close()
-    if not types or partition.window is None:
+    windows = [partition.window for partition in table_slice.partitions]
+    if not types or not windows or None in windows:
         return lambda rows: {}
-    start, end = statements.window_bounds(partition.window, types[partition_column])
+    bounds = [
+        bound
+        for window in windows
+        for bound in statements.window_bounds(window, types[partition_column])  # type: ignore[arg-type]
+    ]
     table = sql.Identifier(*_names(table_slice))
     column = sql.Identifier(partition_column)
-    outside = sql.SQL("NOT (t.{col} >= %s AND t.{col} < %s)").format(col=column)
+    inside_one = sql.SQL("(t.{col} >= %s AND t.{col} < %s)").format(col=column)
+    outside = sql.SQL("NOT ({})").format(sql.SQL(" OR ").join([inside_one] * len(windows)))
     with warehouse.connection() as conn:
         query = sql.SQL("SELECT EXISTS (SELECT 1 FROM {} t WHERE {})").format(table, outside)
-        if not conn.execute(query, (start, end)).fetchone()[0]:
+        if not conn.execute(query, bounds).fetchone()[0]:
             return lambda rows: {}
     aliases = [sql.Identifier(f"k{i}") for i in range(len(primary_key))]
     lookup = sql.SQL(
@@ -67,7 +73,7 @@ def keys_elsewhere_lookup(
             return {}
         arrays = [rows.column(name).cast(pa.string()).to_pylist() for name in primary_key]
         with warehouse.connection() as conn:
-            found = conn.execute(lookup, (*arrays, start, end)).fetchall()
+            found = conn.execute(lookup, (*arrays, *bounds)).fetchall()
         return {int(index) - 1: held for index, held in found}
 
     return keys_elsewhere

@@ -62,3 +62,26 @@ def changed_row_chunks(
                 )
         if not emitted:
             yield frame_to_arrow(arrow_to_frame(reader.schema.empty_table())), None
+
+
+def holds_high_water(
+    warehouse: Warehouse,
+    schema: str,
+    table: str,
+    mark: dict,
+    updated_at: str = "updated_at",
+    key: str = "id",
+) -> bool:
+    """Whether the extracted table holds a row at or past the high-water ``mark``: if not, the
+    checkpoint claims rows that were never stored, and the next extract would skip them."""
+    query = sql.SQL(
+        "SELECT EXISTS (SELECT 1 FROM {table} WHERE ({ts}, {key}) >= (%s::timestamptz, %s::bigint))"
+    ).format(
+        table=sql.Identifier(schema, table), ts=sql.Identifier(updated_at), key=sql.Identifier(key)
+    )
+    with warehouse.connection() as conn:
+        exists = "SELECT to_regclass(format('%%I.%%I', %s::text, %s::text))"
+        if conn.execute(exists, (schema, table)).fetchone()[0] is None:
+            return False
+        high_water = (datetime.fromisoformat(mark["updated_at"]), int(mark["key"]))
+        return bool(conn.execute(query, high_water).fetchone()[0])

@@ -16,10 +16,15 @@ def create_platform_table(cursor: adbc.Cursor, table: str, ddl: list[str]) -> No
         cursor.execute(statement)
 
 
+def _only_when(missing: sql.Composable, alter: sql.Composable) -> str:
+    """``alter`` run only when ``missing`` holds: checked first, since ALTER TABLE takes an
+    exclusive lock on the table even when it would change nothing."""
+    return sql.SQL("DO $$ BEGIN IF {} THEN {}; END IF; END $$").format(missing, alter).as_string()
+
+
 def add_column_when_missing(table: str, column: str, definition: str) -> str:
     """A statement adding ``column`` to ``platform.<table>`` (a table from before the column) only
-    when it is missing: checked first, since ALTER TABLE takes an exclusive lock on the table even
-    when ``ADD COLUMN IF NOT EXISTS`` finds the column there."""
+    when it is missing."""
     alter = sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
         sql.Identifier(PLATFORM_SCHEMA, table), sql.Identifier(column), sql.SQL(definition)
     )
@@ -27,4 +32,20 @@ def add_column_when_missing(table: str, column: str, definition: str) -> str:
         "NOT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = {}::regclass"
         " AND attname = {} AND NOT attisdropped)"
     ).format(sql.Literal(f"{PLATFORM_SCHEMA}.{table}"), sql.Literal(column))
-    return sql.SQL("DO $$ BEGIN IF {} THEN {}; END IF; END $$").format(missing, alter).as_string()
+    return _only_when(missing, alter)
+
+
+def replace_check_when_missing(table: str, old: str, new: str, condition: str) -> str:
+    """A statement replacing the CHECK ``old`` of ``platform.<table>`` by ``new`` (``condition``)
+    only when ``new`` is missing, so a table from before the change is upgraded once."""
+    alter = sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}, ADD CONSTRAINT {} CHECK ({})")
+    alter = alter.format(
+        sql.Identifier(PLATFORM_SCHEMA, table),
+        sql.Identifier(old),
+        sql.Identifier(new),
+        sql.SQL(condition),
+    )
+    missing = sql.SQL(
+        "NOT EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {}::regclass AND conname = {})"
+    ).format(sql.Literal(f"{PLATFORM_SCHEMA}.{table}"), sql.Literal(new))
+    return _only_when(missing, alter)

@@ -1,0 +1,54 @@
+"""A dataset's partitions, and how a run's partitions map to windows and table slices.
+
+Defined once here from the spec, so the asset, its checks, its schedule, its sensors and the
+replay job agree on what a partition is.
+"""
+
+from collections.abc import Sequence
+
+import dagster as dg
+
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.ingestion.validation import PartitionWindow
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
+
+
+def dataset_partitions(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
+    """The spec's daily partitions (UTC days), from the first day it has data."""
+    return dg.DailyPartitionsDefinition(
+        start_date=spec.partitions.start.isoformat(), timezone="UTC"
+    )
+
+
+def dataset_backfill_policy(spec: DatasetSpec) -> dg.BackfillPolicy:
+    """Backfills in runs of up to ``partitions.max_partitions_per_run`` days each.
+
+    A run of many partitions costs one run start and one transaction instead of one per day;
+    downstream assets with the same policy join the same runs.
+    """
+    return dg.BackfillPolicy.multi_run(
+        max_partitions_per_run=spec.partitions.max_partitions_per_run
+    )
+
+
+def partition_windows(spec: DatasetSpec, keys: Sequence[str]) -> list[PartitionWindow]:
+    """The windows the rows of each partition ``keys`` must fall in, in key order."""
+    partitions_def = dataset_partitions(spec)
+    windows = [partitions_def.time_window_for_partition_key(key) for key in keys]
+    return [
+        PartitionWindow(key, window.start, window.end)
+        for key, window in zip(keys, windows, strict=True)
+    ]
+
+
+def dataset_table_slice(spec: DatasetSpec, keys: Sequence[str]) -> TableSlice:
+    """Where the partitions ``keys`` of the dataset live, as the IO manager writes them."""
+    return TableSlice(
+        schema="_".join(spec.asset_key[:-1]) or "public",
+        table=spec.asset_key[-1],
+        partition_columns=(spec.partition_column,),
+        partitions=tuple(
+            PartitionSlice(window.key, TimeRange(window.start, window.end))
+            for window in partition_windows(spec, keys)
+        ),
+    )

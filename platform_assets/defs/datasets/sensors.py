@@ -1,0 +1,110 @@
+"""Each landing-file dataset's sensor: load exactly the days whose files appeared or changed.
+
+The cursor remembers every file's size, modification time and SHA-256 (``lib/sources/
+landing_scan``): a file is requested once it has stopped growing, a file whose bytes did not
+change is never requested again, and a changed file is requested once. Adjacent changed days go
+in one range run, up to the dataset's ``max_partitions_per_run``.
+"""
+
+import hashlib
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+import dagster as dg
+
+from platform_assets.defs.datasets.jobs import LOAD_JOBS
+from platform_assets.defs.datasets.landing import landing_observation
+from platform_assets.defs.datasets.partitions import dataset_partitions
+from platform_assets.defs.datasets.specs import DATASET_SPECS
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.sources.landing_readers import LandingFilesSource
+from platform_assets.lib.sources.landing_scan import scan_landing
+from platform_assets.lib.sources.landing_zone import LandingZone
+
+LANDING_SENSOR_INTERVAL_S = 30
+
+
+def _digest(fingerprints: Iterable[str]) -> str:
+    return hashlib.sha256(",".join(fingerprints).encode()).hexdigest()[:16]
+
+
+def adjacent_runs(
+    partitions_def: dg.DailyPartitionsDefinition, keys: list[str], longest: int
+) -> list[list[str]]:
+    """``keys`` (sorted) cut into runs of adjacent partitions, each at most ``longest`` long."""
+    runs: list[list[str]] = []
+    for key in keys:
+        last = runs[-1] if runs else None
+        if (
+            last is not None
+            and len(last) < longest
+            and partitions_def.get_next_partition_key(last[-1]) == key
+        ):
+            last.append(key)
+        else:
+            runs.append([key])
+    return runs
+
+
+def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
+    """The landing-file sensor of a dataset read from landing files."""
+    source = spec.source
+    assert isinstance(source, LandingFilesSource)
+    partitions_def = dataset_partitions(spec)
+
+    @dg.sensor(
+        name=f"{spec.name}_landing_files",
+        job=LOAD_JOBS[spec.name],
+        minimum_interval_seconds=LANDING_SENSOR_INTERVAL_S,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description=(
+            f"Loads the days whose {spec.name} landing files ({source.directory}/"
+            f"{source.pattern}) appeared or changed (by content), once they stop growing."
+        ),
+    )
+    def landing_files_changed(
+        context: dg.SensorEvaluationContext, landing: LandingZone
+    ) -> dg.SensorResult:
+        """Requests each changed day once; the cursor holds what was seen."""
+        scan = scan_landing(
+            Path(landing.directory) / source.directory,
+            source.pattern,
+            json.loads(context.cursor) if context.cursor else None,
+            partitions_def.has_partition_key,  # a file for a day not yet a partition waits
+        )
+        requests = [
+            dg.RunRequest(
+                run_key=f"{run[0]}..{run[-1]}:" + _digest(scan.changed_days[key] for key in run),
+                tags={
+                    "dagster/asset_partition_range_start": run[0],
+                    "dagster/asset_partition_range_end": run[-1],
+                    "trigger": "landing_files",
+                },
+            )
+            for run in adjacent_runs(
+                partitions_def, list(scan.changed_days), spec.partitions.max_partitions_per_run
+            )
+        ]
+        skip = None
+        if not requests:
+            waiting = f"; waiting for {scan.settling} to stop growing" if scan.settling else ""
+            skip = dg.SkipReason(f"no new or changed {spec.name} landing file{waiting}")
+        return dg.SensorResult(
+            run_requests=requests,
+            skip_reason=skip,
+            cursor=json.dumps(scan.cursor),
+            asset_events=[
+                landing_observation(spec, day, fingerprint)
+                for day, fingerprint in scan.changed_days.items()
+            ],
+        )
+
+    return landing_files_changed
+
+
+LANDING_SENSORS = [
+    build_landing_sensor(spec)
+    for spec in DATASET_SPECS
+    if isinstance(spec.source, LandingFilesSource)
+]

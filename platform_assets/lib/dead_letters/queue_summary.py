@@ -1,0 +1,89 @@
+"""What the dead-letter queue holds, summed up for people: counts, the rules broken, a sample.
+
+Read by the dead-letter sensor (unresolved letters per dataset) and by the observation of the
+``platform/dead_letter_records`` asset (counts per partition and status, the rules broken most,
+and a sample of letters with the ids a patch or a discard needs).
+"""
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA, UNRESOLVED
+
+STATUSES = ("new", "replaying", "resolved", "discarded")
+_DLQ = sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS)
+# Each failure ``f`` of a dead letter ``d`` (none for a record that could not be read) ...
+FAILURES_OF_LETTER = sql.SQL(
+    "LEFT JOIN LATERAL jsonb_array_elements(CASE WHEN jsonb_typeof(d.error_detail->'failures')"
+    " = 'array' THEN d.error_detail->'failures' ELSE '[]'::jsonb END) f ON true"
+)
+# ... and the rule it broke: "column:check", else its check, else the letter's error class.
+RULE_BROKEN = sql.SQL(
+    "coalesce((f->>'column') || ':' || (f->>'check'), f->>'check', d.error_class)"
+)
+
+
+@dataclass(frozen=True)
+class LetterSample:
+    """One dead letter as a person needs it to patch or discard it."""
+
+    id: int
+    partition_key: str
+    stage: str
+    source_ref: str | None
+    error_message: str
+
+
+def _exists(conn: psycopg.Connection) -> bool:
+    found = conn.execute("SELECT to_regclass(%s)", (f"{PLATFORM_SCHEMA}.{DEAD_LETTERS}",))
+    return found.fetchone()[0] is not None
+
+
+def unresolved_by_dataset(conn: psycopg.Connection) -> dict[str, int]:
+    """``{asset key: unresolved letters}`` for every dataset holding any."""
+    if not _exists(conn):
+        return {}
+    query = sql.SQL(
+        "SELECT asset_key, count(*) FROM {} WHERE status = ANY(%s) GROUP BY asset_key"
+    ).format(_DLQ)
+    return {key: int(n) for key, n in conn.execute(query, (list(UNRESOLVED),)).fetchall()}
+
+
+def status_counts(conn: psycopg.Connection, asset_key: str) -> dict[str, dict[str, int]]:
+    """``{partition key: {status: letters}}`` of one dataset, every status present (0 if none)."""
+    if not _exists(conn):
+        return {}
+    query = sql.SQL(
+        "SELECT partition_key, status, count(*) FROM {} WHERE asset_key = %s"
+        " GROUP BY partition_key, status ORDER BY partition_key"
+    ).format(_DLQ)
+    counts: dict[str, dict[str, int]] = {}
+    for partition_key, status, n in conn.execute(query, (asset_key,)).fetchall():
+        counts.setdefault(partition_key, dict.fromkeys(STATUSES, 0))[status] = int(n)
+    return counts
+
+
+def top_rules(conn: psycopg.Connection, asset_key: str, limit: int) -> dict[str, int]:
+    """The rules the dataset's unresolved letters break most, with how many letters each."""
+    if not _exists(conn):
+        return {}
+    query = sql.SQL(
+        "SELECT {rule}, count(*) FROM {dlq} d {failures} WHERE d.asset_key = %s"
+        " AND d.status = ANY(%s) GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT %s"
+    ).format(rule=RULE_BROKEN, dlq=_DLQ, failures=FAILURES_OF_LETTER)
+    rows = conn.execute(query, (asset_key, list(UNRESOLVED), limit)).fetchall()
+    return {rule: int(n) for rule, n in rows}
+
+
+def letter_sample(conn: psycopg.Connection, asset_key: str, limit: int) -> list[LetterSample]:
+    """The dataset's most recent unresolved letters, newest first."""
+    if not _exists(conn):
+        return []
+    query = sql.SQL(
+        "SELECT id, partition_key, stage, source_ref, error_message FROM {}"
+        " WHERE asset_key = %s AND status = ANY(%s) ORDER BY id DESC LIMIT %s"
+    ).format(_DLQ)
+    rows = conn.execute(query, (asset_key, list(UNRESOLVED), limit)).fetchall()
+    return [LetterSample(*row) for row in rows]

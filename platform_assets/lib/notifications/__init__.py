@@ -1,0 +1,1 @@
+"""Telling people what the platform noticed: alerts through a pluggable notifier resource."""

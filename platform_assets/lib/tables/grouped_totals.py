@@ -1,0 +1,62 @@
+"""Row counts and exact sums per group within one partition, computed by the database.
+
+Used by reconciliation checks to recount a derived table from its source independently of the
+pandas code that derived it.
+"""
+
+from decimal import Decimal
+
+import adbc_driver_postgresql.dbapi as adbc
+from psycopg import sql
+
+from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
+
+
+def grouped_totals(
+    conn: adbc.Connection,
+    table_slice: TableSlice,
+    group_by: str,
+    sums: list[str],
+    excluding: tuple[str, list[str]] | None = None,
+) -> dict[str, dict[str, Decimal]]:
+    """``{group: {"rows": n, column: sum, ...}}`` over the single partition of ``table_slice``,
+    leaving out rows whose ``excluding[0]`` is one of ``excluding[1]``. Sums are exact
+    (``numeric``); an absent table gives no groups."""
+    (partition,) = table_slice.partitions
+    cursor = conn.cursor()
+    try:
+        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        pg_types = {
+            c.name: c.pg_type for c in table_columns(cursor, table_slice.schema, table_slice.table)
+        }
+        if not pg_types:
+            return {}
+        params = statements.Params()
+        where = [statements.partition_predicate(table_slice, partition, pg_types, params)]
+        if excluding is not None:
+            column, values = excluding
+            where.append(
+                sql.SQL("{} NOT IN ({})").format(
+                    sql.Identifier(column), sql.SQL(", ").join(params.add(v) for v in values)
+                )
+            )
+        query = sql.SQL(
+            "SELECT {group}::text, count(*)::numeric{sums} FROM {table} WHERE {where} GROUP BY 1"
+        ).format(
+            group=sql.Identifier(group_by),
+            sums=sql.SQL("").join(
+                sql.SQL(", coalesce(sum({}), 0)::numeric").format(sql.Identifier(c)) for c in sums
+            ),
+            table=sql.Identifier(table_slice.schema, table_slice.table),
+            where=sql.SQL(" AND ").join(where),
+        )
+        cursor.execute(query.as_string(), parameters=params.values)
+        return {
+            row[0]: dict(zip(["rows", *sums], (Decimal(str(v)) for v in row[1:]), strict=True))
+            for row in cursor.fetchall()
+        }
+    finally:
+        cursor.close()
+        conn.rollback()

@@ -1,0 +1,139 @@
+"""A backfill's range of days loads in one run, exactly as the same days loaded one by one, and
+every check reports each day of the range on its own."""
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import dagster as dg
+from psycopg import sql
+
+from platform_assets.defs.sales.assets import daily_order_metrics
+from platform_assets.defs.sales.checks import reconciles_with_orders
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets_tests.helpers import fetch_all, table_checksum
+from platform_assets_tests.sales.test_every_line_accounted import CHECKS
+from platform_assets_tests.sales.test_pipeline import ORDERS
+
+FIRST = date(2026, 10, 1)
+DAYS = [FIRST + timedelta(days=n) for n in range(4)]
+PARTITIONED_CHECKS = {"rows_add_up", "dead_letter_ratio", "keys_valid", "row_volume"}
+
+
+def range_tags(first: date, last: date) -> dict[str, str]:
+    return {
+        "dagster/asset_partition_range_start": first.isoformat(),
+        "dagster/asset_partition_range_end": last.isoformat(),
+    }
+
+
+def landing(tmp_path: Path, resources: dict, malformed_share: float = 0.03) -> dict:
+    """Order files for ``DAYS`` in a landing zone of the test's own."""
+    for n, day in enumerate(DAYS):
+        write_day(
+            tmp_path / "orders", day, orders=300, seed=40 + n, malformed_share=malformed_share
+        )
+    return {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+
+def test_a_range_run_loads_each_day_as_single_runs_would(tmp_path, resources, instance) -> None:
+    resources = landing(tmp_path, resources)
+    warehouse = resources["warehouse"]
+    assets = [ORDERS, daily_order_metrics, *CHECKS, reconciles_with_orders]
+    ranged = dg.materialize(
+        assets, tags=range_tags(DAYS[0], DAYS[-1]), resources=resources, instance=instance
+    )
+    assert ranged.success
+    per_day = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT partition_key, rows_read, rows_loaded, rows_dead_lettered"
+            " FROM platform.ingestion_accounting ORDER BY 1"
+        ),
+    )
+    assert [row[0] for row in per_day] == [day.isoformat() for day in DAYS]
+    assert all(read == loaded + dead and dead > 0 for _, read, loaded, dead in per_day)
+    stored = {
+        table: table_checksum(warehouse, "sales", table)
+        for table in ("orders", "daily_order_metrics")
+    }
+    letters = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT partition_key, source_ref, error_message FROM platform.dead_letter_records"
+            " ORDER BY 1, 2"
+        ),
+    )
+
+    evaluations = ranged.get_asset_check_evaluations()
+    by_check: dict[str, list[str]] = {}
+    for evaluation in evaluations:
+        by_check.setdefault(evaluation.check_name, []).append(evaluation.partition)
+    for name in [*PARTITIONED_CHECKS, "reconciles_with_orders"]:
+        assert sorted(by_check[name]) == [day.isoformat() for day in DAYS], name
+    failed = [(e.check_name, e.partition) for e in evaluations if not e.passed]
+    assert failed == [], failed
+
+    for day in DAYS:  # the same days again, one run each: nothing changes
+        single = dg.materialize(
+            assets, partition_key=day.isoformat(), resources=resources, instance=instance
+        )
+        assert single.success
+    assert stored == {
+        table: table_checksum(warehouse, "sales", table)
+        for table in ("orders", "daily_order_metrics")
+    }
+    assert letters == fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT partition_key, source_ref, error_message FROM platform.dead_letter_records"
+            " ORDER BY 1, 2"
+        ),
+    )
+
+
+def test_a_range_missing_a_delivery_names_every_missing_day(tmp_path, resources, instance):
+    resources = landing(tmp_path, resources)
+    for day in (DAYS[1], DAYS[2]):
+        next((tmp_path / "orders").glob(f"*{day.isoformat()}*")).unlink()
+    result = dg.materialize(
+        [ORDERS],
+        tags=range_tags(DAYS[0], DAYS[-1]),
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert DAYS[1].isoformat() in failure and DAYS[2].isoformat() in failure
+    assert DAYS[0].isoformat() not in failure.split("no landing file for", 1)[-1].split(";")[0]
+    exists = fetch_all(resources["warehouse"], sql.SQL("SELECT to_regclass('sales.orders')"))
+    assert exists == [(None,)]  # nothing written, not even the first day
+
+
+def test_a_key_repeated_across_days_of_a_range_is_one_dead_letter(tmp_path, resources, instance):
+    resources = landing(tmp_path, resources, malformed_share=0.0)
+    first, second = (next((tmp_path / "orders").glob(f"*{d.isoformat()}*")) for d in DAYS[:2])
+    repeated_line = first.read_text().splitlines()[1]
+    order_id = repeated_line.split(",")[0]
+    fields = repeated_line.split(",")
+    fields[2] = DAYS[1].isoformat()  # the same order again, dated the next day
+    fields[3] = f"{DAYS[1].isoformat()}T10:00:00+00:00"
+    with second.open("a") as file:
+        file.write(",".join(fields) + "\n")
+    result = dg.materialize(
+        [ORDERS, *CHECKS],
+        tags=range_tags(DAYS[0], DAYS[-1]),
+        resources=resources,
+        instance=instance,
+    )
+    assert result.success
+    letters = fetch_all(
+        resources["warehouse"],
+        sql.SQL(
+            "SELECT partition_key, error_class FROM platform.dead_letter_records"
+            " WHERE payload->>'order_id' = %s AND error_class = 'DuplicateKey'"
+        ),
+        (order_id,),
+    )
+    assert letters == [(DAYS[1].isoformat(), "DuplicateKey")]
