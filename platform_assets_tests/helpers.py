@@ -89,3 +89,23 @@ def run_queued_behind_a_reader(
 def check_evaluation(result: dg.ExecuteInProcessResult, name: str) -> dg.AssetCheckEvaluation:
     """The evaluation of the asset check called ``name`` in ``result``."""
     return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+def run_checks_alone(
+    assets: list,
+    checks: list,
+    selection: dg.AssetSelection,
+    partition_key: str,
+    resources: dict,
+    instance: dg.DagsterInstance,
+) -> dg.ExecuteInProcessResult:
+    """The checks in ``selection`` alone on one partition, as the UI's "Execute checks" runs them.
+
+    A checks-only selection has no asset to take a partitions definition from, so the partition
+    goes in as the run tag the UI sets.
+    """
+    job = dg.define_asset_job("checks", selection=selection)
+    defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], resources=resources)
+    return defs.resolve_job_def("checks").execute_in_process(
+        tags={"dagster/partition": partition_key}, instance=instance, raise_on_error=False
+    )

@@ -10,7 +10,7 @@ from platform_assets.defs.datasets.replay import replay_dead_letters_job
 from platform_assets.defs.datasets.specs import SPECS_BY_NAME
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
-from platform_assets_tests.helpers import fetch_all, table_checksum
+from platform_assets_tests.helpers import fetch_all, run_checks_alone, table_checksum
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
 DAY = SAMPLE_DAYS[0].isoformat()
@@ -27,13 +27,8 @@ def load_day(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProce
 
 def run_checks(resources: dict, instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     """The dataset's checks alone on the partition, as the UI's "Execute checks" runs them."""
-    job = dg.define_asset_job("checks", selection=dg.AssetSelection.checks_for_assets(ORDERS))
-    defs = dg.Definitions(assets=[ORDERS], asset_checks=CHECKS, jobs=[job], resources=resources)
-    # A checks-only selection has no asset to take a partitions definition from, so the
-    # partition goes in as the run tag the UI sets.
-    return defs.resolve_job_def("checks").execute_in_process(
-        tags={"dagster/partition": DAY}, instance=instance
-    )
+    selection = dg.AssetSelection.checks_for_assets(ORDERS)
+    return run_checks_alone([ORDERS], CHECKS, selection, DAY, resources, instance)
 
 
 def replay(resources: dict, instance: dg.DagsterInstance, **config) -> dg.ExecuteInProcessResult:
