@@ -35,7 +35,8 @@ def build_dataset_schedule(spec: DatasetSpec) -> dg.ScheduleDefinition:
         context: dg.ScheduleEvaluationContext,
     ) -> dg.RunRequest | dg.SkipReason:
         """Requests the last partition complete at the scheduled time, once (its run key)."""
-        key = partitions_def.get_last_partition_key(current_time=context.scheduled_execution_time)
+        with dg.partition_loading_context(effective_dt=context.scheduled_execution_time):
+            key = partitions_def.get_last_partition_key()
         if key is None:
             return dg.SkipReason(f"no complete {spec.name} partition yet")
         return dg.RunRequest(run_key=f"{spec.name}:{key}", partition_key=key)

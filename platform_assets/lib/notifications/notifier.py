@@ -19,12 +19,12 @@ _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class Alert(dict):
-    """One alert: ``event`` (what happened), ``summary`` (one line for people), and fields."""
+    """One alert: ``alert`` (what happened), ``summary`` (one line for people), and fields."""
 
 
-def alert(event: str, summary: str, **fields: Any) -> Alert:
+def alert(kind: str, summary: str, **fields: Any) -> Alert:
     """An alert as every notifier sends it: plain JSON-able data."""
-    return Alert(event=event, summary=summary, **fields)
+    return Alert(alert=kind, summary=summary, **fields)
 
 
 class NotifierError(Exception):
@@ -71,10 +71,10 @@ class WebhookNotifier(Notifier):
         retrying = Retrying(
             retry=retry_if_exception(lambda error: isinstance(error, _Retryable)),
             stop=stop_after_attempt(self.max_attempts),
-            wait=wait_exponential_jitter(initial=0.5, max=8),
+            wait=wait_exponential_jitter(multiplier=0.5, max=8, jitter=0.5),
             reraise=True,
         )
         for attempt in retrying:
             with attempt:
                 self._post(message)
-        platform_logger().info("alert_sent", event=message["event"])
+        platform_logger().info("alert_sent", alert=message["alert"])

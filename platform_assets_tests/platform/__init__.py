@@ -1,0 +1,1 @@
+"""Tests of the platform's own definitions: alerts and the dead-letter queue in the UI."""
