@@ -16,7 +16,9 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 
 
 def _latest_materialization(
-    context: dg.AssetCheckExecutionContext, asset_key: dg.AssetKey, partition_key: str
+    context: dg.AssetCheckExecutionContext | dg.OpExecutionContext,
+    asset_key: dg.AssetKey,
+    partition_key: str,
 ) -> AssetCheckEvaluationTargetMaterializationData | None:
     records = context.instance.fetch_materializations(
         dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
@@ -26,6 +28,30 @@ def _latest_materialization(
     record = records[0]
     return AssetCheckEvaluationTargetMaterializationData(
         storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
+    )
+
+
+def partition_evaluation(
+    context: dg.AssetCheckExecutionContext | dg.OpExecutionContext,
+    check_key: dg.AssetCheckKey,
+    blocking: bool,
+    partition_key: str,
+    result: dg.AssetCheckResult,
+) -> dg.AssetCheckEvaluation:
+    """``result`` as the evaluation of ``check_key`` on ``partition_key``, pointing at that
+    partition's latest materialisation."""
+    return dg.AssetCheckEvaluation(
+        asset_key=check_key.asset_key,
+        check_name=check_key.name,
+        passed=result.passed,
+        metadata=result.metadata,
+        target_materialization_data=_latest_materialization(
+            context, check_key.asset_key, partition_key
+        ),
+        severity=result.severity,
+        description=result.description,
+        blocking=blocking,
+        partition=partition_key,
     )
 
 
@@ -41,18 +67,7 @@ def evaluate_each_partition(
     steps, as Dagster's own blocking checks do.
     """
     for partition_key in context.partition_keys:
-        result = evaluate(partition_key)
-        yield dg.AssetCheckEvaluation(
-            asset_key=check_key.asset_key,
-            check_name=check_key.name,
-            passed=result.passed,
-            metadata=result.metadata,
-            target_materialization_data=_latest_materialization(
-                context, check_key.asset_key, partition_key
-            ),
-            severity=result.severity,
-            description=result.description,
-            blocking=blocking,
-            partition=partition_key,
+        yield partition_evaluation(
+            context, check_key, blocking, partition_key, evaluate(partition_key)
         )
     yield dg.Output(None)

@@ -154,7 +154,7 @@ def row_volume(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> d
 
 # Each check: how it evaluates a partition, whether it blocks, its description (a template of
 # the spec).
-_CHECKS = (
+PARTITION_CHECKS = (
     (
         rows_add_up,
         True,
@@ -216,6 +216,6 @@ def _partitioned_check(
 def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     """The checks of one dataset: per partition, and its column schema between loads."""
     return [
-        *(_partitioned_check(spec, evaluate, *about) for evaluate, *about in _CHECKS),
+        *(_partitioned_check(spec, evaluate, *about) for evaluate, *about in PARTITION_CHECKS),
         *dg.build_column_schema_change_checks(assets=[dg.AssetKey(spec.asset_key)]),
     ]

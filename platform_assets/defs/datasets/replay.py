@@ -2,7 +2,8 @@
 
 Launched from the UI's launchpad (or ``dagster job launch``) with the dataset, the partitions and
 statuses to take, and optional patches. Each partition replays in one transaction; the partitions
-that gained rows get a new materialisation event, so their downstream shows as stale.
+that gained rows get a new materialisation event and are checked again (the dataset's partition
+checks), so their downstream, gated on those checks, follows by itself.
 """
 
 from collections.abc import Iterator
@@ -11,8 +12,10 @@ import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 from pydantic import Field, field_validator
 
+from platform_assets.defs.datasets.checks import PARTITION_CHECKS
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
+from platform_assets.defs.partitioned_checks import partition_evaluation
 from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
     Patch,
@@ -73,7 +76,7 @@ def _stored_schema(
 @dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"})
 def replay_dead_letters(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
-) -> Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.Output]:
+) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetObservation | dg.Output]:
     """Record the patches, then per partition: lock its queued dead letters, revalidate them with
     the current spec and code, load the rows that pass, and resolve or re-queue each letter."""
     spec = spec_named(config.dataset)
@@ -129,6 +132,12 @@ def replay_dead_letters(
                         "dagster/column_schema": _stored_schema(conn, spec, table_slice),
                     },
                 )
+                # The partition changed: check it again, as a load would have, so downstream
+                # automation (gated on these checks) sees the replayed content verified.
+                for evaluate, blocking, _ in PARTITION_CHECKS:
+                    check_key = dg.AssetCheckKey(dg.AssetKey(spec.asset_key), evaluate.__name__)
+                    result = evaluate(spec, warehouse, key)
+                    yield partition_evaluation(context, check_key, blocking, key, result)
     with warehouse.connection() as conn:
         yield dead_letter_observation(conn, asset_key)
     summary = {
