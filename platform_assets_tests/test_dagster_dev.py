@@ -1,179 +1,139 @@
 """`dagster dev` from the repository root, driven through GraphQL the way the UI drives it.
 
-The UI comes up, the assets are listed, a partition materialises with its checks, its rows land in
-Postgres, the dead-letter replay job runs from the launchpad, and the run and its materialisations
-are still there after `dagster dev` is restarted.
+With nothing launched by hand, the landing-file sensor loads the days whose files landed (adjacent
+days in one run) and automation follows with their metrics. A 60-day backfill from the UI runs in
+no more runs than the backfill policy implies, with the right rows in every partition. The replay
+job runs from the launchpad with its default config, and everything is still there after a
+restart.
 """
 
-import json
 import os
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from psycopg import sql
 
 from platform_assets.lib import settings
+from platform_assets.lib.dagster_dev.client import LOCATION, DagsterDevClient
+from platform_assets.lib.dagster_dev.process import free_port, running_dagster_dev, wait_for
+from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT, SAMPLE_DAYS
+from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT
 from platform_assets_tests.helpers import fetch_all
 
-PARTITION = SAMPLE_DAYS[0].isoformat()
-LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-  }
-}"""
-RUN_STATUS = "query Run($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }"
+TODAY = datetime.now(UTC).date()
+LANDED = [TODAY - timedelta(days=n) for n in (5, 4, 3)]  # within automation's look-back
+BACKFILLED = [TODAY - timedelta(days=n) for n in range(70, 10, -1)]  # 60 days
+MAX_PARTITIONS_PER_RUN = 31
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""
 
 
-LOCATION = {"repositoryLocationName": "platform_assets", "repositoryName": "__repository__"}
-
-
-def launch(port: int, log_path: Path, params: dict) -> str:
-    """Launch a run as the UI's launchpad does, wait for it, and return its id once it succeeded."""
-    launched = graphql(port, LAUNCH_RUN, {"params": params})["launchRun"]
-    assert launched["__typename"] == "LaunchRunSuccess", launched
-    run_id = launched["run"]["runId"]
-
-    def finished() -> str | None:
-        status = graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"]
-        return status if status in ("SUCCESS", "FAILURE", "CANCELED") else None
-
-    assert wait_for(finished, 240, f"run {run_id} (log: {log_path})") == "SUCCESS"
-    return run_id
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    """POST a GraphQL query to the webserver and return its ``data``."""
-    request = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query, "variables": variables or {}}).encode(),
-        headers={"Content-Type": "application/json"},
-    )
-    with urllib.request.urlopen(request, timeout=30) as response:
-        body = json.load(response)
-    assert "errors" not in body, body
-    return body["data"]
-
-
-def wait_for(condition, timeout: float, what: str):
-    """Poll ``condition`` until it returns something truthy, or fail naming ``what``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            result = condition()
-        except OSError:
-            result = None
-        if result:
-            return result
-        time.sleep(0.5)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def _default_sigint() -> None:
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
-
-
 @contextmanager
-def dagster_dev(port: int, landing_dir: Path, log_path: Path) -> Iterator[None]:
-    """Run `dagster dev` from the repository root until the block ends, then stop it."""
+def dagster_dev(landing_dir: Path, log_path: Path) -> Iterator[DagsterDevClient]:
+    """`dagster dev` on a free port with ``landing_dir`` as its landing zone."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env[settings.LANDING_DIR_VAR] = str(landing_dir)
-    dagster = Path(sys.executable).with_name("dagster")
-    with log_path.open("ab") as log:
-        process = subprocess.Popen(
-            [str(dagster), "dev", "-p", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            # A shell starts background jobs with SIGINT ignored, and children inherit that: then
-            # `dagster dev` would never see the SIGINT that stops it. It must, however launched.
-            preexec_fn=_default_sigint,
-        )
-    try:
-        wait_for(lambda: graphql(port, "{ version }"), 180, f"dagster dev (log: {log_path})")
-        yield
-    finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+    client = DagsterDevClient(free_port())
+    ready = lambda: client.query("{ version }")  # noqa: E731
+    with running_dagster_dev(REPO_ROOT, client.port, env, log_path, ready):
+        yield client
 
 
-def test_dagster_dev_materialises_and_survives_restart(
-    clean_warehouse: Warehouse, landing_dir: Path, tmp_path: Path
+def per_day(warehouse: Warehouse, query: str) -> dict[str, int]:
+    return {day: int(n) for day, n in fetch_all(warehouse, sql.SQL(query))}
+
+
+def loaded_days(warehouse: Warehouse) -> dict[str, int]:
+    """Orders stored per day, counted in the table."""
+    if not fetch_all(warehouse, sql.SQL("SELECT to_regclass('sales.orders')"))[0][0]:
+        return {}
+    return per_day(warehouse, "SELECT order_date::text, count(*) FROM sales.orders GROUP BY 1")
+
+
+def metric_days(warehouse: Warehouse) -> dict[str, int]:
+    """Orders counted by the metrics per day."""
+    if not fetch_all(warehouse, sql.SQL("SELECT to_regclass('sales.daily_order_metrics')"))[0][0]:
+        return {}
+    return per_day(
+        warehouse,
+        "SELECT metric_date::text, sum(order_count) FROM sales.daily_order_metrics GROUP BY 1",
+    )
+
+
+def accounted(warehouse: Warehouse) -> dict[str, tuple[int, int]]:
+    """Rows read and loaded per partition, as the accounting recorded them."""
+    rows = fetch_all(
+        warehouse,
+        sql.SQL("SELECT partition_key, rows_read, rows_loaded FROM platform.ingestion_accounting"),
+    )
+    return {key: (int(read), int(loaded)) for key, read, loaded in rows}
+
+
+def data_lines(landing_dir: Path, day: date) -> int:
+    """The day's file's data lines, counted here from its bytes."""
+    (path,) = (landing_dir / "orders").glob(f"orders_{day.isoformat()}*.csv")
+    return path.read_bytes().count(b"\n") - 1
+
+
+def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
+    clean_warehouse: Warehouse, tmp_path: Path
 ) -> None:
-    port, log_path = free_port(), tmp_path / "dagster-dev.log"
-    with dagster_dev(port, landing_dir, log_path):
-        nodes = graphql(port, "{ assetNodes { assetKey { path } } }")["assetNodes"]
+    landing_dir, log_path = tmp_path / "landing", tmp_path / "dagster-dev.log"
+    for n, day in enumerate(LANDED):
+        write_day(landing_dir / "orders", day, orders=300, seed=n, malformed_share=0.02)
+    landed = {day.isoformat() for day in LANDED}
+
+    with dagster_dev(landing_dir, log_path) as client:
+        nodes = client.query("{ assetNodes { assetKey { path } } }")["assetNodes"]
         assert {"/".join(n["assetKey"]["path"]) for n in nodes} == ASSET_KEYS
-        nodes = [n for n in nodes if n["assetKey"]["path"][0] == "sales"]
-        checks = [
-            {"assetKey": {"path": ["sales", "orders"]}, "name": name}
-            for name in ("rows_add_up", "dead_letter_ratio")
-        ]
-        run_id = launch(
-            port,
-            log_path,
-            {
-                "selector": {
-                    **LOCATION,
-                    "jobName": "__ASSET_JOB",
-                    "assetSelection": [{"path": n["assetKey"]["path"]} for n in nodes],
-                    "assetCheckSelection": checks,
-                },
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": PARTITION}]},
-            },
+
+        # Nothing launched by hand: the sensor loads the landed days, automation the metrics.
+        def followed() -> bool:
+            return set(metric_days(clean_warehouse)) == landed
+
+        wait_for(followed, 300, f"the landed days loaded and followed (log: {log_path})")
+        assert loaded_days(clean_warehouse) == metric_days(clean_warehouse)
+        sensor_runs = client.runs_tagged("trigger", "landing_files")
+        assert len(sensor_runs) == 1  # three adjacent days: one range run
+        assert sensor_runs[0].tags["dagster/asset_partition_range_start"] == min(landed)
+
+        # A 60-day backfill of orders and metrics from the UI, with the sensors off.
+        client.stop_sensor("orders_landing_files")
+        client.stop_sensor("platform_automation")
+        for n, day in enumerate(BACKFILLED):
+            write_day(landing_dir / "orders", day, orders=40, seed=100 + n, malformed_share=0.02)
+        backfill_id = client.launch_backfill(
+            [["sales", "orders"], ["sales", "daily_order_metrics"]],
+            [day.isoformat() for day in BACKFILLED],
         )
-        # The replay job from the launchpad: every dead letter of the day is tried again.
-        replay = {"dataset": "orders", "partitions": [PARTITION]}
-        launch(
-            port,
-            log_path,
-            {
-                "selector": {**LOCATION, "jobName": "replay_dead_letters_job"},
-                "runConfigData": {"ops": {"replay_dead_letters": {"config": replay}}},
-            },
+        assert client.wait_for_backfill(backfill_id, 600) in ("COMPLETED", "COMPLETED_SUCCESS")
+        runs = client.runs_tagged("dagster/backfill", backfill_id)
+        assert all(run.status == "SUCCESS" for run in runs)
+        assert len(runs) <= -(-len(BACKFILLED) // MAX_PARTITIONS_PER_RUN)  # 2 runs for 60 days
+        loaded, figures = loaded_days(clean_warehouse), accounted(clean_warehouse)
+        for day in BACKFILLED:
+            key = day.isoformat()
+            read, rows_loaded = figures[key]
+            assert read == data_lines(landing_dir, day)  # one record per line in these files
+            assert loaded[key] == rows_loaded > 0
+        assert metric_days(clean_warehouse) == loaded
+
+        # The replay launchpad opens with a valid default config: launched as it stands.
+        replay_run = client.launch_run(
+            {"selector": {**LOCATION, "jobName": "replay_dead_letters_job"}, "runConfigData": {}}
         )
+        assert client.wait_for_run(replay_run, 240) == "SUCCESS"
         attempts = fetch_all(
             clean_warehouse,
             sql.SQL("SELECT DISTINCT attempt_count FROM platform.dead_letter_records"),
         )
         assert attempts == [(2,)]
 
-    metrics = fetch_all(
-        clean_warehouse,
-        sql.SQL(
-            "SELECT metric_date::text, sum(order_count) FROM sales.daily_order_metrics GROUP BY 1"
-        ),
-    )
-    orders = fetch_all(clean_warehouse, sql.SQL("SELECT count(*) FROM sales.orders"))
-    assert metrics == [(PARTITION, orders[0][0])] and orders[0][0] > 0
-
-    with dagster_dev(port, landing_dir, log_path):
-        assert graphql(port, RUN_STATUS, {"id": run_id})["runOrError"]["status"] == "SUCCESS"
-        nodes = graphql(port, MATERIALIZED_PARTITIONS)["assetNodes"]
-        for node in (n for n in nodes if n["assetKey"]["path"][0] == "sales"):
-            assert {"partition": PARTITION, "runId": run_id} in node["assetMaterializations"]
+    with dagster_dev(landing_dir, log_path) as client:
+        assert client.run(replay_run)["status"] == "SUCCESS"
+        nodes = client.query(MATERIALIZED_PARTITIONS)["assetNodes"]
+        orders = next(n for n in nodes if n["assetKey"]["path"] == ["sales", "orders"])
+        assert {m["runId"] for m in orders["assetMaterializations"]} <= {r.run_id for r in runs}

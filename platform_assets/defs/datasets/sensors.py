@@ -22,7 +22,7 @@ from platform_assets.lib.sources.landing_readers import LandingFilesSource
 from platform_assets.lib.sources.landing_scan import scan_landing
 from platform_assets.lib.sources.landing_zone import LandingZone
 
-LANDING_SENSOR_INTERVAL_S = 30
+LANDING_SENSOR_INTERVAL_S = 15
 
 
 def _digest(fingerprints: Iterable[str]) -> str:

@@ -1,0 +1,73 @@
+"""``dagster dev`` started from the repository root for the length of a ``with`` block."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TypeVar
+
+import requests
+
+T = TypeVar("T")
+
+
+def free_port() -> int:
+    """A TCP port on localhost that nothing listens on now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_for(condition: Callable[[], T | None], timeout: float, what: str) -> T:
+    """Poll ``condition`` until it returns something truthy, or fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            result = condition()
+        except (OSError, requests.RequestException):
+            result = None
+        if result:
+            return result
+        time.sleep(0.5)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+@contextmanager
+def running_dagster_dev(
+    repo_root: Path, port: int, env: Mapping[str, str], log_path: Path, ready: Callable[[], object]
+) -> Iterator[subprocess.Popen]:
+    """``dagster dev -p port`` in ``repo_root`` with ``env``, logging to ``log_path``, until the
+    block ends; yields once ``ready()`` answers. Stopped by SIGINT as a person would (Ctrl-C),
+    killed if it does not stop within a minute."""
+    dagster = Path(sys.executable).with_name("dagster")
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(dagster), "dev", "-p", str(port)],
+            cwd=repo_root,
+            env=dict(env),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            # A shell starts background jobs with SIGINT ignored, and children inherit that: then
+            # `dagster dev` would never see the SIGINT that stops it. It must, however launched.
+            preexec_fn=_default_sigint,
+        )
+    try:
+        wait_for(ready, 180, f"dagster dev (log: {log_path})")
+        yield process
+    finally:
+        os.killpg(process.pid, signal.SIGINT)
+        try:
+            process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
