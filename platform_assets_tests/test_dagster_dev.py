@@ -1,4 +1,5 @@
-"""`dagster dev` from the repository root, driven through GraphQL the way the UI drives it.
+"""`dg dev` from the repository root (the README's command), driven through GraphQL the way the
+UI drives it.
 
 With nothing launched by hand, the landing-file sensor loads the days whose files landed (adjacent
 days in one run) and automation follows with their metrics. A 60-day backfill from the UI runs in
@@ -131,6 +132,10 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
             sql.SQL("SELECT DISTINCT attempt_count FROM platform.dead_letter_records"),
         )
         assert attempts == [(2,)]
+
+    printed = log_path.read_text(errors="replace")  # the README's command says nothing misleading
+    assert "temporary directory" not in printed and "superseded" not in printed
+    assert "does not match the virtual environment" not in printed
 
     with dagster_dev(landing_dir, log_path) as client:
         assert client.run(replay_run)["status"] == "SUCCESS"

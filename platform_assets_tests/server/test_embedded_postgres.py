@@ -74,3 +74,21 @@ def test_dagster_yaml_keeps_runs_in_postgres(tmp_path: Path, resources) -> None:
             "SELECT status FROM runs WHERE run_id = %s", (result.run_id,)
         ).fetchone()
     assert stored == ("SUCCESS",)
+
+
+def test_dagster_yaml_bounds_runs_and_warehouse_steps(tmp_path: Path) -> None:
+    """The run queue, the warehouse pool and the files' places, as dagster.yaml declares them."""
+    ref = InstanceRef.from_dir(str(tmp_path), config_dir=str(REPO_ROOT))
+    with dg.DagsterInstance.from_ref(ref) as instance:
+        concurrency = instance.get_concurrency_config()
+        assert concurrency.run_queue_config.max_concurrent_runs == 4
+        assert concurrency.run_queue_config.tag_concurrency_limits == [
+            {"key": "dagster/backfill", "limit": 3}
+        ]
+        assert concurrency.pool_config.default_pool_limit == 3
+        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        data_dir = settings.data_dir()
+        assert instance.compute_log_manager.get_captured_local_path(["k"], "out").startswith(
+            str(data_dir / "compute_logs")
+        )
+        assert instance.get_settings("auto_materialize")["use_sensors"] is True

@@ -1,4 +1,5 @@
-"""``dagster dev`` started from the repository root for the length of a ``with`` block."""
+"""``dg dev`` (which runs ``dagster dev``) started from the repository root, as the README starts
+it, for the length of a ``with`` block."""
 
 import os
 import signal
@@ -45,15 +46,16 @@ def _default_sigint() -> None:
 def running_dagster_dev(
     repo_root: Path, port: int, env: Mapping[str, str], log_path: Path, ready: Callable[[], object]
 ) -> Iterator[subprocess.Popen]:
-    """``dagster dev -p port`` in ``repo_root`` with ``env``, logging to ``log_path``, until the
-    block ends; yields once ``ready()`` answers. Stopped by SIGINT as a person would (Ctrl-C),
-    killed if it does not stop within a minute."""
-    dagster = Path(sys.executable).with_name("dagster")
+    """``dg dev -p port`` in ``repo_root`` with ``env`` and ``DAGSTER_HOME=repo_root`` (the
+    README's command), logging to ``log_path``, until the block ends; yields once ``ready()``
+    answers. Stopped by SIGINT as a person would (Ctrl-C), killed if it does not stop within a
+    minute."""
+    dg = Path(sys.executable).with_name("dg")
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            [str(dagster), "dev", "-p", str(port)],
+            [str(dg), "dev", "-p", str(port)],
             cwd=repo_root,
-            env=dict(env),
+            env={**env, "DAGSTER_HOME": str(repo_root)},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
