@@ -64,3 +64,37 @@ def test_dg_check_defs_validates_the_project() -> None:
     )
     assert completed.returncode == 0, completed.stdout + completed.stderr
     assert "All definitions loaded successfully" in completed.stdout + completed.stderr
+
+
+def _descriptions() -> dict[str, str]:
+    """Every description the UI shows: assets, checks, jobs and their ops, sensors, schedules,
+    resources."""
+    repository = defs.get_repository_def()
+    graph = defs.resolve_asset_graph()
+    shown = {f"asset {n.key.to_user_string()}": n.description for n in graph.asset_nodes}
+    shown |= {
+        f"check {k.to_user_string()}": graph.get(k).description for k in graph.asset_check_keys
+    }
+    for job in repository.get_all_jobs():
+        shown[f"job {job.name}"] = job.description
+        shown |= {f"op {job.name}/{op.name}": op.description for op in job.graph.node_defs}
+    shown |= {f"sensor {s.name}": s.description for s in repository.sensor_defs}
+    shown |= {f"schedule {s.name}": s.description for s in repository.schedule_defs}
+    shown |= {
+        f"resource {key}": resource.description or ""
+        for key, resource in repository.get_top_level_resources().items()
+    }
+    return {where: text for where, text in shown.items() if text}
+
+
+def test_ui_descriptions_and_help_have_no_literal_double_backticks() -> None:
+    literal = {where: text[:80] for where, text in _descriptions().items() if "``" in text}
+    assert literal == {}
+    for script in ("platform-sample-data", "platform-db"):
+        shown = subprocess.run(
+            [str(Path(sys.executable).with_name(script)), "--help"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert "``" not in shown.stdout, script

@@ -44,6 +44,12 @@ def test_a_range_run_loads_each_day_as_single_runs_would(tmp_path, resources, in
         assets, tags=range_tags(DAYS[0], DAYS[-1]), resources=resources, instance=instance
     )
     assert ranged.success
+    stored_schema = ranged.asset_materializations_for_node("sales__orders")[0].metadata
+    described = {
+        c.name: c.description for c in stored_schema["dagster/column_schema"].schema.columns
+    }
+    assert described["currency"] == "ISO 4217 code of every amount on the order"  # from the spec
+    assert described["amount"] is None and described["order_id"] == "The shop's order number"
     per_day = fetch_all(
         warehouse,
         sql.SQL(

@@ -39,9 +39,9 @@ class IncrementalExtractConfig(dg.Config):
 def customers(
     context: dg.AssetExecutionContext, config: IncrementalExtractConfig, warehouse: Warehouse
 ) -> dg.Output[IngestedStream]:
-    """Customers changed in ``crm.customers`` since the last extract, upserted by id.
+    """Customers changed in `crm.customers` since the last extract, upserted by id.
 
-    Streamed in chunks from one snapshot of the source. The high-water mark ``(updated_at, id)``
+    Streamed in chunks from one snapshot of the source. The high-water mark `(updated_at, id)`
     after the last chunk commits in the same transaction as the rows it covers, so a crash can
     neither skip nor repeat a change; unchanged rows are not rewritten.
     """

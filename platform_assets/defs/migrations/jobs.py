@@ -23,7 +23,13 @@ from platform_assets.lib.migrations.model import Migration, discover
 
 @dg.job(
     name="migrate",
-    description=__doc__,
+    description=(
+        "The guarded migration job: guard, pre-checks, baseline, forward, backfill, constraints,"
+        " post-validation, ledger. The default run is a dry run; `confirm: true` in the guard's"
+        " config applies. Any failure after the forward step runs the migration's `down`, verifies"
+        " the table is back to its baseline (columns, row count, null counts, checksum) and fails"
+        " the run saying so."
+    ),
     executor_def=dg.in_process_executor,  # the lock lives on one connection in one process
     tags={"dagster/max_retries": "0"},
 )
@@ -35,7 +41,8 @@ def migration_resources(migrations: list[Migration] | None = None) -> dict[str, 
     """The job's own resources: the migrations to apply and the in-memory plan hand-over."""
     return {
         "migrations": dg.ResourceDefinition.hardcoded_resource(
-            discover() if migrations is None else migrations
+            discover() if migrations is None else migrations,
+            "The migrations under platform_assets/migrations/, in order.",
         ),
         STATE_IO_MANAGER: dg.mem_io_manager,
     }

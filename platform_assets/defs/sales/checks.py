@@ -87,7 +87,7 @@ def _plain(totals: dict[str, Decimal] | None) -> dict[str, str] | None:
 def reconciles_with_orders(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    """Fails for a day whose metrics do not add up to its orders (see ``reconcile_day``)."""
+    """Fails for a day whose metrics do not add up to its orders, naming the currencies."""
     yield from evaluate_each_partition(
         context, RECONCILES, True, lambda key: reconcile_day(warehouse, key)
     )

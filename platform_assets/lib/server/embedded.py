@@ -122,7 +122,7 @@ def stop_embedded_server(data_dir: Path | None = None) -> bool:
 
 
 def main() -> None:
-    """``platform-db``: start, inspect or stop the embedded server from the shell."""
+    """platform-db: start, inspect or stop the embedded server from the shell."""
     parser = argparse.ArgumentParser(prog="platform-db", description=main.__doc__)
     parser.add_argument("action", choices=["start", "url", "stop"])
     args = parser.parse_args()

@@ -5,7 +5,7 @@ from pydantic import Field
 
 
 class LandingZone(dg.ConfigurableResource):
-    """The directory that receives the daily landing files (``PLATFORM_LANDING_DIR``)."""
+    """The directory that receives the daily landing files (`PLATFORM_LANDING_DIR`)."""
 
     directory: str = Field(
         description="Root of the landing zone; orders land in <directory>/orders."

@@ -29,11 +29,10 @@ def libpq_url(url: str) -> str:
 class Warehouse(dg.ConfigurableResource):
     """Connections to the warehouse database.
 
-    ``database_url`` comes from ``PLATFORM_DATABASE_URL`` (through ``dg.EnvVar``); when it is unset
-    the embedded server's ``warehouse`` database is used. Every connection carries
-    ``application_name`` and the timeouts, so a stuck statement or lock wait ends instead of hanging
-    a run. Ordinary SQL goes through a small psycopg pool; bulk loads and reads go through ADBC
-    (binary COPY of Arrow).
+    `database_url` comes from `PLATFORM_DATABASE_URL` (through `dg.EnvVar`); when it is unset the
+    embedded server's `warehouse` database is used. Every connection carries `application_name`
+    and the timeouts, so a stuck statement or lock wait ends instead of hanging a run. Ordinary SQL
+    goes through a small psycopg pool; bulk loads and reads go through ADBC (binary COPY of Arrow).
     """
 
     database_url: str | None = Field(
