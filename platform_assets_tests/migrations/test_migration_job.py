@@ -79,6 +79,13 @@ def test_dry_run_changes_nothing(shop: Warehouse) -> None:
     assert "ALTER TABLE crm.customers ADD COLUMN IF NOT EXISTS tier text" in metadata["sql"].value
     assert metadata["lint_findings"].value == []
     assert metadata["estimated_table_rows"].value == CUSTOMERS  # EXPLAIN, after ANALYZE
+    skipped = {
+        event.step_key: event.step_output_data.metadata["skipped"].value
+        for event in result.all_events
+        if event.is_successful_output and "skipped" in event.step_output_data.metadata
+    }
+    dry = "skipped: dry run (launch with confirm: true in the guard's config to apply)"
+    assert skipped == dict.fromkeys(["forward", "backfill", "constraints", "post_validate"], dry)
 
 
 def test_applies_the_tier_migration_and_records_it(shop: Warehouse) -> None:

@@ -1,6 +1,7 @@
 """Incremental extracts from the CRM source tables."""
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import dagster as dg
 
@@ -31,6 +32,9 @@ class IncrementalExtractConfig(dg.Config):
 @dg.asset(
     key=["staging", "customers"],
     pool=WAREHOUSE_POOL,
+    freshness_policy=dg.FreshnessPolicy.time_window(
+        fail_window=timedelta(hours=36), warn_window=timedelta(hours=26)
+    ),
     group_name="crm",
     kinds={"postgres", "pandas"},
     owners=["team:data-platform"],

@@ -14,6 +14,7 @@ from platform_assets.defs.migrations.plan import (
     MigrationFailed,
     MigrationPlan,
     applying,
+    why_skipped,
 )
 from platform_assets.defs.migrations.rollback import failed_checks, rolled_back_on_failure
 from platform_assets.lib.migrations.baseline import (
@@ -94,6 +95,14 @@ def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPla
     return MigrationPlan(migration, dry_run=not config.confirm, timeouts=timeouts)
 
 
+def skipped(context: dg.OpExecutionContext, plan: MigrationPlan) -> MigrationPlan:
+    """Mark the step as skipped (output metadata and the log), and hand the plan on."""
+    reason = why_skipped(plan)
+    context.add_output_metadata({"skipped": reason})
+    context.log.info(reason)
+    return plan
+
+
 @dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
 def pre_checks(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
@@ -146,7 +155,7 @@ def forward(
 ) -> MigrationPlan:
     """Record the start, back up the columns it destroys, run the forward DDL under lock_timeout."""
     if not applying(plan):
-        return plan
+        return skipped(context, plan)
     migration = plan.migration
     conn = migration_lock.connection
     with conn.transaction():
@@ -171,7 +180,10 @@ def backfill(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
     """Keyset batches, a commit each, progress in the ledger; resumes after a crash."""
-    if not applying(plan) or plan.migration.backfill is None:
+    if not applying(plan):
+        return skipped(context, plan)
+    if plan.migration.backfill is None:
+        context.add_output_metadata({"skipped": "skipped: the migration has no backfill"})
         return plan
 
     def on_batch(progress: BackfillProgress, seconds: float) -> None:
@@ -208,7 +220,7 @@ def constraints(
 ) -> MigrationPlan:
     """Constraints added NOT VALID, then validated: no long exclusive lock."""
     if not applying(plan):
-        return plan
+        return skipped(context, plan)
     with rolled_back_on_failure(context, plan, migration_lock, "constraints"):
         run_ddl(
             migration_lock.connection,
@@ -229,7 +241,7 @@ def post_validate(
     checksum is what proves a rollback restored the table.
     """
     if not applying(plan):
-        return plan
+        return skipped(context, plan)
     migration = plan.migration
     conn = migration_lock.connection
     with rolled_back_on_failure(context, plan, migration_lock, "post-validation"):

@@ -48,3 +48,13 @@ class MigrationFailed(Exception):
 def applying(plan: MigrationPlan) -> bool:
     """Whether this run changes anything: a migration to apply, and ``confirm: true``."""
     return plan.migration is not None and not plan.dry_run
+
+
+def why_skipped(plan: MigrationPlan) -> str | None:
+    """Why a changing step does nothing in this run (None when it applies): shown on the step,
+    so a dry run's steps do not pass for work done."""
+    if plan.migration is None:
+        return "skipped: no migration to apply"
+    if plan.dry_run:
+        return "skipped: dry run (launch with confirm: true in the guard's config to apply)"
+    return None
