@@ -27,7 +27,6 @@ from platform_assets_tests.helpers import fetch_all
 TODAY = datetime.now(UTC).date()
 LANDED = [TODAY - timedelta(days=n) for n in (5, 4, 3)]  # within automation's look-back
 BACKFILLED = [TODAY - timedelta(days=n) for n in range(70, 10, -1)]  # 60 days
-MAX_PARTITIONS_PER_RUN = 31
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""
 
@@ -113,7 +112,7 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         assert client.wait_for_backfill(backfill_id, 600) in ("COMPLETED", "COMPLETED_SUCCESS")
         runs = client.runs_tagged("dagster/backfill", backfill_id)
         assert all(run.status == "SUCCESS" for run in runs)
-        assert len(runs) <= -(-len(BACKFILLED) // MAX_PARTITIONS_PER_RUN)  # 2 runs for 60 days
+        assert len(runs) == 1  # the single-run backfill policy: 60 days of both assets, one run
         loaded, figures = loaded_days(clean_warehouse), accounted(clean_warehouse)
         for day in BACKFILLED:
             key = day.isoformat()

@@ -46,8 +46,7 @@ def test_every_asset_that_writes_the_warehouse_is_pooled_checked_and_backfills_i
         assert node.pools == {"warehouse"}, node.key
         assert node.freshness_policy is not None, node.key
         if node.is_partitioned:
-            policy = node.backfill_policy
-            assert policy is not None and policy.max_partitions_per_run == 31, node.key
+            assert node.backfill_policy == dg.BackfillPolicy.single_run(), node.key
     metrics = graph.get(dg.AssetKey(["sales", "daily_order_metrics"]))
     assert metrics.automation_condition == follow_upstream
     assert set(defs.resources) >= {"warehouse", "io_manager", "landing"}

@@ -21,14 +21,15 @@ def dataset_partitions(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
 
 
 def dataset_backfill_policy(spec: DatasetSpec) -> dg.BackfillPolicy:
-    """Backfills in runs of up to ``partitions.max_partitions_per_run`` days each.
+    """A backfill in one run, or in runs of up to ``partitions.max_partitions_per_run`` days.
 
     A run of many partitions costs one run start and one transaction instead of one per day;
     downstream assets with the same policy join the same runs.
     """
-    return dg.BackfillPolicy.multi_run(
-        max_partitions_per_run=spec.partitions.max_partitions_per_run
-    )
+    most = spec.partitions.max_partitions_per_run
+    if most is None:
+        return dg.BackfillPolicy.single_run()
+    return dg.BackfillPolicy.multi_run(max_partitions_per_run=most)
 
 
 def partition_windows(spec: DatasetSpec, keys: Sequence[str]) -> list[PartitionWindow]:

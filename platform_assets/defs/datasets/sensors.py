@@ -3,7 +3,7 @@
 The cursor remembers every file's size, modification time and SHA-256 (``lib/sources/
 landing_scan``): a file is requested once it has stopped growing, a file whose bytes did not
 change is never requested again, and a changed file is requested once. Adjacent changed days go
-in one range run, up to the dataset's ``max_partitions_per_run``.
+in one range run (up to the dataset's ``max_partitions_per_run``, when it sets one).
 """
 
 import hashlib
@@ -83,7 +83,9 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
                 },
             )
             for run in adjacent_runs(
-                partitions_def, list(scan.changed_days), spec.partitions.max_partitions_per_run
+                partitions_def,
+                list(scan.changed_days),
+                spec.partitions.max_partitions_per_run or len(scan.changed_days),
             )
         ]
         skip = None

@@ -80,11 +80,12 @@ class ColumnSpec(_Strict):
 
 
 class DailyPartitions(_Strict):
-    """One partition per UTC day from ``start``; a backfill loads at most
-    ``max_partitions_per_run`` days in one run (one transaction), so a month is one run."""
+    """One partition per UTC day from ``start``. A backfill loads its whole range in one run (one
+    transaction) unless ``max_partitions_per_run`` caps the days per run; Dagster's CLI
+    (``dagster asset materialize --partition-range``) accepts ranges only without a cap."""
 
     start: date
-    max_partitions_per_run: Annotated[int, Field(ge=1, le=366)] = 31
+    max_partitions_per_run: Annotated[int, Field(ge=1)] | None = None
 
 
 class ScheduleSpec(_Strict):
