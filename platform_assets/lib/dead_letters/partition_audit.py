@@ -22,7 +22,8 @@ from platform_assets.lib.dead_letters.side_writes import (
     UNRESOLVED,
 )
 from platform_assets.lib.tables import statements
-from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.partition_profile import rows_in_partition
+from platform_assets.lib.tables.snapshot import column_types, read_only_snapshot
 from platform_assets.lib.tables.table_slice import TableSlice
 
 
@@ -89,20 +90,11 @@ def audit_partition(
 ) -> PartitionAudit:
     """The audit of the single partition in ``table_slice``, in one snapshot."""
     (partition,) = table_slice.partitions
-    cursor = conn.cursor()
-    try:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        pg_types = {
-            c.name: c.pg_type for c in table_columns(cursor, table_slice.schema, table_slice.table)
-        }
-        rows_in_table = 0
-        if pg_types:
-            params = statements.Params()
-            predicate = statements.partition_predicate(table_slice, partition, pg_types, params)
-            query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-                sql.Identifier(table_slice.schema, table_slice.table), predicate
-            )
-            rows_in_table = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
+    with read_only_snapshot(conn) as cursor:
+        pg_types = column_types(cursor, table_slice)
+        rows_in_table = (
+            rows_in_partition(cursor, table_slice, partition, pg_types) if pg_types else 0
+        )
         accounting, unresolved, top_rules = (None, None, None, 0), 0, {}
         if _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{ACCOUNTING}"]):
             cursor.execute(
@@ -131,9 +123,6 @@ def audit_partition(
             unresolved = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
             top_rules = _top_rules(cursor, asset_key, partition.key)
         files = _file_lines(cursor, asset_key, partition.key)
-    finally:
-        cursor.close()
-        conn.rollback()
     read, loaded, dead, discarded = (None if v is None else int(v) for v in accounting)
     return PartitionAudit(
         read, loaded, dead, rows_in_table, unresolved, files, top_rules, discarded or 0

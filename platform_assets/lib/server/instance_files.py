@@ -5,46 +5,23 @@ wherever ``dagster dev`` runs, and a benchmark or test with its own data directo
 in the project's ``./.platform``.
 """
 
-from collections.abc import Mapping
-from typing import Any
-
-from dagster._config.config_schema import UserConfigSchema
 from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
 from dagster._core.storage.root import LocalArtifactStorage
 from dagster._serdes import ConfigurableClassData
 
 from platform_assets.lib import settings
+from platform_assets.lib.server.instance_storage import ConfiguredByEnvironment
 
 
-class PlatformComputeLogManager(LocalComputeLogManager):
+class PlatformComputeLogManager(ConfiguredByEnvironment, LocalComputeLogManager):
     """Captured stdout/stderr of every step, under ``<data dir>/compute_logs``."""
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(str(settings.data_dir() / "compute_logs"), inst_data=inst_data)
 
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return {}
 
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> "PlatformComputeLogManager":
-        return cls(inst_data=inst_data)
-
-
-class PlatformArtifactStorage(LocalArtifactStorage):
+class PlatformArtifactStorage(ConfiguredByEnvironment, LocalArtifactStorage):
     """Dagster's local artifacts (file manager outputs), under ``<data dir>/artifacts``."""
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(str(settings.data_dir() / "artifacts"), inst_data=inst_data)
-
-    @classmethod
-    def config_type(cls) -> UserConfigSchema:
-        return {}
-
-    @classmethod
-    def from_config_value(  # type: ignore[override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> "PlatformArtifactStorage":
-        return cls(inst_data=inst_data)

@@ -6,7 +6,7 @@ dagster-postgres's own storage.
 """
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Self
 
 from dagster._config.config_schema import UserConfigSchema
 from dagster._serdes import ConfigurableClassData
@@ -31,15 +31,25 @@ def instance_storage_url() -> str:
     return url
 
 
-class PlatformPostgresStorage(DagsterPostgresStorage):
-    """dagster-postgres storage whose URL comes from the environment or the embedded server."""
+class ConfiguredByEnvironment:
+    """A Dagster instance component with nothing to configure in ``dagster.yaml``: it takes its
+    place from the environment (``lib/settings``) when built with only its ``inst_data``."""
 
     @classmethod
     def config_type(cls) -> UserConfigSchema:
+        """No keys: ``config: {}`` in ``dagster.yaml``."""
         return {}
 
     @classmethod
-    def from_config_value(  # type: ignore[override]
+    def from_config_value(
         cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> "PlatformPostgresStorage":
-        return cls(postgres_url=instance_storage_url(), inst_data=inst_data)
+    ) -> Self:
+        """The component, configured from the environment."""
+        return cls(inst_data=inst_data)
+
+
+class PlatformPostgresStorage(ConfiguredByEnvironment, DagsterPostgresStorage):
+    """dagster-postgres storage whose URL comes from the environment or the embedded server."""
+
+    def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
+        super().__init__(postgres_url=instance_storage_url(), inst_data=inst_data)

@@ -10,7 +10,7 @@ import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
 from platform_assets.lib.tables import statements
-from platform_assets.lib.tables.schema import table_columns
+from platform_assets.lib.tables.snapshot import column_types, read_only_snapshot
 from platform_assets.lib.tables.table_slice import TableSlice
 
 
@@ -25,12 +25,8 @@ def grouped_totals(
     leaving out rows whose ``excluding[0]`` is one of ``excluding[1]``. Sums are exact
     (``numeric``); an absent table gives no groups."""
     (partition,) = table_slice.partitions
-    cursor = conn.cursor()
-    try:
-        cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        pg_types = {
-            c.name: c.pg_type for c in table_columns(cursor, table_slice.schema, table_slice.table)
-        }
+    with read_only_snapshot(conn) as cursor:
+        pg_types = column_types(cursor, table_slice)
         if not pg_types:
             return {}
         params = statements.Params()
@@ -57,6 +53,3 @@ def grouped_totals(
             row[0]: dict(zip(["rows", *sums], (Decimal(str(v)) for v in row[1:]), strict=True))
             for row in cursor.fetchall()
         }
-    finally:
-        cursor.close()
-        conn.rollback()

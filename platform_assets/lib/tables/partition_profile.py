@@ -10,8 +10,8 @@ import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
 from platform_assets.lib.tables import statements
-from platform_assets.lib.tables.schema import table_columns
-from platform_assets.lib.tables.table_slice import TableSlice
+from platform_assets.lib.tables.snapshot import column_types, read_only_snapshot
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 
 
 @dataclass(frozen=True)
@@ -29,21 +29,11 @@ class KeyFaults:
         return self.repeated_key_rows == 0 and self.null_key_rows == 0
 
 
-def _pg_types(cursor: adbc.Cursor, table_slice: TableSlice) -> dict[str, str]:
-    return {c.name: c.pg_type for c in table_columns(cursor, table_slice.schema, table_slice.table)}
-
-
-def _read_only(cursor: adbc.Cursor) -> None:
-    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-
-
 def key_faults(conn: adbc.Connection, table_slice: TableSlice, key: list[str]) -> KeyFaults:
     """Repeated and missing keys among the rows of the single partition in ``table_slice``, or
     of the whole table when it names no partition."""
-    cursor = conn.cursor()
-    try:
-        _read_only(cursor)
-        pg_types = _pg_types(cursor, table_slice)
+    with read_only_snapshot(conn) as cursor:
+        pg_types = column_types(cursor, table_slice)
         if not pg_types:
             return KeyFaults(0, 0, 0)
         params = statements.Params()
@@ -68,29 +58,32 @@ def key_faults(conn: adbc.Connection, table_slice: TableSlice, key: list[str]) -
         cursor.execute(query.as_string(), parameters=params.values)
         rows, repeated, nulls = (int(value) for value in cursor.fetchone())
         return KeyFaults(rows, repeated, nulls)
-    finally:
-        cursor.close()
-        conn.rollback()
 
 
 def partition_row_counts(conn: adbc.Connection, table_slice: TableSlice) -> dict[str, int]:
     """``{partition key: rows stored}`` for every partition of ``table_slice``, in one snapshot
     (0 for a partition without rows, or when the table does not exist yet)."""
-    cursor = conn.cursor()
-    try:
-        _read_only(cursor)
-        pg_types = _pg_types(cursor, table_slice)
+    with read_only_snapshot(conn) as cursor:
+        pg_types = column_types(cursor, table_slice)
         if not pg_types:
             return {partition.key: 0 for partition in table_slice.partitions}
-        counts = {}
-        table = sql.Identifier(table_slice.schema, table_slice.table)
-        for partition in table_slice.partitions:
-            params = statements.Params()
-            predicate = statements.partition_predicate(table_slice, partition, pg_types, params)
-            query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(table, predicate)
-            cursor.execute(query.as_string(), parameters=params.values)
-            counts[partition.key] = int(cursor.fetchone()[0])
-        return counts
-    finally:
-        cursor.close()
-        conn.rollback()
+        return {
+            partition.key: rows_in_partition(cursor, table_slice, partition, pg_types)
+            for partition in table_slice.partitions
+        }
+
+
+def rows_in_partition(
+    cursor: adbc.Cursor,
+    table_slice: TableSlice,
+    partition: PartitionSlice,
+    pg_types: dict[str, str],
+) -> int:
+    """How many rows of the slice's (existing) table ``partition`` owns."""
+    params = statements.Params()
+    predicate = statements.partition_predicate(table_slice, partition, pg_types, params)
+    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
+        sql.Identifier(table_slice.schema, table_slice.table), predicate
+    )
+    cursor.execute(query.as_string(), parameters=params.values)
+    return int(cursor.fetchone()[0])
