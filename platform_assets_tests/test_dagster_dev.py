@@ -25,7 +25,7 @@ from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT
 from platform_assets_tests.helpers import fetch_all
 
 TODAY = datetime.now(UTC).date()
-LANDED = [TODAY - timedelta(days=n) for n in (5, 4, 3)]  # within automation's look-back
+LANDED = [TODAY - timedelta(days=n) for n in (5, 4, 3)]
 BACKFILLED = [TODAY - timedelta(days=n) for n in range(70, 10, -1)]  # 60 days
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""

@@ -16,7 +16,7 @@ from platform_assets_tests.sales.test_every_line_accounted import set_field
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
 METRICS = daily_order_metrics.key
-# Within the conditions' 92-day look-back of the sample days, whenever the tests run.
+# A fixed evaluation time: the outcome must not depend on the day the tests run.
 EVALUATED_AT = datetime(2026, 11, 20, tzinfo=UTC)
 
 

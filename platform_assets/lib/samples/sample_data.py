@@ -1,16 +1,23 @@
 """``platform-sample-data``: everything ``dagster dev`` needs to have data out of the box.
 
-Seeded daily order files in the landing zone, and the ``crm.customers`` table their customer ids
-refer to (the source table of the customer-tier migration). Both keep what already exists.
+Seeded daily order files in the landing zone, one for every day from the orders dataset's first
+partition to yesterday (so the partitions start where the data does), and the ``crm.customers``
+table their customer ids refer to (the source table of the customer-tier migration). Both keep
+what already exists.
 """
 
 import argparse
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import platform_assets
 from platform_assets.lib import settings
+from platform_assets.lib.ingestion.spec import load_spec
 from platform_assets.lib.samples.sample_orders import CUSTOMER_COUNT, orders_file_name, write_day
 from platform_assets.lib.warehouse.resource import Warehouse
+
+# The dataset the files are for: they start on its first partition.
+ORDERS_SPEC = load_spec(Path(platform_assets.__file__).parent / "datasets" / "orders.yaml")
 
 CUSTOMERS_DDL = [
     "CREATE SCHEMA IF NOT EXISTS crm",
@@ -64,9 +71,15 @@ def main(argv: list[str] | None = None) -> None:
     """Write sample order files for a span of days and seed crm.customers (keeps existing)."""
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     parser = argparse.ArgumentParser(prog="platform-sample-data", description=main.__doc__)
-    parser.add_argument("--start", type=date.fromisoformat, default=yesterday - timedelta(days=13))
+    parser.add_argument(
+        "--start",
+        type=date.fromisoformat,
+        default=ORDERS_SPEC.partitions.start,
+        help="first day (default: the first partition of the orders dataset, so every partition"
+        " has data)",
+    )
     parser.add_argument("--end", type=date.fromisoformat, default=yesterday)
-    parser.add_argument("--orders-per-day", type=int, default=2_000)
+    parser.add_argument("--orders-per-day", type=int, default=500)
     parser.add_argument("--malformed-share", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--landing-dir", type=Path, default=settings.landing_dir())
