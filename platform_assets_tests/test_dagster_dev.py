@@ -27,6 +27,10 @@ from platform_assets_tests.helpers import fetch_all
 TODAY = datetime.now(UTC).date()
 LANDED = [TODAY - timedelta(days=n) for n in (5, 4, 3)]
 BACKFILLED = [TODAY - timedelta(days=n) for n in range(70, 10, -1)]  # 60 days
+CHECK_STATUSES = """
+{ assetNodeOrError(assetKey: {path: ["sales", "orders"]}) { ... on AssetNode {
+    assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
+      ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }"""
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""
 
@@ -70,6 +74,21 @@ def accounted(warehouse: Warehouse) -> dict[str, tuple[int, int]]:
         sql.SQL("SELECT partition_key, rows_read, rows_loaded FROM platform.ingestion_accounting"),
     )
     return {key: (int(read), int(loaded)) for key, read, loaded in rows}
+
+
+def check_statuses(client: DagsterDevClient) -> dict[str, dict[str, str]]:
+    """``{check: {partition: status}}`` of the orders' partitioned checks, as the UI shows them."""
+    node = client.query(CHECK_STATUSES)["assetNodeOrError"]
+    statuses: dict[str, dict[str, str]] = {}
+    for check in node["assetChecksOrError"]["checks"]:
+        ranges = (check["partitionStatuses"] or {}).get("ranges", [])
+        by_day = statuses.setdefault(check["name"], {})
+        for status_range in ranges:
+            day = date.fromisoformat(status_range["startKey"])
+            while day <= date.fromisoformat(status_range["endKey"]):
+                by_day[day.isoformat()] = status_range["status"]
+                day += timedelta(days=1)
+    return statuses
 
 
 def data_lines(landing_dir: Path, day: date) -> int:
@@ -120,6 +139,21 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
             assert read == data_lines(landing_dir, day)  # one record per line in these files
             assert loaded[key] == rows_loaded > 0
         assert metric_days(clean_warehouse) == loaded
+
+        # The UI's per-partition check status is what was checked, day by day, and a failed run
+        # for a day without files marks that day alone.
+        missing_day = (BACKFILLED[0] - timedelta(days=1)).isoformat()
+        failed_run = client.launch_run(
+            {
+                "selector": {**LOCATION, "jobName": "load_orders"},
+                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": missing_day}]},
+            }
+        )
+        assert client.wait_for_run(failed_run, 240) == "FAILURE"
+        statuses = check_statuses(client)
+        for name in ("rows_add_up", "keys_valid"):  # dead_letter_ratio may warn on 40-row days
+            assert {statuses[name][day.isoformat()] for day in BACKFILLED} == {"SUCCEEDED"}, name
+            assert statuses[name].get(missing_day) != "SUCCEEDED", name
 
         # The replay launchpad opens with a valid default config: launched as it stands.
         replay_run = client.launch_run(

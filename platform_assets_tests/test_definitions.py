@@ -47,6 +47,12 @@ def test_every_asset_that_writes_the_warehouse_is_pooled_checked_and_backfills_i
         assert node.freshness_policy is not None, node.key
         if node.is_partitioned:
             assert node.backfill_policy == dg.BackfillPolicy.single_run(), node.key
+    repository = defs.get_repository_def()
+    for job_name, op_name in (
+        ("replay_dead_letters_job", "replay_dead_letters"),
+        ("discard_dead_letters_job", "discard_dead_letters"),
+    ):
+        assert repository.get_job(job_name).graph.node_named(op_name).definition.pool == "warehouse"
     metrics = graph.get(dg.AssetKey(["sales", "daily_order_metrics"]))
     assert metrics.automation_condition == follow_upstream
     assert set(defs.resources) >= {"warehouse", "io_manager", "landing"}

@@ -12,6 +12,7 @@ from pydantic import Field
 
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
+from platform_assets.defs.pools import WAREHOUSE_POOL
 from platform_assets.lib.dead_letters.discard_store import (
     DiscardError,
     discard_letters,
@@ -31,7 +32,7 @@ class DiscardConfig(dg.Config):
     author: str = Field(default="", description="Who decided it")
 
 
-@dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"})
+@dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"}, pool=WAREHOUSE_POOL)
 def discard_dead_letters(
     context: dg.OpExecutionContext, config: DiscardConfig, warehouse: Warehouse
 ) -> Iterator[dg.AssetObservation | dg.Output]:

@@ -16,6 +16,7 @@ from platform_assets.defs.datasets.checks import PARTITION_CHECKS
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
 from platform_assets.defs.partitioned_checks import partition_evaluation
+from platform_assets.defs.pools import WAREHOUSE_POOL
 from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
     Patch,
@@ -73,7 +74,7 @@ def _stored_schema(
     return column_schema(columns, {c.name: c.description for c in spec.columns if c.description})
 
 
-@dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"})
+@dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"}, pool=WAREHOUSE_POOL)
 def replay_dead_letters(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
 ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetObservation | dg.Output]:
