@@ -37,6 +37,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from psycopg import sql
+
 if TYPE_CHECKING:  # imported for real once the environment names the temporary data directory
     import dagster as dg
 
@@ -59,7 +61,7 @@ def drop_tables(warehouse: "Warehouse") -> None:
     """Empty the warehouse for the next arm."""
     with warehouse.connection() as conn:
         for schema in ("sales", "platform"):
-            conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def import_seconds() -> float:

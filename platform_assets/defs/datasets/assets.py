@@ -1,8 +1,9 @@
 """Assets built from the dataset specs in ``platform_assets/datasets/*.yaml``.
 
-Each spec becomes one daily-partitioned asset that streams the day's landing files through
-parsing, validation and the spec's transform into the Postgres IO manager, which writes the good
-rows, the dead letters and the partition's accounting in one transaction (see docs/datasets.md).
+Each spec becomes one daily-partitioned asset that streams the run's days (one, or a backfill's
+range) of landing files through parsing, validation and the spec's transform into the Postgres IO
+manager, which writes the good rows, the dead letters and each day's accounting in one transaction
+(see docs/datasets.md).
 """
 
 from collections.abc import Callable, Iterator
@@ -60,7 +61,7 @@ def _column_schema(spec: DatasetSpec) -> dg.TableSchema:
 
 def _source_batches(
     spec: DatasetSpec, context: dg.AssetExecutionContext, window: PartitionWindow
-) -> tuple[Callable[[], Iterator[RawBatch]], dict[str, object]]:
+) -> tuple[Callable[[], Iterator[RawBatch]], dict[str, list]]:
     """How to read one partition's source from the start, and plain data saying what it is.
 
     Landing files are listed now, so a missing delivery fails before anything is written.
@@ -69,7 +70,7 @@ def _source_batches(
     if isinstance(source, HttpJsonSource):
         day = window.start.date().isoformat()
         url = source.url.replace("{date}", day)
-        return lambda: stream_http_json(source, day, spec.column_names), {"source_url": url}
+        return lambda: stream_http_json(source, day, spec.column_names), {"source_urls": [url]}
     landing: LandingZone = context.resources.landing
     files = landing_files(source, Path(landing.directory), window)
 
@@ -83,7 +84,7 @@ def _source_batches(
 
 def _sources_of_run(
     spec: DatasetSpec, context: dg.AssetExecutionContext, windows: list[PartitionWindow]
-) -> tuple[list[tuple[PartitionWindow, Callable[[], Iterator[RawBatch]]]], dict[str, object]]:
+) -> tuple[list[tuple[PartitionWindow, Callable[[], Iterator[RawBatch]]]], dict[str, list]]:
     """Every partition's source, listed before anything is read: a range run missing any day's
     delivery fails naming every missing day, not only the first."""
     sources, described, missing = [], {}, []
@@ -94,15 +95,11 @@ def _sources_of_run(
             missing.append(str(error))
             continue
         sources.append((window, batches))
-        for name, value in about.items():
-            described.setdefault(name, []).append(value)
+        for name, values in about.items():
+            described.setdefault(name, []).extend(values)
     if missing:
         raise LandingFileError("; ".join(missing))
-    flat = {
-        name: [item for value in values for item in (value if isinstance(value, list) else [value])]
-        for name, values in described.items()
-    }
-    return sources, flat
+    return sources, described
 
 
 def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
@@ -157,10 +154,7 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                     spec, batches(), window, transform, keys_elsewhere, keys=taken
                 )
 
-        metadata = {
-            name: dg.MetadataValue.json(value) if isinstance(value, list) else value
-            for name, value in described.items()
-        }
+        metadata = {name: dg.MetadataValue.json(values) for name, values in described.items()}
         return dg.Output(IngestedStream(read_chunks), metadata=metadata)
 
     return dataset
