@@ -1,0 +1,1 @@
+"""The real UI, driven in a headless Chromium."""
