@@ -43,6 +43,10 @@ def test_the_schedule_requests_the_day_before_its_tick_in_its_time_zone(instance
     assert request.partition_key == "2026-11-02" and request.run_key == "orders:2026-11-02"
     assert SCHEDULE.execution_timezone == "UTC" and SCHEDULE.cron_schedule == "30 6 * * *"
     assert SCHEDULE.job_name == "load_orders"
+    assert (
+        SCHEDULE.default_status == dg.DefaultScheduleStatus.STOPPED
+    )  # orders.yaml: running: false
+    assert SENSOR.default_status == dg.DefaultSensorStatus.RUNNING
 
 
 def test_the_landing_sensor_requests_each_settled_file_once(
