@@ -61,6 +61,15 @@ def dead_letter_growth(
     return dg.SensorResult(skip_reason=skip, cursor=json.dumps(alerted, sort_keys=True))
 
 
+# Dagster's own tags are noise in an alert, except those saying which partitions the run loaded.
+_PARTITION_TAGS = ("dagster/partition", "dagster/asset_partition_range")
+_SYSTEM_TAGS = ("dagster/", ".dagster")
+
+
+def _reported_tag(key: str) -> bool:
+    return key.startswith(_PARTITION_TAGS) or not key.startswith(_SYSTEM_TAGS)
+
+
 @dg.run_failure_sensor(
     name="run_failures",
     default_status=dg.DefaultSensorStatus.RUNNING,
@@ -76,11 +85,6 @@ def run_failures(context: dg.RunFailureSensorContext, notifier: Notifier) -> Non
             run_id=run.run_id,
             job_name=run.job_name,
             message=context.failure_event.message or "",
-            tags={
-                key: value
-                for key, value in run.tags.items()
-                if key.startswith(("dagster/partition", "dagster/asset_partition"))
-                or (not key.startswith(".dagster") and not key.startswith("dagster/"))
-            },
+            tags={key: value for key, value in run.tags.items() if _reported_tag(key)},
         )
     )
