@@ -80,8 +80,8 @@ def discard_letters(
             sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
             params.add(run_id),
             params.add(asset_key),
-            sql.SQL(", ").join(params.add(letter_id) for letter_id in sorted(set(letter_ids))),
-            sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
+            params.add_all(sorted(set(letter_ids))),
+            params.add_all(UNRESOLVED),
         )
         cursor.execute(update.as_string(), parameters=params.values)
         discarded = cursor.fetchall()
@@ -128,7 +128,7 @@ def partitions_of_letters(
         ).format(
             sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
             params.add(asset_key),
-            sql.SQL(", ").join(params.add(letter_id) for letter_id in letter_ids),
+            params.add_all(letter_ids),
         )
         cursor.execute(query.as_string(), parameters=params.values)
         return [row[0] for row in cursor.fetchall()]

@@ -118,7 +118,7 @@ def audit_partition(
                 sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
                 params.add(asset_key),
                 params.add(partition.key),
-                sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
+                params.add_all(UNRESOLVED),
             )
             unresolved = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
             top_rules = _top_rules(cursor, asset_key, partition.key)
@@ -143,7 +143,7 @@ def _top_rules(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> dict[
         FAILURES_OF_LETTER,
         params.add(asset_key),
         params.add(partition_key),
-        sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
+        params.add_all(UNRESOLVED),
         params.add(TOP_RULES),
     )
     cursor.execute(query.as_string(), parameters=params.values)

@@ -83,10 +83,6 @@ class ReplayOutcome:
     still_failing: int
 
 
-def _in_list(params: statements.Params, values: list[object]) -> sql.Composable:
-    return sql.SQL(", ").join(params.add(value) for value in values)
-
-
 def record_patches(
     conn: adbc.Connection, asset_key: str, patches: list[Patch], run_id: str
 ) -> None:
@@ -108,7 +104,7 @@ def record_patches(
                 _DLQ,
                 params.add(patch.dead_letter_id),
                 params.add(asset_key),
-                _in_list(params, list(UNRESOLVED)),
+                params.add_all(list(UNRESOLVED)),
             )
             cursor.execute(query.as_string(), parameters=params.values)
             if cursor.fetchone() is None:
@@ -140,10 +136,10 @@ def queued_partitions(
     params = statements.Params()
     filters = [
         sql.SQL("asset_key = {}").format(params.add(asset_key)),
-        sql.SQL("status IN ({})").format(_in_list(params, statuses)),
+        sql.SQL("status IN ({})").format(params.add_all(statuses)),
     ]
     if partition_keys:
-        filters.append(sql.SQL("partition_key IN ({})").format(_in_list(params, partition_keys)))
+        filters.append(sql.SQL("partition_key IN ({})").format(params.add_all(partition_keys)))
     query = sql.SQL("SELECT DISTINCT partition_key FROM {} WHERE {} ORDER BY 1").format(
         _DLQ, sql.SQL(" AND ").join(filters)
     )
@@ -172,7 +168,7 @@ def lock_queued(
         patches=sql.Identifier(PLATFORM_SCHEMA, PATCHES),
         asset=params.add(asset_key),
         key=params.add(partition_key),
-        statuses=_in_list(params, statuses),
+        statuses=params.add_all(statuses),
     )
     cursor.execute(query.as_string(), parameters=params.values)
     return [QueuedRecord(int(i), json.loads(payload)) for i, payload in cursor.fetchall()]

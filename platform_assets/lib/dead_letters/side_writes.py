@@ -176,8 +176,8 @@ class DeadLetterWrite:
         ).format(
             sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
             params.add(self.asset_key),
-            sql.SQL(", ").join(params.add(key) for key in self.partition_keys),
-            sql.SQL(", ").join(params.add(status) for status in UNRESOLVED),
+            params.add_all(self.partition_keys),
+            params.add_all(UNRESOLVED),
         )
         cursor.execute(statement.as_string(), parameters=params.values)
         spool = tally.dead_letters
@@ -278,7 +278,7 @@ class AccountingWrite:
         statement = sql.SQL("DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({})").format(
             sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
             params.add(self.asset_key),
-            sql.SQL(", ").join(params.add(key) for key in partitions),
+            params.add_all(partitions),
         )
         cursor.execute(statement.as_string(), parameters=params.values)
         insert = (

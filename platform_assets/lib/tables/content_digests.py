@@ -50,7 +50,7 @@ def load(cursor: adbc.Cursor, table_name: str, keys: list[str]) -> dict[str, Con
     statement = sql.SQL(
         "SELECT partition_key, lane_a, lane_b, row_count FROM {}"
         " WHERE table_name = {} AND partition_key IN ({})"
-    ).format(_TABLE, params.add(table_name), sql.SQL(", ").join(params.add(key) for key in keys))
+    ).format(_TABLE, params.add(table_name), params.add_all(keys))
     cursor.execute(statement.as_string(), parameters=params.values)
     return {
         key: ContentDigest.from_parts(lane_a, lane_b, count)
@@ -87,7 +87,7 @@ def forget(cursor: adbc.Cursor, table_name: str, keys: list[str]) -> None:
     """Drop the digests of ``keys``: their rows changed in a way the digest did not follow."""
     params = Params()
     statement = sql.SQL("DELETE FROM {} WHERE table_name = {} AND partition_key IN ({})").format(
-        _TABLE, params.add(table_name), sql.SQL(", ").join(params.add(key) for key in keys)
+        _TABLE, params.add(table_name), params.add_all(keys)
     )
     cursor.execute(statement.as_string(), parameters=params.values)
 

@@ -34,9 +34,7 @@ def grouped_totals(
         if excluding is not None:
             column, values = excluding
             where.append(
-                sql.SQL("{} NOT IN ({})").format(
-                    sql.Identifier(column), sql.SQL(", ").join(params.add(v) for v in values)
-                )
+                sql.SQL("{} NOT IN ({})").format(sql.Identifier(column), params.add_all(values))
             )
         query = sql.SQL(
             "SELECT {group}::text, count(*)::numeric{sums} FROM {table} WHERE {where} GROUP BY 1"

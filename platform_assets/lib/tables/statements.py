@@ -6,6 +6,7 @@ Partition bounds and keys are converted to the partition column's own type befor
 Postgres compares like with like (no session time zone, no text casts).
 """
 
+from collections.abc import Iterable
 from datetime import date, datetime, time
 from decimal import Decimal
 
@@ -39,6 +40,10 @@ class Params:
         """Append ``value`` and return its placeholder (a bound value carries its own type)."""
         self.values.append(value)
         return sql.SQL(f"${len(self.values)}")
+
+    def add_all(self, values: Iterable[object]) -> sql.Composable:
+        """Append each of ``values``; their placeholders joined by commas, for ``IN (...)``."""
+        return sql.SQL(", ").join(self.add(value) for value in values)
 
 
 class SettingParams(Params):
@@ -191,7 +196,7 @@ def delete_slice(table_slice: TableSlice, pg_types: dict[str, str]) -> tuple[str
             for p in table_slice.partitions
         )
         returned = sql.SQL("width_bucket({}, ARRAY[{}]) AS bucket").format(
-            sql.Identifier(column), sql.SQL(", ").join(params.add(start) for start in starts)
+            sql.Identifier(column), params.add_all(starts)
         )
         grouping = sql.SQL("bucket")
     else:
