@@ -7,18 +7,21 @@ Without ``PLATFORM_DATABASE_URL`` the tests start the embedded server in a tempo
 import os
 import shutil
 import tempfile
+import uuid
 from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 import pytest
 from psycopg import sql
+from sqlalchemy.engine import make_url
 
 from platform_assets.lib import settings
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.samples.sample_orders import write_day
-from platform_assets.lib.server.embedded import stop_embedded_server
+from platform_assets.lib.server.embedded import embedded_database_url, stop_embedded_server
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
 
@@ -99,3 +102,18 @@ def instance() -> Iterator[dg.DagsterInstance]:
         }
     ) as ephemeral:
         yield ephemeral
+
+
+@pytest.fixture
+def instance_database_url(warehouse: Warehouse) -> Iterator[str]:
+    """URL of a new, empty database for one test's Dagster instance (runs, events, check
+    history) on the warehouse's server, dropped afterwards: what one `dg dev` test records cannot
+    show up in another's UI."""
+    name = f"dagster_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    server_url = warehouse.database_url or embedded_database_url(settings.WAREHOUSE_DATABASE)
+    base = make_url(server_url)
+    yield base.set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))

@@ -36,10 +36,12 @@ MATERIALIZED_PARTITIONS = """
 
 
 @contextmanager
-def dagster_dev(landing_dir: Path, log_path: Path) -> Iterator[DagsterDevClient]:
-    """`dagster dev` on a free port with ``landing_dir`` as its landing zone."""
+def dagster_dev(landing_dir: Path, log_path: Path, instance_url: str) -> Iterator[DagsterDevClient]:
+    """`dagster dev` on a free port with ``landing_dir`` as its landing zone and the Dagster
+    instance stored in the database at ``instance_url``."""
     env = {k: v for k, v in os.environ.items() if k != "DAGSTER_HOME"}
     env[settings.LANDING_DIR_VAR] = str(landing_dir)
+    env[settings.DAGSTER_STORAGE_URL_VAR] = instance_url
     client = DagsterDevClient(free_port())
     ready = lambda: client.query("{ version }")  # noqa: E731
     with running_dagster_dev(REPO_ROOT, client.port, env, log_path, ready):
@@ -98,14 +100,14 @@ def data_lines(landing_dir: Path, day: date) -> int:
 
 
 def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
-    clean_warehouse: Warehouse, tmp_path: Path
+    clean_warehouse: Warehouse, tmp_path: Path, instance_database_url: str
 ) -> None:
     landing_dir, log_path = tmp_path / "landing", tmp_path / "dagster-dev.log"
     for n, day in enumerate(LANDED):
         write_day(landing_dir / "orders", day, orders=300, seed=n, malformed_share=0.02)
     landed = {day.isoformat() for day in LANDED}
 
-    with dagster_dev(landing_dir, log_path) as client:
+    with dagster_dev(landing_dir, log_path, instance_database_url) as client:
         nodes = client.query("{ assetNodes { assetKey { path } } }")["assetNodes"]
         assert {"/".join(n["assetKey"]["path"]) for n in nodes} == ASSET_KEYS
 
@@ -170,7 +172,7 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
     assert "temporary directory" not in printed and "superseded" not in printed
     assert "does not match the virtual environment" not in printed
 
-    with dagster_dev(landing_dir, log_path) as client:
+    with dagster_dev(landing_dir, log_path, instance_database_url) as client:
         assert client.run(replay_run)["status"] == "SUCCESS"
         nodes = client.query(MATERIALIZED_PARTITIONS)["assetNodes"]
         orders = next(n for n in nodes if n["assetKey"]["path"] == ["sales", "orders"])

@@ -1,19 +1,22 @@
 """The UI in a real browser: Debian's headless Chromium, driven by Playwright, on the README's
-`dg dev`. Open the asset, dismiss the first-visit dialog, launch one partition from the UI's
-*Materialize…* dialog, and see each check's execution on that day pass; the rows are in Postgres.
+`dg dev`. Open the asset, dismiss the first-visit dialog, launch a day from the UI's *Materialize…*
+dialog before its file has landed: the run fails and the checks roll up to *Failed*, with that day
+alone in *Execution failed*. Once the file lands, launch it again: every check rolls up to
+*Succeeded*, each check's execution on that day passed, and the rows are in Postgres.
 
 Screenshots are kept as test artefacts under ``$PLATFORM_TEST_ARTIFACTS`` (default
 ``./test-artifacts``); two of them illustrate docs/operations.md.
 """
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from psycopg import sql
 
@@ -28,6 +31,7 @@ from platform_assets_tests.test_dagster_dev import dagster_dev
 DAY = datetime.now(UTC).date() - timedelta(days=4)
 CHROMIUM = "chromium-headless-shell"  # Debian's package of the same name (installed by .ci/run)
 CHECKS = ("rows_add_up", "dead_letter_ratio", "keys_valid", "row_volume")
+ALL_CHECKS = (*CHECKS, "column_schema_change")
 
 
 @pytest.fixture
@@ -72,29 +76,71 @@ def launch_partition_from_the_ui(page: Page, day: str) -> None:
     ).first.click()
 
 
-def test_a_partition_launched_from_the_ui_lands_with_its_checks_passing(
-    clean_warehouse: Warehouse, tmp_path: Path, browser: Browser, artifacts: Path
+def expect_checks_roll_up(page: Page, status: str) -> None:
+    """Every check of the *Checks* tab's list says ``status`` (its roll-up over the partitions)."""
+    page.get_by_text("Checks", exact=True).first.click()
+    for name in ALL_CHECKS:
+        expect(check_in_list(page, name, status)).to_be_visible(timeout=30_000)
+
+
+def check_in_list(page: Page, name: str, status: str | None = None) -> Locator:
+    """The *Checks* list's entry for ``name`` (saying ``status``, when given).
+
+    The entries are not links: the entry is the innermost element holding both texts.
+    """
+    entry = page.locator("div").filter(has=page.get_by_text(name, exact=True))
+    entry = entry.filter(
+        has=page.get_by_text(status or re.compile("^(Failed|Succeeded)$"), exact=True)
+    )
+    return entry.last
+
+
+def expect_partition_tally(page: Page, check: str, passed: int, execution_failed: int) -> None:
+    """The check's *Partitions* tab counts ``passed`` and ``execution_failed`` partitions."""
+    check_in_list(page, check).click()
+    page.get_by_text("Partitions", exact=True).last.click()
+    expect(page.get_by_text(f"Passed ({passed})")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text(f"Execution Failed ({execution_failed})")).to_be_visible()
+
+
+def test_a_day_launched_from_the_ui_rolls_its_checks_up_truthfully(
+    clean_warehouse: Warehouse,
+    tmp_path: Path,
+    instance_database_url: str,
+    browser: Browser,
+    artifacts: Path,
 ) -> None:
-    landing_dir = tmp_path / "landing"
-    with dagster_dev(landing_dir, tmp_path / "dg-dev.log") as client:
+    landing_dir, day = tmp_path / "landing", DAY.isoformat()
+    with dagster_dev(landing_dir, tmp_path / "dg-dev.log", instance_database_url) as client:
         for sensor in ("orders_landing_files", "platform_automation"):
             client.stop_sensor(sensor)  # only what the browser launches runs
-        write_day(landing_dir / "orders", DAY, orders=300, seed=3, malformed_share=0.01)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
-        page.goto(f"http://127.0.0.1:{client.port}/assets/sales/orders", wait_until="networkidle")
+        asset_page = f"http://127.0.0.1:{client.port}/assets/sales/orders"
+        page.goto(asset_page, wait_until="networkidle")
         dismiss_first_visit_dialog(page)
         expect(page.get_by_text("ISO 4217 code of every amount on the order")).to_be_visible()
         page.screenshot(path=str(artifacts / "asset-overview.png"))
 
-        launch_partition_from_the_ui(page, DAY.isoformat())
-        run = wait_for_partition_run(client, DAY.isoformat())
-        assert run == "SUCCESS"
+        # Before the file lands: the run fails, and that day alone is marked.
+        launch_partition_from_the_ui(page, day)
+        failed_run = wait_for_partition_run(client, day, earlier=set())
+        assert client.run(failed_run)["status"] == "FAILURE"
+        expect_checks_roll_up(page, "Failed")
+        expect_partition_tally(page, "rows_add_up", passed=0, execution_failed=1)
+        page.screenshot(path=str(artifacts / "asset-checks-day-without-files.png"))
 
-        page.get_by_text("Checks", exact=True).first.click()
+        # The file lands and the day is launched again: every check passes, the day included.
+        write_day(landing_dir / "orders", DAY, orders=300, seed=3, malformed_share=0.01)
+        page.goto(asset_page, wait_until="networkidle")
+        launch_partition_from_the_ui(page, day)
+        loaded_run = wait_for_partition_run(client, day, earlier={failed_run})
+        assert client.run(loaded_run)["status"] == "SUCCESS"
+        expect_checks_roll_up(page, "Succeeded")
+        expect_partition_tally(page, "rows_add_up", passed=1, execution_failed=0)
         for name in CHECKS:  # each check's execution on the launched day: Passed
-            page.get_by_text(name, exact=True).first.click()
+            check_in_list(page, name).click()
             page.get_by_text("Execution history", exact=True).first.click()
-            execution = page.get_by_role("row").filter(has_text=DAY.isoformat())
+            execution = page.get_by_role("row").filter(has_text=day)
             expect(execution.first).to_contain_text("Passed", timeout=30_000)
         page.screenshot(path=str(artifacts / "asset-checks.png"))
 
@@ -104,16 +150,18 @@ def test_a_partition_launched_from_the_ui_lands_with_its_checks_passing(
             "SELECT (SELECT count(*) FROM sales.orders WHERE order_date = %s),"
             " (SELECT rows_loaded FROM platform.ingestion_accounting WHERE partition_key = %s)"
         ),
-        (DAY, DAY.isoformat()),
+        (DAY, day),
     )
     assert stored[0][0] == stored[0][1] > 0
 
 
-def wait_for_partition_run(client: DagsterDevClient, day: str) -> str:
-    """The final status of the run the UI launched for ``day``."""
+def wait_for_partition_run(client: DagsterDevClient, day: str, earlier: set[str]) -> str:
+    """The id of the run the UI launched for ``day`` (none of ``earlier``), once it finished."""
 
     def launched() -> str | None:
-        runs = client.runs_tagged("dagster/partition", day)
+        runs = [r for r in client.runs_tagged("dagster/partition", day) if r.run_id not in earlier]
         return runs[0].run_id if runs else None
 
-    return client.wait_for_run(wait_for(launched, 120, f"a run for {day}"), 300)
+    run_id = wait_for(launched, 120, f"a run for {day}")
+    client.wait_for_run(run_id, 300)
+    return run_id
