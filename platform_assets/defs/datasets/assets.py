@@ -68,9 +68,10 @@ def _source_batches(
     """
     source = spec.source
     if isinstance(source, HttpJsonSource):
-        day = window.start.date().isoformat()
-        url = source.url.replace("{date}", day)
-        return lambda: stream_http_json(source, day, spec.column_names), {"source_urls": [url]}
+        url = source.url.replace("{date}", window.key)
+        return lambda: stream_http_json(source, window.key, spec.column_names), {
+            "source_urls": [url]
+        }
     landing: LandingZone = context.resources.landing
     files = landing_files(source, Path(landing.directory), window)
 

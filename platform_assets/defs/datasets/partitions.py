@@ -5,6 +5,7 @@ replay job agree on what a partition is.
 """
 
 from collections.abc import Sequence
+from datetime import datetime, time
 
 import dagster as dg
 
@@ -13,11 +14,22 @@ from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 
 
-def dataset_partitions(spec: DatasetSpec) -> dg.DailyPartitionsDefinition:
-    """The spec's daily partitions (UTC days), from the first day it has data."""
-    return dg.DailyPartitionsDefinition(
-        start_date=spec.partitions.start.isoformat(), timezone="UTC"
-    )
+def dataset_partitions(spec: DatasetSpec) -> dg.TimeWindowPartitionsDefinition:
+    """The spec's time partitions, in its time zone, from the first one that has data."""
+    declared = spec.partitions
+    start = declared.start  # a date means its midnight; either is local time in the zone
+    common = {
+        "start_date": start if isinstance(start, datetime) else datetime.combine(start, time.min),
+        "timezone": declared.timezone,
+        "fmt": declared.format,
+    }
+    if declared.granularity == "hourly":
+        return dg.HourlyPartitionsDefinition(**common)
+    if declared.granularity == "weekly":
+        return dg.WeeklyPartitionsDefinition(**common, day_offset=1)  # ISO weeks: from Monday
+    if declared.granularity == "monthly":
+        return dg.MonthlyPartitionsDefinition(**common)
+    return dg.DailyPartitionsDefinition(**common)
 
 
 def dataset_backfill_policy(spec: DatasetSpec) -> dg.BackfillPolicy:

@@ -1,9 +1,9 @@
-"""Each landing-file dataset's sensor: load exactly the days whose files appeared or changed.
+"""Each landing-file dataset's sensor: load exactly the partitions whose files appeared or changed.
 
 The cursor remembers every file's size, modification time and SHA-256 (``lib/sources/
 landing_scan``): a file is requested once it has stopped growing, a file whose bytes did not
-change is never requested again, and a changed file is requested once. Adjacent changed days go
-in one range run (up to the dataset's ``max_partitions_per_run``, when it sets one).
+change is never requested again, and a changed file is requested once. Adjacent changed
+partitions go in one range run (up to the dataset's ``max_partitions_per_run``, when it sets one).
 """
 
 import hashlib
@@ -30,7 +30,7 @@ def _digest(fingerprints: Iterable[str]) -> str:
 
 
 def adjacent_runs(
-    partitions_def: dg.DailyPartitionsDefinition, keys: list[str], longest: int
+    partitions_def: dg.TimeWindowPartitionsDefinition, keys: list[str], longest: int
 ) -> list[list[str]]:
     """``keys`` (sorted) cut into runs of adjacent partitions, each at most ``longest`` long."""
     runs: list[list[str]] = []
@@ -59,23 +59,24 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         minimum_interval_seconds=LANDING_SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
         description=(
-            f"Loads the days whose {spec.name} landing files ({source.directory}/"
+            f"Loads the partitions whose {spec.name} landing files ({source.directory}/"
             f"{source.pattern}) appeared or changed (by content), once they stop growing."
         ),
     )
     def landing_files_changed(
         context: dg.SensorEvaluationContext, landing: LandingZone
     ) -> dg.SensorResult:
-        """Requests each changed day once; the cursor holds what was seen."""
+        """Requests each changed partition once; the cursor holds what was seen."""
         scan = scan_landing(
             Path(landing.directory) / source.directory,
             source.pattern,
+            spec.partitions.format,
             json.loads(context.cursor) if context.cursor else None,
-            partitions_def.has_partition_key,  # a file for a day not yet a partition waits
+            partitions_def.has_partition_key,  # a file for a key not yet a partition waits
         )
         requests = [
             dg.RunRequest(
-                run_key=f"{run[0]}..{run[-1]}:" + _digest(scan.changed_days[key] for key in run),
+                run_key=f"{run[0]}..{run[-1]}:" + _digest(scan.changed_keys[key] for key in run),
                 tags={
                     "dagster/asset_partition_range_start": run[0],
                     "dagster/asset_partition_range_end": run[-1],
@@ -84,8 +85,8 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
             )
             for run in adjacent_runs(
                 partitions_def,
-                list(scan.changed_days),
-                spec.partitions.max_partitions_per_run or len(scan.changed_days),
+                list(scan.changed_keys),
+                spec.partitions.max_partitions_per_run or len(scan.changed_keys),
             )
         ]
         skip = None
@@ -97,8 +98,8 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
             skip_reason=skip,
             cursor=json.dumps(scan.cursor),
             asset_events=[
-                landing_observation(spec, day, fingerprint)
-                for day, fingerprint in scan.changed_days.items()
+                landing_observation(spec, key, fingerprint)
+                for key, fingerprint in scan.changed_keys.items()
             ],
         )
 

@@ -42,12 +42,13 @@ from platform_assets.lib.sources.landing_readers import (
 
 
 def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindow) -> list[Path]:
-    """The day's files of ``source`` under the landing zone ``root``, in name order.
+    """The partition's files of ``source`` under the landing zone ``root``, in name order
+    (``{date}`` in the pattern stands for the partition's key).
 
     None at all is an error: a missing delivery must fail loudly, not load an empty day.
     """
     directory = root / source.directory
-    pattern = source.pattern.replace("{date}", window.start.date().isoformat())
+    pattern = source.pattern.replace("{date}", window.key)
     paths = sorted(directory.glob(pattern))
     inside = root.resolve()
     outside = [path for path in paths if not path.resolve().is_relative_to(inside)]

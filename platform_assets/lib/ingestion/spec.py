@@ -7,7 +7,7 @@ dataset needs no Python. The format is documented in docs/datasets.md.
 """
 
 import re
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
@@ -23,6 +23,17 @@ from platform_assets.lib.sources.http_json import HttpJsonSource
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
 
 ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
+Granularity = Literal["hourly", "daily", "weekly", "monthly"]
+# How a partition's key is written (in file names, URLs and the UI) unless the spec says otherwise:
+# Dagster's own defaults.
+DEFAULT_KEY_FORMATS: dict[Granularity, str] = {
+    "hourly": "%Y-%m-%d-%H:%M",
+    "daily": "%Y-%m-%d",
+    "weekly": "%Y-%m-%d",
+    "monthly": "%Y-%m-%d",
+}
+# The strftime fields a key format may use, each with the digits it writes.
+KEY_FORMAT_FIELDS = {"%Y": r"\d{4}", "%m": r"\d{2}", "%d": r"\d{2}", "%H": r"\d{2}", "%M": r"\d{2}"}
 WriteMode = Literal["replace_partition", "append", "upsert"]
 # A Postgres identifier: ASCII letters, digits and underscores, at most 63 bytes (NAMEDATALEN - 1;
 # a longer name would be silently truncated by the server).
@@ -79,13 +90,46 @@ class ColumnSpec(_Strict):
         return self
 
 
-class DailyPartitions(_Strict):
-    """One partition per UTC day from ``start``. A backfill loads its whole range in one run (one
-    transaction) unless ``max_partitions_per_run`` caps the days per run; Dagster's CLI
-    (``dagster asset materialize --partition-range``) accepts ranges only without a cap."""
+def known_zone(field: str, zone: str) -> None:
+    """Refuses ``zone`` unless it is an IANA time zone this machine knows."""
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError) as error:
+        raise ValueError(f"{field} {zone!r} is not a known time zone") from error
 
-    start: date
+
+class PartitionsSpec(_Strict):
+    """Time partitions: one per hour, day, week (Monday to Monday) or month of local time in
+    ``timezone`` (DST-correct: a local day may last 23 or 25 hours), from ``start``.
+
+    ``key_format`` is how a key is written, in file patterns (``{date}``), URLs and the UI.
+    A backfill loads its whole range in one run (one transaction) unless
+    ``max_partitions_per_run`` caps the partitions per run; Dagster's CLI
+    (``dagster asset materialize --partition-range``) accepts ranges only without a cap.
+    """
+
+    start: date | datetime
+    granularity: Granularity = "daily"
+    timezone: str = "UTC"
+    key_format: str | None = None
     max_partitions_per_run: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def _valid(self) -> "PartitionsSpec":
+        known_zone("partitions.timezone", self.timezone)
+        leftover = self.format
+        for field in KEY_FORMAT_FIELDS:
+            leftover = leftover.replace(field, "")
+        if "%" in leftover:
+            raise ValueError(
+                f"partitions.key_format {self.format!r} may use only {sorted(KEY_FORMAT_FIELDS)}"
+            )
+        return self
+
+    @property
+    def format(self) -> str:
+        """The key format: declared, or the granularity's default."""
+        return self.key_format or DEFAULT_KEY_FORMATS[self.granularity]
 
 
 class ScheduleSpec(_Strict):
@@ -100,10 +144,7 @@ class ScheduleSpec(_Strict):
     def _valid(self) -> "ScheduleSpec":
         if not is_valid_cron_string(self.cron):  # exactly what a Dagster schedule accepts
             raise ValueError(f"schedule.cron {self.cron!r} is not a valid cron expression")
-        try:
-            ZoneInfo(self.timezone)
-        except (ZoneInfoNotFoundError, ValueError) as error:
-            raise ValueError(f"schedule.timezone {self.timezone!r} is not a known zone") from error
+        known_zone("schedule.timezone", self.timezone)
         return self
 
 
@@ -146,7 +187,7 @@ class DatasetSpec(_Strict):
     description: str
     group: str = Field(pattern=_NAME)
     owners: list[str] = Field(default_factory=list)
-    partitions: DailyPartitions
+    partitions: PartitionsSpec
     source: Annotated[LandingFilesSource | HttpJsonSource, Field(discriminator="kind")]
     columns: list[ColumnSpec] = Field(min_length=1)
     primary_key: list[str] = Field(min_length=1)
@@ -174,6 +215,8 @@ class DatasetSpec(_Strict):
         partition = self.column(self.partition_column)
         if partition is None or partition.type not in ("date", "timestamptz"):
             raise ValueError("partition_column must be a declared date or timestamptz column")
+        if partition.type == "date" and self.partitions.granularity == "hourly":
+            raise ValueError("hourly partitions need a timestamptz partition_column, not a date")
         return self
 
     def column(self, name: str) -> ColumnSpec | None:

@@ -24,8 +24,9 @@ _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class HttpJsonSource(BaseModel):
-    """A paged JSON API: ``url`` (``{date}`` is the day) returns an object holding a list of
-    records at ``records_path`` and the next page's URL at ``next_path`` (null on the last page).
+    """A paged JSON API: ``url`` (``{date}`` is the partition's key) returns an object holding a
+    list of records at ``records_path`` and the next page's URL at ``next_path`` (null on the
+    last page).
 
     A bearer token, if the API needs one, comes from the environment variable ``token_env``.
     Connection errors, 429 and 5xx are retried with exponential backoff and jitter, up to
@@ -44,7 +45,7 @@ class HttpJsonSource(BaseModel):
     extra_columns: Literal["error", "ignore"] = "ignore"
 
     @model_validator(mode="after")
-    def _url_names_the_day(self) -> "HttpJsonSource":
+    def _url_names_the_partition(self) -> "HttpJsonSource":
         if "{date}" not in self.url:
             raise ValueError("source.url must contain {date}")
         return self
@@ -108,9 +109,9 @@ def _page(session: requests.Session, source: HttpJsonSource, url: str) -> dict:
         ) from error
 
 
-def stream_http_json(source: HttpJsonSource, day: str, declared: list[str]) -> Iterator[RawBatch]:
-    """Every page for ``day``, following ``next_path`` links, one chunk per page."""
-    url: str | None = source.url.replace("{date}", day)
+def stream_http_json(source: HttpJsonSource, key: str, declared: list[str]) -> Iterator[RawBatch]:
+    """Every page for the partition ``key``, following ``next_path`` links, one chunk per page."""
+    url: str | None = source.url.replace("{date}", key)
     seen_urls: set[str] = set()
     number = 0
     with requests.Session() as session:

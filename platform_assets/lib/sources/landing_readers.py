@@ -38,12 +38,14 @@ _COUNT_BLOCK_BYTES = 1 << 20
 
 
 class LandingFilesSource(BaseModel):
-    """Files dropped in the landing zone: one or more per day, CSV or Parquet, read in chunks.
+    """Files dropped in the landing zone: one or more per partition, CSV or Parquet, read in
+    chunks.
 
-    ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the day
-    (``YYYY-MM-DD``); every matching file of the day is read, in name order. A CSV record may
-    span several lines (a quoted line break), up to ``max_record_lines`` and
-    ``max_record_bytes``; a quote still open past them makes only its own line a dead letter.
+    ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the partition's key
+    (``YYYY-MM-DD`` for days, or the spec's ``partitions.key_format``); every matching file of
+    the partition is read, in name order. A CSV record may span several lines (a quoted line
+    break), up to ``max_record_lines`` and ``max_record_bytes``; a quote still open past them
+    makes only its own line a dead letter.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -57,7 +59,7 @@ class LandingFilesSource(BaseModel):
     max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
 
     @model_validator(mode="after")
-    def _pattern_names_the_day(self) -> "LandingFilesSource":
+    def _pattern_names_the_partition(self) -> "LandingFilesSource":
         if "{date}" not in self.pattern:
             raise ValueError("source.pattern must contain {date}")
         for field_name in ("directory", "pattern"):

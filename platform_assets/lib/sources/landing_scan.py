@@ -1,10 +1,11 @@
-"""Which days' landing files appeared or changed since the last look, judged by content.
+"""Which partitions' landing files appeared or changed since the last look, judged by content.
 
 A landing-file sensor keeps the returned cursor between ticks. A file counts only once it has
 stopped growing (the same size and modification time on two looks in a row), and a settled file
 counts as changed only when its SHA-256 differs from the one recorded: a file touched or copied
-again with the same bytes is not loaded twice. A day whose file was removed is loaded again from
-the files it still has.
+again with the same bytes is not loaded twice. A partition whose file was removed is loaded again
+from the files it still has. A file belongs to the partition whose key, written in the spec's key
+format, makes the file pattern's ``{date}`` match the file's name.
 """
 
 import hashlib
@@ -14,31 +15,38 @@ from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from pathlib import Path
 
-_DATE = "{date}"
-_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+from platform_assets.lib.ingestion.spec import KEY_FORMAT_FIELDS
+
+_KEY = "{date}"
 _HASH_BLOCK = 1 << 20
 
 
 @dataclass(frozen=True)
 class LandingScan:
-    """The days to load, each with a fingerprint of its files' content, and the next cursor."""
+    """The partitions to load, each with a fingerprint of its files' content, and the next
+    cursor."""
 
-    changed_days: dict[str, str]
+    changed_keys: dict[str, str]
     cursor: dict
     settling: list[str]
 
 
-def day_matcher(pattern: str) -> Callable[[str], str | None]:
-    """A function giving the day (``YYYY-MM-DD``) whose files ``pattern`` matches ``name`` as,
-    or None: the same glob matching the asset uses to list a day's files."""
+def key_matcher(pattern: str, key_format: str) -> Callable[[str], str | None]:
+    """A function giving the partition key (written as ``key_format``) whose files ``pattern``
+    matches ``name`` as, or None: the same glob matching the asset uses to list a partition's
+    files."""
+    key_shape = re.escape(key_format)
+    for field, digits in KEY_FORMAT_FIELDS.items():
+        key_shape = key_shape.replace(re.escape(field), digits)
+    candidates = re.compile(f"(?=({key_shape}))")
 
-    def day_of(name: str) -> str | None:
-        for candidate in _DAY.findall(name):
-            if fnmatchcase(name, pattern.replace(_DATE, candidate)):
+    def key_of(name: str) -> str | None:
+        for candidate in candidates.findall(name):
+            if fnmatchcase(name, pattern.replace(_KEY, candidate)):
                 return candidate
         return None
 
-    return day_of
+    return key_of
 
 
 def file_sha256(path: Path) -> str:
@@ -58,22 +66,26 @@ def _fingerprint(files: dict[str, dict]) -> str:
 
 
 def scan_landing(
-    directory: Path, pattern: str, cursor: dict | None, is_partition: Callable[[str], bool]
+    directory: Path,
+    pattern: str,
+    key_format: str,
+    cursor: dict | None,
+    is_partition: Callable[[str], bool],
 ) -> LandingScan:
     """Compare ``directory`` with the ``cursor`` of the last scan (None: nothing seen yet).
 
-    Only files whose day ``is_partition`` accepts are considered; the others are looked at
+    Only files whose key ``is_partition`` accepts are considered; the others are looked at
     again on later scans (a file for today waits until today is a partition).
     """
     previous = cursor or {"seen": {}, "settling": {}}
     seen: dict[str, dict] = {}
     settling: dict[str, list[int]] = {}
     changed: set[str] = set()
-    day_of = day_matcher(pattern)
+    key_of = key_matcher(pattern, key_format)
     present = sorted(directory.iterdir()) if directory.is_dir() else []
     for path in present:
-        day = day_of(path.name)
-        if day is None or not path.is_file() or not is_partition(day):
+        key = key_of(path.name)
+        if key is None or not path.is_file() or not is_partition(key):
             continue
         stat = path.stat()
         state = [stat.st_size, stat.st_mtime_ns]
@@ -87,16 +99,16 @@ def scan_landing(
                 seen[path.name] = known
             continue
         sha256 = file_sha256(path)
-        seen[path.name] = {"day": day, "size": state[0], "mtime_ns": state[1], "sha256": sha256}
+        seen[path.name] = {"key": key, "size": state[0], "mtime_ns": state[1], "sha256": sha256}
         if known is None or known["sha256"] != sha256:
-            changed.add(day)
-    removed = {known["day"] for name, known in previous["seen"].items() if name not in seen}
-    changed |= {day for day in removed if any(f["day"] == day for f in seen.values())}
-    by_day: dict[str, dict[str, dict]] = {}
+            changed.add(key)
+    removed = {known["key"] for name, known in previous["seen"].items() if name not in seen}
+    changed |= {key for key in removed if any(f["key"] == key for f in seen.values())}
+    by_key: dict[str, dict[str, dict]] = {}
     for name, known in seen.items():
-        by_day.setdefault(known["day"], {})[name] = known
+        by_key.setdefault(known["key"], {})[name] = known
     return LandingScan(
-        changed_days={day: _fingerprint(by_day[day]) for day in sorted(changed)},
+        changed_keys={key: _fingerprint(by_key[key]) for key in sorted(changed)},
         cursor={"seen": seen, "settling": settling},
         settling=sorted(settling),
     )
