@@ -276,6 +276,16 @@ def test_every_row_is_loaded_or_dead_lettered_never_both_never_lost(rows: list[d
         ),
         ({"type": "decimal", "precision": 6, "scale": 2}, "12,50", "numbers are read locale-free"),
         ({"type": "date"}, "2026-02-30", "is not a calendar date as YYYY-MM-DD"),
+        (
+            {"type": "integer", "accept_integral_decimals": True},
+            "517.5",
+            "'517.5' has a fraction that is not zero, and the column is integer",
+        ),
+        (
+            {"type": "integer", "accept_integral_decimals": True},
+            "9" * 19 + ".0",
+            "is outside the range of a 64-bit integer",
+        ),
     ],
 )
 def test_a_dead_letter_says_why_its_value_failed(column: dict, text: str, message: str) -> None:
@@ -288,3 +298,24 @@ def test_a_dead_letter_says_why_its_value_failed(column: dict, text: str, messag
     failures = failures_of(0, checked.broken, rows.to_pylist()[0])
 
     assert any(f["column"] == "value" and message in f["message"] for f in failures), failures
+
+
+def test_an_integer_column_may_accept_integral_decimals_never_rounding() -> None:
+    column = ColumnSpec(name="value", type="integer", accept_integral_decimals=True)
+    spec = SPEC.model_copy(update={"columns": [column, *SPEC.columns]})
+    texts = ["517.0", "517", "-3.000", "+8.", "0.0", "517.5", "517.01", "5e2", "1,0"]
+    rows = pa.table(
+        {name: texts if name == "value" else ["1"] * len(texts) for name in spec.column_names}
+    )
+
+    checked = check_rows(rows, spec, WINDOW)
+
+    typed = checked.typed.column("value").to_pylist()
+    refused = [rule.rows for rule in checked.broken if rule.column == "value"]
+    assert typed[:5] == [517, 517, -3, 8, 0]
+    assert [bool(any(mask[i] for mask in refused)) for i in range(len(texts))] == [
+        *[False] * 5,
+        *[True] * 4,
+    ]
+    with pytest.raises(ValueError, match="accept_integral_decimals applies to integers"):
+        ColumnSpec(name="price", type="double", accept_integral_decimals=True)

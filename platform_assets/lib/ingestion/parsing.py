@@ -52,6 +52,8 @@ def arrow_field(column: ColumnSpec) -> pa.Field:
 
 
 def _shape(column: ColumnSpec) -> str | None:
+    if column.type == "integer" and column.accept_integral_decimals:
+        return r"^[+-]?\d{1,19}(\.0*)?$"
     if column.type == "decimal":
         whole, fraction = column.precision - column.scale, column.scale  # type: ignore[operator]
         digits = rf"\d{{1,{whole}}}" if whole else "0?"
@@ -86,8 +88,8 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
         return typed, ~missing & true_mask(pc.is_null(typed))
     well_shaped = true_mask(pc.match_substring_regex(present, _shape(column)))
     candidates = pc.if_else(pa.array(well_shaped), present, pa.scalar(None, pa.string()))
-    if column.type == "integer":  # Arrow's integer parser takes "-7" but not "+7"
-        candidates = pc.replace_substring_regex(candidates, r"^\+", "")
+    if column.type == "integer":  # Arrow's integer parser takes "-7" but not "+7", nor "7.0"
+        candidates = pc.replace_substring_regex(candidates, r"^\+|\.0*$", "")
     typed, cast_failed = cast_isolating_failures(candidates, target)
     return typed, (~missing & ~well_shaped) | cast_failed
 
@@ -99,8 +101,15 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
     name, value, kind = column.name, text.strip(), column.type
     number = re.fullmatch(r"[+-]?(\d*)(?:\.(\d*))?", value)
     has_digits = number is not None and bool(number.group(1) or number.group(2))
-    if kind == "integer" and has_digits and number.group(2) is not None:  # type: ignore[union-attr]
-        return f"{name}: {text!r} has a fraction, and the column is integer"
+    fraction = number.group(2) if number is not None else None
+    zero_fraction_accepted = column.accept_integral_decimals and not (fraction or "").strip("0")
+    if kind == "integer" and has_digits and fraction is not None and not zero_fraction_accepted:
+        if column.accept_integral_decimals:
+            return f"{name}: {text!r} has a fraction that is not zero, and the column is integer"
+        return (
+            f"{name}: {text!r} has a fraction, and the column is integer (a spec may accept"
+            " integral decimals such as 517.0 with accept_integral_decimals)"
+        )
     if kind == "integer" and has_digits:
         return f"{name}: {text!r} is outside the range of a 64-bit integer"
     if kind == "decimal" and has_digits:

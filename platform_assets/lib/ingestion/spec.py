@@ -53,7 +53,9 @@ class ColumnSpec(_Strict):
     """One column: its type (parsed from text) and the rules every value must meet.
 
     An empty field is a missing value; ``required`` refuses it. ``decimal`` needs ``precision`` and
-    ``scale`` and refuses values that would lose digits.
+    ``scale`` and refuses values that would lose digits. An ``integer`` column with
+    ``accept_integral_decimals`` also takes a number whose fraction is zero (``517.0``, as pandas
+    writes integers of a column with gaps), stored as the integer it is; ``517.5`` stays refused.
     """
 
     name: str = Field(pattern=_NAME)
@@ -67,11 +69,14 @@ class ColumnSpec(_Strict):
     max: Decimal | None = None
     regex: str | None = None
     max_length: Annotated[int, Field(ge=1)] | None = None
+    accept_integral_decimals: bool = False
 
     @model_validator(mode="after")
     def _rules_fit_the_type(self) -> "ColumnSpec":
         if self.name in RESERVED_COLUMNS:
             raise ValueError(f"column {self.name}: the name is reserved by the platform")
+        if self.accept_integral_decimals and self.type != "integer":
+            raise ValueError(f"column {self.name}: accept_integral_decimals applies to integers")
         if self.type == "decimal" and (self.precision is None or self.scale is None):
             raise ValueError(f"column {self.name}: a decimal needs precision and scale")
         if self.type == "decimal" and self.scale > self.precision:  # type: ignore[operator]
