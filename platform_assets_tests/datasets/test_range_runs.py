@@ -45,11 +45,12 @@ def test_a_range_run_loads_each_day_as_single_runs_would(tmp_path, resources, in
     )
     assert ranged.success
     stored_schema = ranged.asset_materializations_for_node("sales__orders")[0].metadata
-    described = {
-        c.name: c.description for c in stored_schema["dagster/column_schema"].schema.columns
-    }
+    stored_columns = {c.name: c for c in stored_schema["dagster/column_schema"].schema.columns}
+    described = {name: c.description for name, c in stored_columns.items()}
     assert described["currency"] == "ISO 4217 code of every amount on the order"  # from the spec
     assert described["amount"] is None and described["order_id"] == "The shop's order number"
+    assert stored_columns["customer_id"].tags == {"pii": "linkable"}  # the spec's column tags
+    assert stored_columns["customer_id"].type == "bigint"  # as stored
     per_day = fetch_all(
         warehouse,
         sql.SQL(

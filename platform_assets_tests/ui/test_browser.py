@@ -1,11 +1,11 @@
 """The UI in a real browser: Debian's headless Chromium, driven by Playwright, on the README's
-`dg dev`. Open the asset, dismiss the first-visit dialog, launch a day from the UI's *Materialize…*
-dialog before its file has landed: the run fails and the checks roll up to *Failed*, with that day
-alone in *Execution failed*. Once the file lands, launch it again: every check rolls up to
+`dg dev`. Open the asset (the column descriptions and tags of its spec), dismiss the first-visit
+dialog, launch a day from the UI's *Materialize…* dialog before its file has landed: the run fails
+and the checks roll up to *Failed*, with that day alone in *Execution failed*. Once the file lands, launch it again: every check rolls up to
 *Succeeded*, each check's execution on that day passed, and the rows are in Postgres.
 
 Screenshots are kept as test artefacts under ``$PLATFORM_TEST_ARTIFACTS`` (default
-``./test-artifacts``); two of them illustrate docs/operations.md.
+``./test-artifacts``); they illustrate docs/operations.md.
 """
 
 import os
@@ -119,6 +119,7 @@ def test_a_day_launched_from_the_ui_rolls_its_checks_up_truthfully(
         page.goto(asset_page, wait_until="networkidle")
         dismiss_first_visit_dialog(page)
         expect(page.get_by_text("ISO 4217 code of every amount on the order")).to_be_visible()
+        expect(page.get_by_text("pii: linkable")).to_be_visible()  # the spec's column tags
         page.screenshot(path=str(artifacts / "asset-overview.png"))
 
         # Before the file lands: the run fails, and that day alone is marked.

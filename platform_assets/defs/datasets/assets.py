@@ -12,6 +12,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from platform_assets.defs.datasets.columns import declared_column_schema
 from platform_assets.defs.datasets.landing import landing_asset_key
 from platform_assets.defs.datasets.partitions import (
     dataset_backfill_policy,
@@ -43,20 +44,6 @@ from platform_assets.lib.warehouse.transient import permanent_unless_transient
 DATASET_RETRY_POLICY = dg.RetryPolicy(
     max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
 )
-
-
-def _column_schema(spec: DatasetSpec) -> dg.TableSchema:
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(
-                column.name,
-                column.type,
-                description=column.description or None,
-                constraints=dg.TableColumnConstraints(nullable=not column.required),
-            )
-            for column in spec.columns
-        ]
-    )
 
 
 def _source_batches(
@@ -130,7 +117,7 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             "primary_key": spec.primary_key,
             "write_mode": spec.write_mode,
             "dataset": spec.name,
-            "dagster/column_schema": dg.MetadataValue.table_schema(_column_schema(spec)),
+            "dagster/column_schema": dg.MetadataValue.table_schema(declared_column_schema(spec)),
         },
     )
     def dataset(context: dg.AssetExecutionContext) -> dg.Output[IngestedStream]:

@@ -13,6 +13,7 @@ import dagster as dg
 from pydantic import Field, field_validator
 
 from platform_assets.defs.datasets.checks import PARTITION_CHECKS
+from platform_assets.defs.datasets.columns import declared_column_schema
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
 from platform_assets.defs.partitioned_checks import partition_evaluation
@@ -71,7 +72,7 @@ def _stored_schema(
         columns = table_columns(cursor, table_slice.schema, table_slice.table)
     finally:
         cursor.close()
-    return column_schema(columns, {c.name: c.description for c in spec.columns if c.description})
+    return column_schema(columns, {c.name: c for c in declared_column_schema(spec).columns})
 
 
 @dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"}, pool=WAREHOUSE_POOL)

@@ -50,7 +50,8 @@ class _Strict(BaseModel):
 
 
 class ColumnSpec(_Strict):
-    """One column: its type (parsed from text) and the rules every value must meet.
+    """One column: its type (parsed from text) and the rules every value must meet; its
+    ``description`` and ``tags`` (``{pii: email}``) show in the UI's column schema.
 
     An empty field is a missing value; ``required`` refuses it. ``decimal`` needs ``precision`` and
     ``scale`` and refuses values that would lose digits. An ``integer`` column with
@@ -61,6 +62,7 @@ class ColumnSpec(_Strict):
     name: str = Field(pattern=_NAME)
     type: ColumnType
     description: str = ""
+    tags: dict[str, str] = Field(default_factory=dict)
     required: bool = False
     precision: Annotated[int, Field(ge=1, le=38)] | None = None
     scale: Annotated[int, Field(ge=0, le=38)] | None = None

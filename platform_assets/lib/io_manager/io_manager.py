@@ -98,21 +98,29 @@ def _prepend(first: IngestedChunk, rest: Iterator[IngestedChunk]) -> Iterator[In
     yield from rest
 
 
-def column_schema(columns: list[Column], descriptions: Mapping[str, str]) -> dg.TableSchema:
-    """The stored columns as Dagster's column schema, with the declared descriptions."""
-    return dg.TableSchema(
-        columns=[
-            dg.TableColumn(c.name, c.pg_type, description=descriptions.get(c.name)) for c in columns
-        ]
-    )
+def column_schema(columns: list[Column], declared: Mapping[str, dg.TableColumn]) -> dg.TableSchema:
+    """The stored columns as Dagster's column schema (their Postgres types), with what the asset
+    declares of each: its description and tags."""
+    stored = []
+    for column in columns:
+        about = declared.get(column.name)
+        stored.append(
+            dg.TableColumn(
+                column.name,
+                column.pg_type,
+                description=about.description if about else None,
+                tags=about.tags if about else None,
+            )
+        )
+    return dg.TableSchema(columns=stored)
 
 
-def column_descriptions(metadata: Mapping[str, Any]) -> dict[str, str]:
-    """``{column: description}`` from the asset's declared ``dagster/column_schema``, if any."""
+def declared_columns(metadata: Mapping[str, Any]) -> dict[str, dg.TableColumn]:
+    """``{column: TableColumn}`` from the asset's declared ``dagster/column_schema``, if any."""
     declared = metadata.get("dagster/column_schema")
     schema = getattr(declared, "schema", declared)
     columns = schema.columns if isinstance(schema, dg.TableSchema) else []
-    return {column.name: column.description for column in columns if column.description}
+    return {column.name: column for column in columns}
 
 
 def _invalid(context: dg.OutputContext | dg.InputContext, message: str) -> Exception:
@@ -302,11 +310,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
 
         The stored column schema keeps the descriptions the asset declares for its columns.
         """
-        described = column_descriptions(context.definition_metadata)
+        declared = declared_columns(context.definition_metadata)
         context.add_output_metadata(
             {
                 "dagster/table_name": table_slice.qualified_name,
-                "dagster/column_schema": column_schema(result.columns, described),
+                "dagster/column_schema": column_schema(result.columns, declared),
                 "write_mode": mode.value,
                 "content_version": result.content_version,
             }
