@@ -1,8 +1,9 @@
 """The UI in a real browser: Debian's headless Chromium, driven by Playwright, on the README's
 `dg dev`. Open the asset (the column descriptions and tags of its spec), dismiss the first-visit
 dialog, launch a day from the UI's *Materialize…* dialog before its file has landed: the run fails
-and the checks roll up to *Failed*, with that day alone in *Execution failed*. Once the file lands, launch it again: every check rolls up to
-*Succeeded*, each check's execution on that day passed, and the rows are in Postgres.
+and the checks roll up to *Failed*, with that day alone in *Execution failed*. Once the file lands,
+launch it again: every check rolls up to *Succeeded*, each check's execution on that day passed,
+and the rows are in Postgres.
 
 Screenshots are kept as test artefacts under ``$PLATFORM_TEST_ARTIFACTS`` (default
 ``./test-artifacts``); they illustrate docs/operations.md.
