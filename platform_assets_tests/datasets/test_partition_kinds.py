@@ -159,7 +159,8 @@ def test_the_spec_refuses_partitions_that_cannot_work(
         "name: readings\nasset_key: [io_test, readings]\ndescription: d\ngroup: io_test\n"
         f"partitions:\n  start: 2026-01-01\n{lines}\n"
         "source: {kind: landing_files, directory: r, pattern: 'r_{date}.csv'}\n"
-        "columns:\n  - {name: reading_id, type: integer}\n  - {name: taken_at, type: timestamptz}\n"
+        "columns:\n  - {name: reading_id, type: integer, required: true}\n"
+        "  - {name: taken_at, type: timestamptz}\n"
         "  - {name: taken_on, type: date}\n"
         f"primary_key: [reading_id]\npartition_column: {column}\n"
     )

@@ -45,7 +45,12 @@ def test_a_partition_past_its_error_budget_fails_and_blocks_downstream(
         resources["warehouse"],
         sql.SQL("SELECT DISTINCT error_message FROM platform.dead_letter_records"),
     )
-    assert messages == [("quantity: '517.0' has a fraction, and the column is integer",)]
+    assert messages == [
+        (
+            "quantity: '517.0' has a fraction, and the column is integer"
+            " (accept_integral_decimals: true in the spec would take it)",
+        )
+    ]
     warnings = [
         entry.user_message
         for entry in instance.all_logs(result.run_id)

@@ -22,8 +22,12 @@ from platform_assets.defs.datasets.partitions import (
 )
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.defs.pools import WAREHOUSE_POOL
-from platform_assets.lib.ingestion.key_tracker import KeyTracker
-from platform_assets.lib.ingestion.pipeline import ingest_partition, landing_files, read_file
+from platform_assets.lib.ingestion.pipeline import (
+    ingest_partition,
+    landing_files,
+    read_file,
+    unique_key_tracker,
+)
 from platform_assets.lib.ingestion.result import IngestedChunk, IngestedStream
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
@@ -115,6 +119,8 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         metadata={
             "partition_column": spec.partition_column,
             "primary_key": spec.primary_key,
+            # A dedupe key is looked up in every load: indexed, though not the table's key.
+            "indexes": [spec.dedupe_key] if spec.dedupe_key else [],
             "write_mode": spec.write_mode,
             "dataset": spec.name,
             "dagster/column_schema": dg.MetadataValue.table_schema(declared_column_schema(spec)),
@@ -131,12 +137,16 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
         def read_chunks() -> Iterator[IngestedChunk]:
             # Looked up afresh on every (re)read: a retried write sees what committed since.
-            keys_elsewhere = keys_elsewhere_lookup(
-                context.resources.warehouse,
-                dataset_table_slice(spec, context.partition_keys),
-                spec.primary_key,
+            keys_elsewhere = (
+                keys_elsewhere_lookup(
+                    context.resources.warehouse,
+                    dataset_table_slice(spec, context.partition_keys),
+                    spec.unique_key,
+                )
+                if spec.unique_key
+                else None
             )
-            taken = KeyTracker(spec.primary_key)
+            taken = unique_key_tracker(spec)
             for window, batches in sources:
                 yield from ingest_partition(
                     spec, batches(), window, transform, keys_elsewhere, keys=taken

@@ -23,7 +23,8 @@ from platform_assets.lib.warehouse.resource import Warehouse
 def _audit(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> PartitionAudit:
     table_slice = dataset_table_slice(spec, [partition_key])
     with warehouse.bulk_connection() as conn:
-        return audit_partition(conn, "/".join(spec.asset_key), table_slice)
+        appended = spec.write_mode == "append"
+        return audit_partition(conn, "/".join(spec.asset_key), table_slice, appended)
 
 
 def _figures(audit: PartitionAudit) -> dict[str, object]:
@@ -96,9 +97,10 @@ def dead_letter_ratio(
 
 
 def keys_valid(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
-    """Fails if a stored row of the partition repeats another's primary key or lacks one."""
+    """Fails if a stored row of the partition repeats another's unique key (primary or dedupe
+    key) or lacks one."""
     with warehouse.bulk_connection() as conn:
-        faults = key_faults(conn, dataset_table_slice(spec, [partition_key]), spec.primary_key)
+        faults = key_faults(conn, dataset_table_slice(spec, [partition_key]), spec.unique_key)
     return dg.AssetCheckResult(
         passed=faults.clean,
         description=(
@@ -109,7 +111,7 @@ def keys_valid(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> d
             "rows": faults.rows,
             "repeated_key_rows": faults.repeated_key_rows,
             "null_key_rows": faults.null_key_rows,
-            "primary_key": dg.MetadataValue.json(spec.primary_key),
+            "unique_key": dg.MetadataValue.json(spec.unique_key),
         },
     )
 
@@ -152,9 +154,10 @@ def row_volume(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> d
     )
 
 
-# Each check: how it evaluates a partition, whether it blocks, its description (a template of
-# the spec).
-PARTITION_CHECKS = (
+# A partition check: how it evaluates a partition, whether it blocks, its description (a template
+# of the spec).
+PartitionCheck = tuple[Callable[[DatasetSpec, Warehouse, str], dg.AssetCheckResult], bool, str]
+PARTITION_CHECKS: tuple[PartitionCheck, ...] = (
     (
         rows_add_up,
         True,
@@ -173,8 +176,8 @@ PARTITION_CHECKS = (
     (
         keys_valid,
         True,
-        "No two stored rows of the partition share a primary key, and none lacks one (counted in"
-        " the database).",
+        "No two stored rows of the partition share a {spec.unique_key_label}, and none lacks one"
+        " (counted in the database).",
     ),
     (
         row_volume,
@@ -213,9 +216,18 @@ def _partitioned_check(
     return check
 
 
+def partition_checks_of(spec: DatasetSpec) -> list[PartitionCheck]:
+    """The partition checks that apply to the dataset: all but ``keys_valid`` for a keyless one
+    (it keeps every row, repeats included)."""
+    return [check for check in PARTITION_CHECKS if spec.unique_key or check[0] is not keys_valid]
+
+
 def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     """The checks of one dataset: per partition, and its column schema between loads."""
     return [
-        *(_partitioned_check(spec, evaluate, *about) for evaluate, *about in PARTITION_CHECKS),
+        *(
+            _partitioned_check(spec, evaluate, *about)
+            for evaluate, *about in partition_checks_of(spec)
+        ),
         *dg.build_column_schema_change_checks(assets=[dg.AssetKey(spec.asset_key)]),
     ]

@@ -12,7 +12,7 @@ import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 from pydantic import Field, field_validator
 
-from platform_assets.defs.datasets.checks import PARTITION_CHECKS
+from platform_assets.defs.datasets.checks import partition_checks_of
 from platform_assets.defs.datasets.columns import declared_column_schema
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
@@ -22,6 +22,7 @@ from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
     Patch,
     ReplayError,
+    ReplayKey,
     queued_partitions,
     record_patches,
     replay_partition,
@@ -109,7 +110,7 @@ def replay_dead_letters(
                 conn,
                 asset_key,
                 table_slice,
-                spec.primary_key,
+                ReplayKey(spec.primary_key, spec.dedupe_key),
                 list(config.statuses),
                 check,
                 context.run_id,
@@ -136,7 +137,7 @@ def replay_dead_letters(
                 )
                 # The partition changed: check it again, as a load would have, so downstream
                 # automation (gated on these checks) sees the replayed content verified.
-                for evaluate, blocking, _ in PARTITION_CHECKS:
+                for evaluate, blocking, _ in partition_checks_of(spec):
                     check_key = dg.AssetCheckKey(dg.AssetKey(spec.asset_key), evaluate.__name__)
                     result = evaluate(spec, warehouse, key)
                     yield partition_evaluation(context, check_key, blocking, key, result)

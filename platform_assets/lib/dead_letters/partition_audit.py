@@ -86,9 +86,10 @@ def _scalar(cursor: adbc.Cursor, query: str, params: list[object]) -> object:
 
 
 def audit_partition(
-    conn: adbc.Connection, asset_key: str, table_slice: TableSlice
+    conn: adbc.Connection, asset_key: str, table_slice: TableSlice, appended: bool = False
 ) -> PartitionAudit:
-    """The audit of the single partition in ``table_slice``, in one snapshot."""
+    """The audit of the single partition in ``table_slice``, in one snapshot. ``appended``: the
+    partition is written by appends, so its files' lines add up over all its loads."""
     (partition,) = table_slice.partitions
     with read_only_snapshot(conn) as cursor:
         pg_types = column_types(cursor, table_slice)
@@ -122,7 +123,7 @@ def audit_partition(
             )
             unresolved = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
             top_rules = _top_rules(cursor, asset_key, partition.key)
-        files = _file_lines(cursor, asset_key, partition.key)
+        files = _file_lines(cursor, asset_key, partition.key, appended)
     read, loaded, dead, discarded = (None if v is None else int(v) for v in accounting)
     return PartitionAudit(
         read, loaded, dead, rows_in_table, unresolved, files, top_rules, discarded or 0
@@ -150,9 +151,12 @@ def _top_rules(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> dict[
     return {rule: int(count) for rule, count in cursor.fetchall()}
 
 
-def _file_lines(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> list[FileLinesAudit]:
-    """Each landing file's recorded lines, beside the lines of the dead letters that the same
-    load stored for it (any status: a replay resolves a letter, it does not remove it)."""
+def _file_lines(
+    cursor: adbc.Cursor, asset_key: str, partition_key: str, appended: bool
+) -> list[FileLinesAudit]:
+    """Each landing file's recorded lines, beside the lines of the dead letters stored for it
+    by the same load (any status: a replay resolves a letter, it does not remove it), or by
+    every load when the partition is ``appended`` (its recorded lines are their sum)."""
     if not _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{FILE_LINES}"]):
         return []
     cursor.execute(
@@ -160,7 +164,7 @@ def _file_lines(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> list
             "SELECT f.source_file, f.data_lines, f.lines_loaded, f.lines_dead_lettered,"
             " (SELECT coalesce(sum(d.source_lines), 0) FROM {dlq} d"
             "  WHERE d.asset_key = f.asset_key AND d.partition_key = f.partition_key"
-            "  AND d.run_id = f.run_id"
+            "  AND {same_load}"
             "  AND left(d.source_ref, length(f.source_file) + 1) = f.source_file || ':')"
             " FROM {lines} f WHERE f.asset_key = $1 AND f.partition_key = $2"
             " ORDER BY f.source_file"
@@ -168,6 +172,7 @@ def _file_lines(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> list
         .format(
             dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
             lines=sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
+            same_load=sql.SQL("TRUE" if appended else "d.run_id = f.run_id"),
         )
         .as_string(),
         parameters=[asset_key, partition_key],

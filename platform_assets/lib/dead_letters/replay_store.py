@@ -9,6 +9,7 @@ same partition (a re-run of the asset) wait on the same advisory lock as the IO 
 
 import json
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -174,33 +175,72 @@ def lock_queued(
     return [QueuedRecord(int(i), json.loads(payload)) for i, payload in cursor.fetchall()]
 
 
+@dataclass(frozen=True)
+class ReplayKey:
+    """How replayed rows are kept from repeating stored ones: by the table's ``primary_key``
+    (a constraint: ``ON CONFLICT DO NOTHING``), by a ``dedupe_key`` looked up in the table, or
+    not at all (a keyless dataset keeps every row)."""
+
+    primary_key: list[str]
+    dedupe_key: list[str]
+
+    @property
+    def clash_message(self) -> str:
+        kind, columns = (
+            ("primary key", self.primary_key)
+            if self.primary_key
+            else ("dedupe key", self.dedupe_key)
+        )
+        return f"{kind} {columns} is already loaded in"
+
+
 def _insert_new_rows(
-    cursor: adbc.Cursor, table_slice: TableSlice, rows: pa.Table, primary_key: list[str]
-) -> set[tuple]:
-    """Insert ``rows``; a key already in the table is skipped. Return the keys inserted."""
+    cursor: adbc.Cursor, table_slice: TableSlice, rows: pa.Table, key: ReplayKey
+) -> list[bool]:
+    """Insert ``rows``, skipping a row whose key the table (or an earlier row of ``rows``)
+    already holds. Returns, per row, whether it was inserted (told apart by content: the
+    statement returns the row hashes it inserted)."""
     staging = f"replay_{uuid.uuid4().hex[:12]}"
-    hashed = rows.append_column(
-        pa.field(ROW_HASH_COLUMN, pa.binary(16)), row_hashes(rows, rows.column_names)
-    )
+    hashes = row_hashes(rows, rows.column_names)
+    hashed = rows.append_column(pa.field(ROW_HASH_COLUMN, pa.binary(16)), hashes)
     cursor.execute(
         ddl.create_staging_like(table_slice.schema, table_slice.table, staging, temporary=True)
     )
     cursor.adbc_ingest(staging, hashed, mode="append", temporary=True)
+    target = sql.Identifier(table_slice.schema, table_slice.table)
     columns = sql.SQL(", ").join(map(sql.Identifier, hashed.column_names))
-    keys = sql.SQL(", ").join(map(sql.Identifier, primary_key))
+    from_staging = sql.SQL(", ").join(
+        sql.SQL("s.{}").format(sql.Identifier(c)) for c in hashed.column_names
+    )
+    selected = sql.SQL("SELECT {} FROM {} s").format(from_staging, sql.Identifier(staging))
+    if key.primary_key:
+        selected = sql.SQL("{} ON CONFLICT DO NOTHING").format(selected)
+    elif key.dedupe_key:
+        selected = sql.SQL(
+            "SELECT DISTINCT ON ({dedupe}) {cols} FROM {staging} s"
+            " WHERE NOT EXISTS (SELECT 1 FROM {target} t WHERE {held})"
+        ).format(
+            dedupe=sql.SQL(", ").join(
+                sql.SQL("s.{}").format(sql.Identifier(c)) for c in key.dedupe_key
+            ),
+            cols=from_staging,
+            staging=sql.Identifier(staging),
+            target=target,
+            held=sql.SQL(" AND ").join(
+                sql.SQL("t.{c} = s.{c}").format(c=sql.Identifier(c)) for c in key.dedupe_key
+            ),
+        )
     cursor.execute(
-        sql.SQL(
-            "INSERT INTO {} ({cols}) SELECT {cols} FROM {} ON CONFLICT DO NOTHING RETURNING {keys}"
-        )
-        .format(
-            sql.Identifier(table_slice.schema, table_slice.table),
-            sql.Identifier(staging),
-            cols=columns,
-            keys=keys,
-        )
+        sql.SQL("INSERT INTO {} ({}) {} RETURNING {}")
+        .format(target, columns, selected, sql.Identifier(ROW_HASH_COLUMN))
         .as_string()
     )
-    return {tuple(row.values()) for row in cursor.fetch_arrow_table().to_pylist()}
+    inserted = Counter(cursor.fetch_arrow_table().column(0).to_pylist())
+    kept = []
+    for digest in hashes.to_pylist():
+        kept.append(inserted[digest] > 0)
+        inserted[digest] -= 1
+    return kept
 
 
 def _apply_outcomes(cursor: adbc.Cursor, outcomes: pa.Table, run_id: str) -> None:
@@ -248,17 +288,17 @@ def _move_to_loaded(
 
 
 def _outcomes(
-    result: Revalidated, row_keys: list[tuple], inserted: set[tuple], clash_message: str
+    result: Revalidated, inserted: list[bool], clash_message: str
 ) -> tuple[pa.Table, int]:
     """Per replayed dead letter: resolved, or its new stage, message and detail."""
     rows: list[tuple] = []
-    for letter_id, key in zip(result.passing_ids, row_keys, strict=True):
-        if key in inserted:
+    for letter_id, kept in zip(result.passing_ids, inserted, strict=True):
+        if kept:
             rows.append((letter_id, True, None, None, None))
         else:
             detail = {"failures": [{"check": "unique", "message": clash_message}]}
             rows.append((letter_id, False, "load", clash_message, jsonb_bytes(detail)))
-    resolved = len(rows) - sum(1 for row in rows if not row[1])
+    resolved = sum(inserted)
     for failure in result.failing:
         rows.append(
             (
@@ -280,7 +320,7 @@ def replay_partition(
     conn: adbc.Connection,
     asset_key: str,
     table_slice: TableSlice,
-    primary_key: list[str],
+    key: ReplayKey,
     statuses: list[str],
     revalidate: Callable[[list[QueuedRecord]], Revalidated],
     run_id: str,
@@ -293,13 +333,10 @@ def replay_partition(
         records = lock_queued(cursor, asset_key, partition.key, statuses)
         result = revalidate(records)
         inserted = (
-            _insert_new_rows(cursor, table_slice, result.rows, primary_key)
-            if result.rows.num_rows
-            else set()
+            _insert_new_rows(cursor, table_slice, result.rows, key) if result.rows.num_rows else []
         )
-        row_keys = [tuple(row.values()) for row in result.rows.select(primary_key).to_pylist()]
-        clash = f"primary key {primary_key} is already loaded in {table_slice.qualified_name}"
-        outcomes, resolved = _outcomes(result, row_keys, inserted, clash)
+        clash = f"{key.clash_message} {table_slice.qualified_name}"
+        outcomes, resolved = _outcomes(result, inserted, clash)
         if outcomes.num_rows:
             _apply_outcomes(cursor, outcomes, run_id)
         if resolved:

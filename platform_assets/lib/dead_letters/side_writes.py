@@ -157,29 +157,33 @@ class SideWrite(Protocol):
 
 @dataclass
 class DeadLetterWrite:
-    """Replace the partitions' unresolved dead letters with the write's (resolved ones stay)."""
+    """Replace the partitions' unresolved dead letters with the write's (resolved ones stay);
+    with ``adds`` (an ``append``), add the write's to them instead."""
 
     asset_key: str
     partition_keys: list[str]
     run_id: str
     code_version: str
+    adds: bool = False
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the dead-letter table if needed."""
         create_platform_table(cursor, DEAD_LETTERS, DEAD_LETTER_DDL)
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
-        """Delete the partitions' unresolved dead letters, then COPY the new ones in."""
-        params = Params()
-        statement = sql.SQL(
-            "DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({}) AND status IN ({})"
-        ).format(
-            sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
-            params.add(self.asset_key),
-            params.add_all(self.partition_keys),
-            params.add_all(UNRESOLVED),
-        )
-        cursor.execute(statement.as_string(), parameters=params.values)
+        """Delete the partitions' unresolved dead letters (unless the write adds), then COPY the
+        new ones in."""
+        if not self.adds:
+            params = Params()
+            statement = sql.SQL(
+                "DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({}) AND status IN ({})"
+            ).format(
+                sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+                params.add(self.asset_key),
+                params.add_all(self.partition_keys),
+                params.add_all(UNRESOLVED),
+            )
+            cursor.execute(statement.as_string(), parameters=params.values)
         spool = tally.dead_letters
         if not len(spool):
             return
@@ -207,16 +211,31 @@ class DeadLetterWrite:
         cursor.adbc_ingest(DEAD_LETTERS, reader, mode="append", db_schema_name=PLATFORM_SCHEMA)
 
 
+# How an accounting row takes a write's figures: in their place, or added to them (an append).
+_REPLACED_FIGURES = sql.SQL(
+    "rows_read = excluded.rows_read, rows_loaded = excluded.rows_loaded,"
+    " rows_dead_lettered = excluded.rows_dead_lettered, rows_discarded = 0"
+)
+_ADDED_FIGURES = sql.SQL(
+    "rows_read = a.rows_read + excluded.rows_read,"
+    " rows_loaded = a.rows_loaded + excluded.rows_loaded,"
+    " rows_dead_lettered = a.rows_dead_lettered + excluded.rows_dead_lettered"
+)
+
+
 @dataclass
 class AccountingWrite:
     """Record rows read, loaded and dead-lettered per partition; refuse if they do not add up.
 
-    After the write, ``figures`` holds each partition's counts and ``rules_broken`` how many dead
-    letters broke each rule, for the run's metadata and log.
+    The write's figures replace the partition's, or with ``adds`` (an ``append``) add to them,
+    and so do its landing files' lines. After the write, ``figures`` holds each partition's
+    counts in this write and ``rules_broken`` how many dead letters broke each rule, for the
+    run's metadata and log.
     """
 
     asset_key: str
     run_id: str
+    adds: bool = False
     figures: dict[str, dict[str, int]] = field(default_factory=dict)
     rules_broken: Counter[str] = field(default_factory=Counter)
 
@@ -248,14 +267,15 @@ class AccountingWrite:
             }
             cursor.execute(
                 sql.SQL(
-                    "INSERT INTO {} (asset_key, partition_key, rows_read, rows_loaded,"
+                    "INSERT INTO {} AS a (asset_key, partition_key, rows_read, rows_loaded,"
                     " rows_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6)"
-                    " ON CONFLICT (asset_key, partition_key) DO UPDATE SET"
-                    " rows_read = excluded.rows_read, rows_loaded = excluded.rows_loaded,"
-                    " rows_dead_lettered = excluded.rows_dead_lettered, rows_discarded = 0,"
+                    " ON CONFLICT (asset_key, partition_key) DO UPDATE SET {figures},"
                     " run_id = excluded.run_id, written_at = now()"
                 )
-                .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
+                .format(
+                    sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING),
+                    figures=_ADDED_FIGURES if self.adds else _REPLACED_FIGURES,
+                )
                 .as_string(),
                 parameters=(self.asset_key, key, read, loaded, dead, self.run_id),
             )
@@ -274,17 +294,25 @@ class AccountingWrite:
         partitions = sorted(self.figures)
         if not partitions:
             return
-        params = Params()
-        statement = sql.SQL("DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({})").format(
-            sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
-            params.add(self.asset_key),
-            params.add_all(partitions),
-        )
-        cursor.execute(statement.as_string(), parameters=params.values)
+        if not self.adds:
+            params = Params()
+            statement = sql.SQL(
+                "DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({})"
+            ).format(
+                sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
+                params.add(self.asset_key),
+                params.add_all(partitions),
+            )
+            cursor.execute(statement.as_string(), parameters=params.values)
         insert = (
             sql.SQL(
-                "INSERT INTO {} (asset_key, partition_key, source_file, data_lines, lines_loaded,"
-                " lines_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                "INSERT INTO {} AS f (asset_key, partition_key, source_file, data_lines,"
+                " lines_loaded, lines_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " ON CONFLICT (asset_key, partition_key, source_file) DO UPDATE SET"
+                " data_lines = f.data_lines + excluded.data_lines,"
+                " lines_loaded = f.lines_loaded + excluded.lines_loaded,"
+                " lines_dead_lettered = f.lines_dead_lettered + excluded.lines_dead_lettered,"
+                " run_id = excluded.run_id"
             )
             .format(sql.Identifier(PLATFORM_SCHEMA, FILE_LINES))
             .as_string()

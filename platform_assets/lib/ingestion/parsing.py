@@ -106,10 +106,10 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
     if kind == "integer" and has_digits and fraction is not None and not zero_fraction_accepted:
         if column.accept_integral_decimals:
             return f"{name}: {text!r} has a fraction that is not zero, and the column is integer"
-        return (
-            f"{name}: {text!r} has a fraction, and the column is integer (a spec may accept"
-            " integral decimals such as 517.0 with accept_integral_decimals)"
-        )
+        message = f"{name}: {text!r} has a fraction, and the column is integer"
+        if not fraction.strip("0"):
+            message += " (accept_integral_decimals: true in the spec would take it)"
+        return message
     if kind == "integer" and has_digits:
         return f"{name}: {text!r} is outside the range of a 64-bit integer"
     if kind == "decimal" and has_digits:

@@ -125,12 +125,13 @@ def process_batch(
     spec: DatasetSpec,
     raw: RawBatch,
     window: PartitionWindow,
-    keys: KeyTracker,
+    keys: KeyTracker | None,
     transform: Transform | None,
     keys_elsewhere: KeysElsewhere | None = None,
 ) -> ProcessedBatch:
-    """One chunk through every stage: its loadable rows and its dead letters. A row whose key
-    another partition already holds (``keys_elsewhere``) is a ``load`` dead letter naming it."""
+    """One chunk through every stage: its loadable rows and its dead letters. A row repeating
+    the unique key of an earlier row (``keys``; None for a keyless dataset) is a dead letter, and
+    so is one whose key another partition already holds (``keys_elsewhere``), naming it."""
     letters = [
         DeadLetter(
             window.key,
@@ -175,12 +176,12 @@ def process_batch(
             "transform", "TransformError", failed, in_play, raw, transformed.broken, window.key
         )
         rows, in_play = transformed.rows.filter(pa.array(~failed)), in_play[~failed]
-    repeated = keys.repeats(rows)
+    repeated = keys.repeats(rows) if keys is not None else np.zeros(rows.num_rows, dtype=bool)
     if repeated.any():
         rule = RuleBroken(
-            ",".join(spec.primary_key),
+            ",".join(spec.unique_key),
             "unique",
-            f"primary key {spec.primary_key} repeats an earlier row of this load",
+            f"{spec.unique_key_label} repeats an earlier row of this load",
             repeated,
         )
         letters += _letters("validate", "DuplicateKey", repeated, in_play, raw, [rule], window.key)
@@ -191,9 +192,9 @@ def process_batch(
         loaded = holder != ""
         rules = [
             RuleBroken(
-                ",".join(spec.primary_key),
+                ",".join(spec.unique_key),
                 "unique",
-                f"primary key {spec.primary_key} is already loaded in partition {partition}",
+                f"{spec.unique_key_label} is already loaded in partition {partition}",
                 holder == partition,
             )
             for partition in sorted(set(held.values()))
@@ -207,7 +208,7 @@ def ingest_batch(
     spec: DatasetSpec,
     raw: RawBatch,
     window: PartitionWindow,
-    keys: KeyTracker,
+    keys: KeyTracker | None,
     transform: Transform | None,
     keys_elsewhere: KeysElsewhere | None = None,
 ) -> IngestedChunk:
@@ -226,6 +227,11 @@ def ingest_batch(
         file_lines=file_lines,
         rules_broken=rules_broken(processed.letters),
     )
+
+
+def unique_key_tracker(spec: DatasetSpec) -> KeyTracker | None:
+    """A tracker of the dataset's unique key (primary or dedupe key); None when it has none."""
+    return KeyTracker(spec.unique_key) if spec.unique_key else None
 
 
 def rules_broken(letters: list[DeadLetter]) -> Counter[str]:
@@ -250,9 +256,10 @@ def ingest_partition(
     """Every chunk of the partition, at least one (an empty partition gives one empty chunk).
 
     ``keys`` carries the keys already taken by earlier partitions of the same run (a range run
-    writes them all in one transaction, so a key may appear in only one of them).
+    writes them all in one transaction, so a key may appear in only one of them); by default, a
+    tracker of this partition's own.
     """
-    keys = keys if keys is not None else KeyTracker(spec.primary_key)
+    keys = keys if keys is not None else unique_key_tracker(spec)
     emitted = False
     for raw in batches:
         yield ingest_batch(spec, raw, window, keys, transform, keys_elsewhere)

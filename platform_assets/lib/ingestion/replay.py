@@ -11,8 +11,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from platform_assets.lib.ingestion.key_tracker import KeyTracker
-from platform_assets.lib.ingestion.pipeline import process_batch
+from platform_assets.lib.ingestion.pipeline import process_batch, unique_key_tracker
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.transform import Transform
 from platform_assets.lib.ingestion.validation import PartitionWindow
@@ -67,7 +66,7 @@ def revalidate(
     }
     ids = np.array([record.id for record in records], dtype=np.int64)
     batch = RawBatch(pa.table(columns), DEAD_LETTER_SOURCE, ids)
-    processed = process_batch(spec, batch, window, KeyTracker(spec.primary_key), transform)
+    processed = process_batch(spec, batch, window, unique_key_tracker(spec), transform)
     failing = [
         StillFailing(
             int(letter.source_ref.rsplit(":", 1)[1]),

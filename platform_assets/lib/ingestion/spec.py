@@ -1,7 +1,8 @@
 """Dataset specs: what a YAML file under ``platform_assets/datasets/`` declares, validated.
 
-A spec names the dataset's asset, its daily partitions, where its rows come from, every column
-with its type and rules, the primary key, the partition column and the write mode. The platform
+A spec names the dataset's asset, its time partitions, where its rows come from, every column
+with its type and rules, the primary key (or a dedupe key, or neither), the partition column and
+the write mode. The platform
 builds the asset, its checks and its dead-letter wiring from it (``defs/datasets``), so adding a
 dataset needs no Python. The format is documented in docs/datasets.md.
 """
@@ -197,7 +198,8 @@ class DatasetSpec(_Strict):
     partitions: PartitionsSpec
     source: Annotated[LandingFilesSource | HttpJsonSource, Field(discriminator="kind")]
     columns: list[ColumnSpec] = Field(min_length=1)
-    primary_key: list[str] = Field(min_length=1)
+    primary_key: list[str] = Field(default_factory=list)
+    dedupe_key: list[str] = Field(default_factory=list)
     partition_column: str
     write_mode: WriteMode = "replace_partition"
     transform: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
@@ -214,9 +216,17 @@ class DatasetSpec(_Strict):
         repeated = sorted({name for name in names if names.count(name) > 1})
         if repeated:
             raise ValueError(f"columns declared twice: {repeated}")
-        unknown = sorted(set(self.primary_key) - set(names))
-        if unknown:
-            raise ValueError(f"primary_key names unknown columns {unknown}")
+        for field, key in (("primary_key", self.primary_key), ("dedupe_key", self.dedupe_key)):
+            unknown = sorted(set(key) - set(names))
+            if unknown:
+                raise ValueError(f"{field} names unknown columns {unknown}")
+            optional = [name for name in key if not self.column(name).required]  # type: ignore[union-attr]
+            if optional:
+                raise ValueError(f"{field} columns must be required: {optional}")
+        if self.primary_key and self.dedupe_key:
+            raise ValueError("dedupe_key repeats what primary_key does: declare one of them")
+        if self.write_mode == "upsert" and not self.primary_key:
+            raise ValueError("write_mode upsert needs a primary_key (the rows it updates)")
         if self.fail_dead_letter_ratio < self.max_dead_letter_ratio:
             raise ValueError("fail_dead_letter_ratio must be at least max_dead_letter_ratio")
         partition = self.column(self.partition_column)
@@ -225,6 +235,18 @@ class DatasetSpec(_Strict):
         if partition.type == "date" and self.partitions.granularity == "hourly":
             raise ValueError("hourly partitions need a timestamptz partition_column, not a date")
         return self
+
+    @property
+    def unique_key(self) -> list[str]:
+        """The columns whose repeats are refused: the primary key, or else the dedupe key (none
+        for a keyless dataset, which keeps every row)."""
+        return self.primary_key or self.dedupe_key
+
+    @property
+    def unique_key_label(self) -> str:
+        """How messages name the unique key: ``primary key [...]`` or ``dedupe key [...]``."""
+        kind = "primary key" if self.primary_key else "dedupe key"
+        return f"{kind} {self.unique_key}"
 
     def column(self, name: str) -> ColumnSpec | None:
         """The column called ``name``, if declared."""

@@ -223,7 +223,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata
         table_slice = table_slice_for(context, metadata, self.default_schema)
         mode = self._write_mode(context, table_slice)
-        side_writes = self._ingestion_side_writes(context, table_slice, obj)
+        side_writes = self._ingestion_side_writes(context, table_slice, obj, mode)
         read_chunks = _chunk_source(obj)
         known_rows = _known_rows(obj)
         bulk_load_min_rows = metadata.get("bulk_load_min_rows", self.bulk_load_min_rows)
@@ -280,19 +280,27 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         context: dg.OutputContext,
         table_slice: TableSlice,
         obj: pd.DataFrame | IngestedFrame | IngestedStream,
+        mode: WriteMode,
     ) -> tuple[SideWrite, ...]:
+        """The dead letters, accounting and checkpoint an ingested write commits with its rows.
+
+        An ``append`` adds to what the partition holds, so its dead letters join the earlier
+        ones and its figures add to the partition's; any other mode replaces both.
+        """
         if not isinstance(obj, IngestedFrame | IngestedStream):
             return ()
         asset_key = context.asset_key.to_user_string()
         keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
+        adds = mode == "append"
         writes: list[SideWrite] = [
             DeadLetterWrite(
                 asset_key=asset_key,
                 partition_keys=keys,
                 run_id=context.run_id,
                 code_version=CODE_VERSION,
+                adds=adds,
             ),
-            AccountingWrite(asset_key=asset_key, run_id=context.run_id),
+            AccountingWrite(asset_key=asset_key, run_id=context.run_id, adds=adds),
             CheckpointWrite(run_id=context.run_id),
         ]
         return tuple(writes)
