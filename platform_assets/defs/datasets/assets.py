@@ -60,7 +60,7 @@ def _source_batches(
     source = spec.source
     if isinstance(source, HttpJsonSource):
         url = source.url.replace("{date}", window.key)
-        return lambda: stream_http_json(source, window.key, spec.column_names), {
+        return lambda: stream_http_json(source, window.key, spec.source_column_names), {
             "source_urls": [url]
         }
     landing: LandingZone = context.resources.landing
@@ -68,7 +68,7 @@ def _source_batches(
 
     def batches() -> Iterator[RawBatch]:
         for path in files:
-            yield from read_file(source, path, spec.column_names)
+            yield from read_file(source, path, spec.source_column_names)
 
     described = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
     return batches, {"source_files": described}

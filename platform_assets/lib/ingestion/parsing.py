@@ -23,6 +23,7 @@ _SHAPES = {
     # Field ranges are in the shape, so only a day a month lacks (02-30) needs the slow path.
     "date": rf"^{_DATE}$",
     "timestamptz": rf"^{_DATE}[T ]{_TIME}(Z|[+-]\d{{2}}(:?\d{{2}})?)$",
+    "timestamp": rf"^{_DATE}[T ]{_TIME}$",
 }
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
@@ -40,6 +41,7 @@ def arrow_type(column: ColumnSpec) -> pa.DataType:
         "boolean": pa.bool_(),
         "date": pa.date32(),
         "timestamptz": pa.timestamp("us", tz="UTC"),
+        "timestamp": pa.timestamp("us"),
     }[column.type]
 
 
@@ -137,5 +139,6 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
         "boolean": f"a boolean ({'/'.join(_TRUE)} or {'/'.join(_FALSE)})",
         "date": "a calendar date as YYYY-MM-DD",
         "timestamptz": "a timestamp with a UTC offset (ISO 8601, e.g. 2026-11-01T12:00:00+00:00)",
+        "timestamp": "a timestamp without offset (ISO 8601, e.g. 2026-11-01T12:00:00)",
     }[kind]
     return f"{name}: {text!r} is not {expected}"

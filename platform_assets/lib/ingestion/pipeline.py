@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from platform_assets.lib.ingestion.derived_columns import derive_columns
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
 from platform_assets.lib.ingestion.result import (
     DeadLetter,
@@ -26,6 +27,7 @@ from platform_assets.lib.ingestion.result import (
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.transform import Transform, apply_transform
 from platform_assets.lib.ingestion.validation import (
+    CheckedRows,
     PartitionWindow,
     RuleBroken,
     check_rows,
@@ -84,13 +86,20 @@ def _letters(
     raw: RawBatch,
     broken: list[RuleBroken],
     partition_key: str,
+    quoted: pa.Table | None = None,
 ) -> list[DeadLetter]:
-    """Dead letters for the ``failed`` rows (a mask over the rows still ``in_play`` in ``raw``)."""
+    """Dead letters for the ``failed`` rows (a mask over the rows still ``in_play`` in ``raw``).
+
+    A letter's payload is its source fields; its failures quote the values of ``quoted`` (the
+    source fields with the derived ones, aligned with ``raw``), by default the payload.
+    """
     letters = []
     rows = np.flatnonzero(failed)
-    payloads = raw.rows.take(pa.array(in_play[rows], pa.int64())).to_pylist()
-    for row, payload in zip(rows.tolist(), payloads, strict=True):
-        failures = failures_of(row, broken, payload)
+    taken = pa.array(in_play[rows], pa.int64())
+    payloads = raw.rows.take(taken).to_pylist()
+    values = quoted.take(taken).to_pylist() if quoted is not None else payloads
+    for row, payload, row_values in zip(rows.tolist(), payloads, values, strict=True):
+        failures = failures_of(row, broken, row_values)
         letters.append(
             DeadLetter(
                 partition_key=partition_key,
@@ -145,11 +154,20 @@ def process_batch(
         )
         for r in raw.unreadable
     ]
-    checked = check_rows(raw.rows, spec, window)
+    with_derived, derive_broken = derive_columns(raw.rows, spec)
+    checked = check_rows(with_derived, spec, window)
+    checked = CheckedRows(checked.typed, derive_broken + checked.broken)
     rejected = checked.rejected()
     in_play = np.arange(raw.rows.num_rows)
     letters += _letters(
-        "validate", "ValidationError", rejected, in_play, raw, checked.broken, window.key
+        "validate",
+        "ValidationError",
+        rejected,
+        in_play,
+        raw,
+        checked.broken,
+        window.key,
+        quoted=with_derived,
     )
     in_play = in_play[~rejected]
     rows = checked.typed.filter(pa.array(~rejected))
@@ -265,6 +283,6 @@ def ingest_partition(
         yield ingest_batch(spec, raw, window, keys, transform, keys_elsewhere)
         emitted = True
     if not emitted:
-        empty = pa.table({name: pa.array([], pa.string()) for name in spec.column_names})
+        empty = pa.table({name: pa.array([], pa.string()) for name in spec.source_column_names})
         nowhere = RawBatch(empty, "", np.empty(0, dtype=np.int64))
         yield ingest_batch(spec, nowhere, window, keys, transform)

@@ -62,7 +62,7 @@ def revalidate(
     """
     columns = {
         name: pa.array([field_text(r.payload.get(name)) for r in records], pa.string())
-        for name in spec.column_names
+        for name in spec.source_column_names
     }
     ids = np.array([record.id for record in records], dtype=np.int64)
     batch = RawBatch(pa.table(columns), DEAD_LETTER_SOURCE, ids)

@@ -13,17 +13,21 @@ from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from dagster._utils.schedules import is_valid_cron_string
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, ValidationError, model_validator
 
+from platform_assets.lib.ingestion.derivation_spec import Derivation
+from platform_assets.lib.ingestion.spec_parts import StrictModel, known_zone
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 from platform_assets.lib.sources.http_json import HttpJsonSource
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
 
-ColumnType = Literal["text", "integer", "decimal", "double", "boolean", "date", "timestamptz"]
+ColumnType = Literal[
+    "text", "integer", "decimal", "double", "boolean", "date", "timestamptz", "timestamp"
+]
+TIME_COLUMN_TYPES = ("date", "timestamptz", "timestamp")
 Granularity = Literal["hourly", "daily", "weekly", "monthly"]
 # How a partition's key is written (in file names, URLs and the UI) unless the spec says otherwise:
 # Dagster's own defaults.
@@ -46,11 +50,7 @@ class DatasetSpecError(ValueError):
     """A dataset file is not a valid spec; the message names the file and the field."""
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class ColumnSpec(_Strict):
+class ColumnSpec(StrictModel):
     """One column: its type (parsed from text) and the rules every value must meet; its
     ``description`` and ``tags`` (``{pii: email}``) show in the UI's column schema.
 
@@ -58,6 +58,8 @@ class ColumnSpec(_Strict):
     ``scale`` and refuses values that would lose digits. An ``integer`` column with
     ``accept_integral_decimals`` also takes a number whose fraction is zero (``517.0``, as pandas
     writes integers of a column with gaps), stored as the integer it is; ``517.5`` stays refused.
+    A column with ``derive`` is not read from the source but computed from other columns
+    (``derivation_spec``). A ``timestamp`` is a wall-clock time without zone.
     """
 
     name: str = Field(pattern=_NAME)
@@ -73,6 +75,7 @@ class ColumnSpec(_Strict):
     regex: str | None = None
     max_length: Annotated[int, Field(ge=1)] | None = None
     accept_integral_decimals: bool = False
+    derive: Derivation | None = None
 
     @model_validator(mode="after")
     def _rules_fit_the_type(self) -> "ColumnSpec":
@@ -98,15 +101,7 @@ class ColumnSpec(_Strict):
         return self
 
 
-def known_zone(field: str, zone: str) -> None:
-    """Refuses ``zone`` unless it is an IANA time zone this machine knows."""
-    try:
-        ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as error:
-        raise ValueError(f"{field} {zone!r} is not a known time zone") from error
-
-
-class PartitionsSpec(_Strict):
+class PartitionsSpec(StrictModel):
     """Time partitions: one per hour, day, week (Monday to Monday) or month of local time in
     ``timezone`` (DST-correct: a local day may last 23 or 25 hours), from ``start``.
 
@@ -140,7 +135,7 @@ class PartitionsSpec(_Strict):
         return self.key_format or DEFAULT_KEY_FORMATS[self.granularity]
 
 
-class ScheduleSpec(_Strict):
+class ScheduleSpec(StrictModel):
     """When the dataset's load job loads the previous day: a cron in an explicit time zone, and
     whether the schedule runs from the start (else it is turned on in the UI)."""
 
@@ -156,7 +151,7 @@ class ScheduleSpec(_Strict):
         return self
 
 
-class FreshnessSpec(_Strict):
+class FreshnessSpec(StrictModel):
     """How old the newest load may grow before the UI warns, and before it fails."""
 
     warn_after_hours: Annotated[float, Field(gt=0)] = 28
@@ -169,7 +164,7 @@ class FreshnessSpec(_Strict):
         return self
 
 
-class VolumeSpec(_Strict):
+class VolumeSpec(StrictModel):
     """How far a partition's row count may stray from the median of the trailing partitions
     (as a share of that median) before the volume check warns, and before it errs."""
 
@@ -187,7 +182,7 @@ class VolumeSpec(_Strict):
         return self
 
 
-class DatasetSpec(_Strict):
+class DatasetSpec(StrictModel):
     """A declared dataset (see the module docstring)."""
 
     name: str = Field(pattern=_NAME)
@@ -230,11 +225,39 @@ class DatasetSpec(_Strict):
         if self.fail_dead_letter_ratio < self.max_dead_letter_ratio:
             raise ValueError("fail_dead_letter_ratio must be at least max_dead_letter_ratio")
         partition = self.column(self.partition_column)
-        if partition is None or partition.type not in ("date", "timestamptz"):
-            raise ValueError("partition_column must be a declared date or timestamptz column")
+        if partition is None or partition.type not in TIME_COLUMN_TYPES:
+            raise ValueError(
+                "partition_column must be a declared date, timestamptz or timestamp column"
+            )
         if partition.type == "date" and self.partitions.granularity == "hourly":
             raise ValueError("hourly partitions need a timestamptz partition_column, not a date")
+        for column in self.columns:
+            if column.derive is not None:
+                self._check_derivation(column)
         return self
+
+    def _check_derivation(self, column: ColumnSpec) -> None:
+        """The derivation reads declared source columns of the types it needs, and writes the
+        type its column declares."""
+        derive = column.derive
+        assert derive is not None
+        if derive.produces is not None and column.type != derive.produces:
+            raise ValueError(
+                f"column {column.name}: {derive.kind} gives a {derive.produces},"
+                f" not a {column.type}"
+            )
+        for name, types in derive.inputs().items():
+            source = self.column(name)
+            if source is None or source.derive is not None:
+                raise ValueError(
+                    f"column {column.name}: {derive.kind} reads {name!r}, which is not a declared"
+                    " source column"
+                )
+            if types is not None and source.type not in types:
+                raise ValueError(
+                    f"column {column.name}: {derive.kind} needs {name!r} to be"
+                    f" {' or '.join(types)}, not {source.type}"
+                )
 
     @property
     def unique_key(self) -> list[str]:
@@ -254,8 +277,13 @@ class DatasetSpec(_Strict):
 
     @property
     def column_names(self) -> list[str]:
-        """The declared columns, in order: what every source file must provide."""
+        """The declared columns, in order: the table's columns."""
         return [column.name for column in self.columns]
+
+    @property
+    def source_column_names(self) -> list[str]:
+        """The declared columns that are not derived, in order: what every source must provide."""
+        return [column.name for column in self.columns if column.derive is None]
 
     def transform_function(self) -> Any:
         """The ``module:function`` named by ``transform``, imported (None if not declared)."""

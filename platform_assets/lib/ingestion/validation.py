@@ -90,15 +90,19 @@ def _outside_window(spec: DatasetSpec, typed: pa.Array, window: PartitionWindow)
     assert column is not None  # the spec's validator guarantees it
     if column.type == "date":
         start, end = pa.scalar(window.start.date()), pa.scalar(window.end.date())
+    elif column.type == "timestamp":  # wall-clock times: the window's, in its zone
+        start = pa.scalar(window.start.replace(tzinfo=None), pa.timestamp("us"))
+        end = pa.scalar(window.end.replace(tzinfo=None), pa.timestamp("us"))
     else:
         start = pa.scalar(window.start, pa.timestamp("us", tz="UTC"))
         end = pa.scalar(window.end, pa.timestamp("us", tz="UTC"))
     inside = pc.and_(pc.greater_equal(typed, start), pc.less(typed, end))
+    present = true_mask(pc.is_valid(typed))  # a value that did not parse has its own rule
     return RuleBroken(
         column.name,
         "partition",
         f"{column.name} is not in partition {window.key}",
-        ~true_mask(inside),
+        present & ~true_mask(inside),
     )
 
 
