@@ -1,6 +1,7 @@
 """Add ``crm.customers.tier`` from order history: platinum ≥ 100 orders, gold ≥ 50, silver ≥ 10."""
 
 from platform_assets.lib.migrations.model import BatchedUpdate, Check, Migration
+from platform_assets.lib.migrations.patterns import REDUNDANT_NOT_NULL_CHECK
 
 TIERS = ("bronze", "silver", "gold", "platinum")
 
@@ -55,7 +56,8 @@ MIGRATION = Migration(
         " CHECK (tier IS NOT NULL) NOT VALID",
         "ALTER TABLE crm.customers VALIDATE CONSTRAINT customers_tier_not_null",
         "ALTER TABLE crm.customers ALTER COLUMN tier SET NOT NULL",
-        "ALTER TABLE crm.customers DROP CONSTRAINT customers_tier_not_null",
+        REDUNDANT_NOT_NULL_CHECK
+        + "ALTER TABLE crm.customers DROP CONSTRAINT customers_tier_not_null",
     ],
     validate=[
         Check(

@@ -73,9 +73,7 @@ def test_dry_run_changes_nothing(shop: Warehouse) -> None:
     assert ledger(shop) == []
     guard = result.output_for_node("guard")
     assert guard.dry_run and guard.migration.id == "0001_customer_tier"
-    metadata = next(
-        e for e in result.all_events if e.step_key == "guard" and e.is_successful_output
-    ).step_output_data.metadata
+    metadata = guard_metadata(result)
     assert "ALTER TABLE crm.customers ADD COLUMN IF NOT EXISTS tier text" in metadata["sql"].value
     assert metadata["lint_findings"].value == []
     assert metadata["estimated_table_rows"].value == CUSTOMERS  # EXPLAIN, after ANALYZE
@@ -232,17 +230,56 @@ def test_application_writes_continue_during_the_backfill(shop: Warehouse) -> Non
     ]
 
 
-def test_lint_refuses_risky_ddl_unless_acknowledged(shop: Warehouse) -> None:
-    risky = replace(
-        TIER, forward=[*TIER.forward, "CREATE INDEX customers_tier_idx ON crm.customers (tier)"]
-    )
+def guard_metadata(result: dg.ExecuteInProcessResult) -> dict:
+    return next(
+        e for e in result.all_events if e.step_key == "guard" and e.is_successful_output
+    ).step_output_data.metadata
+
+
+@pytest.mark.parametrize(
+    ("statement", "rule"),
+    [
+        (
+            "CREATE INDEX customers_tier_idx ON crm.customers (tier)",
+            "require-concurrent-index-creation",
+        ),
+        ("ALTER TABLE crm.customers ALTER COLUMN tier TYPE varchar(12)", "changing-column-type"),
+        ("ALTER TABLE crm.customers ADD COLUMN note text NOT NULL", "adding-required-field"),
+        ("ALTER TABLE crm.customers DROP COLUMN email", "ban-drop-column"),
+        ("SET lock_timeout = 0", "lock-timeout-disabled"),  # our own rule: squawk lacks it
+    ],
+    ids=["index", "type-change", "required-column", "undeclared-drop", "lock-timeout-off"],
+)
+def test_squawk_findings_show_in_the_dry_run_and_refuse_unless_acknowledged(
+    shop: Warehouse, statement: str, rule: str
+) -> None:
+    risky = replace(TIER, forward=[*TIER.forward, statement])
+
+    dry = run_migrations(shop, [risky])
     refused = run_migrations(shop, [risky], confirm=True)
-    assert not refused.success and "non-concurrent-index" in cause_message(refused)
+
+    assert dry.success
+    findings = guard_metadata(dry)["lint_findings"].value
+    rules = {f["rule"] for f in findings}
+    assert rule in rules and {f["statement"] for f in findings} == {statement}
+    assert not refused.success and rule in cause_message(refused)
     assert ledger(shop) == []
-    accepted = run_migrations(
-        shop, [risky], confirm=True, pause_ms=0, ignore_lint_rules=["non-concurrent-index"]
+    acknowledged = run_migrations(
+        shop, [risky], confirm=True, pause_ms=0, ignore_lint_rules=sorted(rules)
     )
-    assert accepted.success
+    # Acknowledged, it runs: a NOT NULL column without a default then fails on the filled table,
+    # as squawk warned, and is rolled back.
+    assert acknowledged.success == (rule != "adding-required-field")
+
+
+def test_a_declared_destroyed_column_may_be_dropped(shop: Warehouse) -> None:
+    """squawk's ban-drop-column is answered by declaring the column: it is backed up first."""
+    dropping = replace(
+        TIER,
+        forward=[*TIER.forward, "ALTER TABLE crm.customers DROP COLUMN IF EXISTS email"],
+        destroys_columns=["email"],
+    )
+    assert guard_metadata(run_migrations(shop, [dropping]))["lint_findings"].value == []
 
 
 def test_killed_mid_backfill_resumes_without_redoing_batches(shop: Warehouse) -> None:

@@ -5,7 +5,8 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from platform_assets.lib.migrations.lint import lint
+from platform_assets.lib.migrations.execution import Timeouts
+from platform_assets.lib.migrations.lint import lint, postgres_version
 from platform_assets.lib.migrations.model import Check
 from platform_assets.lib.migrations.patterns import (
     add_column,
@@ -20,6 +21,12 @@ from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
 
 TABLE = {"schema": "crm", "table": "customers", "key": "id"}
 NEVER = Check("planted failure", "SELECT false")
+
+
+def server_version(warehouse: Warehouse) -> str:
+    """The server's version as squawk's ``--pg-version``."""
+    with warehouse.connection() as conn:
+        return postgres_version(conn.info.server_version)
 
 
 def columns(warehouse: Warehouse) -> dict[str, str]:
@@ -56,7 +63,7 @@ def test_add_column_backfills_and_constrains(shop: Warehouse) -> None:
         default="odd",
         allowed=["even", "odd"],
     )
-    assert lint(migration) == []
+    assert lint(migration, Timeouts(), server_version(shop)) == []
     apply(shop, migration)
     assert rows(shop, "SELECT segment, count(*) FROM crm.customers GROUP BY 1 ORDER BY 1") == [
         ("even", CUSTOMERS // 2),
@@ -91,20 +98,20 @@ def test_batched_update_is_undone_from_its_backup(shop: Warehouse) -> None:
 def test_change_column_type_swaps_and_its_rollback_swaps_back(shop: Warehouse) -> None:
     before = rows(shop, "SELECT id, score FROM crm.customers ORDER BY id")
     retype = change_column_type(
-        id="0102_score_integer",
-        description="Store customers.score as an integer.",
+        id="0102_score_bigint",
+        description="Store customers.score as a bigint.",
         **TABLE,
         column="score",
-        new_type="integer",
+        new_type="bigint",
     )
-    assert lint(retype) == []
+    assert lint(retype, Timeouts(), server_version(shop)) == []
     failed = run_migrations(shop, [replace(retype, validate=[NEVER])], confirm=True, pause_ms=0)
     assert not failed.success
     assert columns(shop)["score"] == "text" and "score__new" not in columns(shop)
     assert rows(shop, "SELECT id, score FROM crm.customers ORDER BY id") == before
 
     apply(shop, retype)
-    assert columns(shop)["score"] == "integer" and columns(shop)["score__old"] == "text"
+    assert columns(shop)["score"] == "bigint" and columns(shop)["score__old"] == "text"
     assert rows(shop, "SELECT id, score::text FROM crm.customers ORDER BY id") == before
 
 
@@ -135,7 +142,7 @@ def test_rename_expands_with_a_sync_trigger_then_contracts(shop: Warehouse) -> N
         pg_type="text",
         sync_trigger_of="contact_email",
     )
-    assert lint(contract) == []
+    assert lint(contract, Timeouts(), server_version(shop)) == []
     result = run_migrations(shop, [expand, contract], confirm=True, pause_ms=0)
     assert result.success
     assert "email" not in columns(shop) and "contact_email" in columns(shop)

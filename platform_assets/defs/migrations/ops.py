@@ -39,7 +39,7 @@ from platform_assets.lib.migrations.ledger import (
     record_outcome,
     record_start,
 )
-from platform_assets.lib.migrations.lint import lint
+from platform_assets.lib.migrations.lint import lint, postgres_version
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Migration
 
@@ -69,7 +69,8 @@ def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPla
                 pause_s=batch.pause_s if config.pause_ms is None else config.pause_ms / 1000,
             ),
         )
-    findings = [f for f in lint(migration) if f.rule not in config.ignore_lint_rules]
+    linted = lint(migration, timeouts, postgres_version(conn.info.server_version))
+    findings = [f for f in linted if f.rule not in config.ignore_lint_rules]
     whole_table = sql.SQL("SELECT 1 FROM {}").format(
         sql.Identifier(migration.schema, migration.table)
     )

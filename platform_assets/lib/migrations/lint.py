@@ -1,92 +1,123 @@
-"""Lint migration SQL for statements that lock or rewrite big tables (rules like squawk's)."""
+"""Lint migration SQL with squawk, the real linter, fed each statement as the job runs it.
 
+The ``migrate`` job runs every statement in its own transaction after ``SET LOCAL lock_timeout``
+and ``statement_timeout``, so squawk reads exactly that (and therefore does not flag timeouts or
+transactions the job provides). Backfill placeholders (``%(after)s``, ``%(limit)s``) are read as
+literals. A statement that is safe in its context says so in its own SQL, the way squawk reads
+it: a ``-- squawk-ignore <rule>`` comment above it, shown in the dry run with the statement.
+
+Our own rules cover only what squawk does not know: a statement switching the lock timeout off,
+and a dropped column the migration did not declare in ``destroys_columns`` (a declared one is
+backed up first, so squawk's ``ban-drop-column`` is satisfied).
+"""
+
+import bisect
+import json
 import re
+import subprocess
+import sysconfig
 from dataclasses import dataclass
+from pathlib import Path
 
+from platform_assets.lib.migrations.execution import Timeouts
 from platform_assets.lib.migrations.model import Migration
+
+SQUAWK = Path(sysconfig.get_path("scripts")) / "squawk"
+_PLACEHOLDERS = {"%(after)s": "0", "%(limit)s": "1000"}
+_DROP_COLUMN = re.compile(r"\bDROP\s+COLUMN\s+(IF\s+EXISTS\s+)?\"?(\w+)\"?", re.I)
+_LOCK_TIMEOUT_OFF = re.compile(r"\bSET\s+(LOCAL\s+)?lock_timeout\s*(=|TO)\s*'?0'?\b", re.I)
+
+
+class LinterUnavailable(RuntimeError):
+    """squawk could not be run: a broken installation, not a finding."""
 
 
 @dataclass(frozen=True)
 class Finding:
-    """One risky statement and why."""
+    """One risky statement and why: ``rule`` is squawk's rule name, or one of ours."""
 
     rule: str
     statement: str
     message: str
 
 
-_RULES: list[tuple[str, re.Pattern[str], str]] = [
-    (
-        "non-concurrent-index",
-        re.compile(r"\bCREATE\s+(UNIQUE\s+)?INDEX\b(?!\s+CONCURRENTLY)", re.I),
-        "CREATE INDEX without CONCURRENTLY blocks writes for the whole build",
-    ),
-    (
-        "not-null-column-without-default",
-        re.compile(r"\bADD\s+COLUMN\b(?![^;]*\bDEFAULT\b)[^;]*\bNOT\s+NULL\b", re.I),
-        "ADD COLUMN … NOT NULL without a default fails on a non-empty table",
-    ),
-    (
-        "volatile-default",
-        re.compile(
-            r"\bDEFAULT\s+(now|clock_timestamp|random|gen_random_uuid|uuid_generate_v4)\s*\(",
-            re.I,
-        ),
-        "a volatile default on ADD COLUMN rewrites the whole table",
-    ),
-    (
-        "type-change-rewrite",
-        re.compile(r"\bALTER\s+COLUMN\s+\S+\s+(SET\s+DATA\s+)?TYPE\b", re.I),
-        "changing a column's type usually rewrites the table; add, migrate and swap instead",
-    ),
-    (
-        "constraint-without-not-valid",
-        re.compile(
-            r"\bADD\s+CONSTRAINT\b(?=[^;]*\b(CHECK|FOREIGN\s+KEY)\b)(?![^;]*\bNOT\s+VALID\b)", re.I
-        ),
-        "adding a CHECK or FOREIGN KEY without NOT VALID scans the table under a strong lock",
-    ),
-    (
-        "lock-timeout-disabled",
-        re.compile(r"\bSET\s+(LOCAL\s+)?lock_timeout\s*(=|TO)\s*'?0'?\b", re.I),
-        "DDL must run under a lock_timeout so it never queues behind (and ahead of) traffic",
-    ),
-]
-_DROP_COLUMN = re.compile(r"\bDROP\s+COLUMN\s+(IF\s+EXISTS\s+)?\"?(\w+)\"?", re.I)
-_SET_NOT_NULL = re.compile(r"\bALTER\s+COLUMN\s+\"?(\w+)\"?\s+SET\s+NOT\s+NULL\b", re.I)
+def postgres_version(server_version: int) -> str:
+    """libpq's ``server_version`` (``160004``) as squawk's ``--pg-version`` (``16.4``)."""
+    return f"{server_version // 10000}.{server_version % 10000}"
 
 
-def lint(migration: Migration) -> list[Finding]:
+def lint(migration: Migration, timeouts: Timeouts, pg_version: str) -> list[Finding]:
     """Findings for the migration's forward statements; an empty list means nothing risky."""
-    findings = []
-    statements = migration.statements()
-    for index, statement in enumerate(statements):
-        for rule, pattern, message in _RULES:
-            if pattern.search(statement):
-                findings.append(Finding(rule, statement.strip(), message))
-        dropped = _DROP_COLUMN.search(statement)
-        if dropped and dropped.group(2) not in migration.destroys_columns:
-            findings.append(
-                Finding(
-                    "drop-column-without-backup",
-                    statement.strip(),
-                    f"column {dropped.group(2)} is dropped but not declared in destroys_columns,"
-                    " so no backup is taken",
-                )
-            )
-        not_null = _SET_NOT_NULL.search(statement)
-        if not_null and not any(
-            re.search(
-                rf'CHECK\s*\(\s*"?{not_null.group(1)}"?\s+IS\s+NOT\s+NULL\s*\)', earlier, re.I
-            )
-            for earlier in statements[:index]
-        ):
-            findings.append(
-                Finding(
-                    "set-not-null-without-check",
-                    statement.strip(),
-                    "SET NOT NULL scans the table under an exclusive lock unless a validated"
-                    " CHECK (col IS NOT NULL) exists first",
-                )
-            )
+    statements = [statement.strip() for statement in migration.statements()]
+    findings = [
+        finding
+        for finding in _squawk(statements, timeouts, pg_version)
+        if not _backed_up_drop(finding, migration.destroys_columns)
+    ]
+    findings += [
+        Finding(
+            "lock-timeout-disabled",
+            statement,
+            "DDL must run under a lock_timeout so it never queues behind (and ahead of) traffic",
+        )
+        for statement in statements
+        if _LOCK_TIMEOUT_OFF.search(statement)
+    ]
     return findings
+
+
+def _as_executed(statements: list[str], timeouts: Timeouts) -> tuple[str, list[int]]:
+    """The SQL document squawk reads, and the 0-based line each statement's block starts at."""
+    lines: list[str] = []
+    starts: list[int] = []
+    for statement in statements:
+        for placeholder, literal in _PLACEHOLDERS.items():
+            statement = statement.replace(placeholder, literal)
+        starts.append(len(lines))
+        lines += [
+            "BEGIN;",
+            f"SET LOCAL lock_timeout = '{timeouts.lock_timeout_ms}ms';",
+            f"SET LOCAL statement_timeout = '{timeouts.statement_timeout_ms}ms';",
+            *statement.splitlines(),
+            ";",
+            "COMMIT;",
+        ]
+    return "\n".join(lines) + "\n", starts
+
+
+def _squawk(statements: list[str], timeouts: Timeouts, pg_version: str) -> list[Finding]:
+    if not statements:
+        return []
+    document, starts = _as_executed(statements, timeouts)
+    try:
+        ran = subprocess.run(
+            [str(SQUAWK), "--reporter", "json", "--pg-version", pg_version],
+            input=document,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    except OSError as error:
+        raise LinterUnavailable(f"squawk could not run ({SQUAWK}): {error}") from error
+    if ran.returncode not in (0, 1) or not ran.stdout.strip().startswith("["):
+        raise LinterUnavailable(f"squawk failed (exit {ran.returncode}): {ran.stderr.strip()}")
+    findings = []
+    for reported in json.loads(ran.stdout):
+        index = max(bisect.bisect_right(starts, reported["line"]) - 1, 0)
+        message = reported["message"]
+        if reported.get("help"):
+            message += f" {reported['help']}"
+        findings.append(Finding(reported["rule_name"], statements[index], message))
+    return findings
+
+
+def _backed_up_drop(finding: Finding, destroys_columns: list[str]) -> bool:
+    """Whether ``finding`` is squawk's ``ban-drop-column`` on a column the migration declared
+    destroyed (and so backs up before dropping it)."""
+    dropped = _DROP_COLUMN.search(finding.statement)
+    return (
+        finding.rule == "ban-drop-column"
+        and dropped is not None
+        and dropped.group(2) in destroys_columns
+    )
