@@ -33,6 +33,8 @@ ASSET_KEYS = {
     "platform/dead_letter_records",
     "platform/ingestion_accounting",
     "staging/customers",
+    "landing/shop_events",
+    "web/shop_events",
 }
 SAMPLE_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
 SAMPLE_SEED = 11

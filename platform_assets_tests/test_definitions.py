@@ -20,12 +20,13 @@ def test_definitions_validate() -> None:
         dg.AssetKey(["sales", "orders"])
     }
     checks = {key.to_user_string() for key in graph.asset_check_keys}
+    dataset_checks = ("rows_add_up", "dead_letter_ratio", "keys_valid", "row_volume")
     assert checks == {
-        "sales/orders:rows_add_up",
-        "sales/orders:dead_letter_ratio",
-        "sales/orders:keys_valid",
-        "sales/orders:row_volume",
-        "sales/orders:column_schema_change",
+        *(
+            f"{dataset}:{check}"
+            for dataset in ("sales/orders", "web/shop_events")
+            for check in (*dataset_checks, "column_schema_change")
+        ),
         "sales/daily_order_metrics:reconciles_with_orders",
         "staging/customers:customer_ids_unique",
         "staging/customers:checkpoint_not_ahead",
@@ -40,6 +41,7 @@ def test_every_asset_that_writes_the_warehouse_is_pooled_checked_and_backfills_i
         "sales/orders",
         "sales/daily_order_metrics",
         "staging/customers",
+        "web/shop_events",
     }
     for node in writers:
         assert node.key in checked, node.key

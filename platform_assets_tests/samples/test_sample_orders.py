@@ -21,9 +21,11 @@ def test_cli_writes_a_span_and_keeps_existing_files(tmp_path: Path) -> None:
     main([*args, "--orders-per-day", "50", "--no-customers"])
     files = sorted((tmp_path / "orders").glob("*.csv"))
     assert [f.name for f in files] == [f"orders_2026-11-0{d}.csv" for d in (1, 2, 3)]
-    before = files[0].read_bytes()
-    main([*args, "--orders-per-day", "80", "--no-customers"])
-    assert files[0].read_bytes() == before
+    events = sorted((tmp_path / "shop_events").glob("*.parquet"))
+    assert [f.name for f in events] == [f"shop_events_2026-11-0{d}.parquet" for d in (1, 2, 3)]
+    before = files[0].read_bytes(), events[0].read_bytes()
+    main([*args, "--orders-per-day", "80", "--events-per-day", "9", "--no-customers"])
+    assert (files[0].read_bytes(), events[0].read_bytes()) == before
 
 
 def test_customers_are_seeded_once(clean_warehouse) -> None:

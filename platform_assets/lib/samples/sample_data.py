@@ -1,23 +1,27 @@
 """``platform-sample-data``: everything ``dagster dev`` needs to have data out of the box.
 
-Seeded daily order files in the landing zone, one for every day from the orders dataset's first
-partition to yesterday (so the partitions start where the data does), and the ``crm.customers``
-table their customer ids refer to (the source table of the customer-tier migration). Both keep
-what already exists.
+Seeded daily landing files, one for every day from each dataset's first partition to yesterday
+(so the partitions start where the data does): the orders export (CSV) and the web shop's
+analytics export (Parquet, Berlin days). And the ``crm.customers`` table their customer ids refer
+to (the source table of the customer-tier migration). All keep what already exists.
 """
 
 import argparse
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import platform_assets
 from platform_assets.lib import settings
 from platform_assets.lib.ingestion.spec import load_spec
+from platform_assets.lib.samples.sample_events import events_file_name, write_events_day
 from platform_assets.lib.samples.sample_orders import CUSTOMER_COUNT, orders_file_name, write_day
 from platform_assets.lib.warehouse.resource import Warehouse
 
-# The dataset the files are for: they start on its first partition.
-ORDERS_SPEC = load_spec(Path(platform_assets.__file__).parent / "datasets" / "orders.yaml")
+# The datasets the files are for: each one's files start on its first partition.
+DATASETS_DIR = Path(platform_assets.__file__).parent / "datasets"
+ORDERS_SPEC = load_spec(DATASETS_DIR / "orders.yaml")
+EVENTS_SPEC = load_spec(DATASETS_DIR / "shop_events.yaml")
 
 CUSTOMERS_DDL = [
     "CREATE SCHEMA IF NOT EXISTS crm",
@@ -47,28 +51,29 @@ def seed_customers(warehouse: Warehouse, count: int = CUSTOMER_COUNT) -> int:
     return inserted
 
 
-def write_order_files(
+def write_daily_files(
     directory: Path,
     start: date,
     end: date,
-    orders: int,
-    seed: int,
-    malformed: float,
+    file_name: Callable[[date], str],
+    write: Callable[[Path, date], object],
     overwrite: bool,
 ) -> int:
-    """Order files for ``start..end`` (existing ones kept unless ``overwrite``); return how many."""
+    """``write(directory, day)`` for each day of ``start..end`` whose file (``file_name``) does
+    not exist yet, or every day with ``overwrite``; return how many were written."""
     written = 0
     day = start
     while day <= end:
-        if overwrite or not (directory / orders_file_name(day)).exists():
-            write_day(directory, day, orders, seed, malformed)
+        if overwrite or not (directory / file_name(day)).exists():
+            write(directory, day)
             written += 1
         day += timedelta(days=1)
     return written
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Write sample order files for a span of days and seed crm.customers (keeps existing)."""
+    """Write sample order and shop-event files for a span of days and seed crm.customers (keeps
+    what exists)."""
     yesterday = datetime.now(UTC).date() - timedelta(days=1)
     parser = argparse.ArgumentParser(prog="platform-sample-data", description=main.__doc__)
     parser.add_argument(
@@ -76,27 +81,40 @@ def main(argv: list[str] | None = None) -> None:
         type=date.fromisoformat,
         default=ORDERS_SPEC.partitions.start,
         help="first day (default: the first partition of the orders dataset, so every partition"
-        " has data)",
+        " has data; the events start no earlier than their own first partition)",
     )
     parser.add_argument("--end", type=date.fromisoformat, default=yesterday)
     parser.add_argument("--orders-per-day", type=int, default=500)
     parser.add_argument("--malformed-share", type=float, default=0.01)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--events-per-day", type=int, default=300)
     parser.add_argument("--landing-dir", type=Path, default=settings.landing_dir())
     parser.add_argument("--overwrite", action="store_true", help="rewrite files that exist")
     parser.add_argument("--no-customers", action="store_true", help="do not seed crm.customers")
     args = parser.parse_args(argv)
-    directory = args.landing_dir / "orders"
-    written = write_order_files(
-        directory,
+    orders_dir = args.landing_dir / "orders"
+    written = write_daily_files(
+        orders_dir,
         args.start,
         args.end,
-        args.orders_per_day,
-        args.seed,
-        args.malformed_share,
+        orders_file_name,
+        lambda directory, day: write_day(
+            directory, day, args.orders_per_day, args.seed, args.malformed_share
+        ),
         args.overwrite,
     )
-    print(f"{written} landing file(s) written to {directory} for {args.start}..{args.end}")
+    print(f"{written} landing file(s) written to {orders_dir} for {args.start}..{args.end}")
+    events_dir = args.landing_dir / "shop_events"
+    events_start = max(args.start, EVENTS_SPEC.partitions.start)
+    written = write_daily_files(
+        events_dir,
+        events_start,
+        args.end,
+        events_file_name,
+        lambda directory, day: write_events_day(directory, day, args.events_per_day, args.seed),
+        args.overwrite,
+    )
+    print(f"{written} landing file(s) written to {events_dir} for {events_start}..{args.end}")
     if not args.no_customers:
         warehouse = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
         try:
