@@ -28,6 +28,8 @@ _SHAPES = {
 _TRUE = ["true", "t", "yes", "y", "1"]
 _FALSE = ["false", "f", "no", "n", "0"]
 POSTGRES_TYPE_KEY = b"postgres_type"
+# Source columns already typed for a chunk: ``{name: (typed, unparseable)}`` (``parse_column``).
+ParsedColumns = dict[str, tuple[pa.Array, np.ndarray]]
 
 
 def arrow_type(column: ColumnSpec) -> pa.DataType:

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from platform_assets.lib.ingestion.derived_columns import derive_columns
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
+from platform_assets.lib.ingestion.parsing import ParsedColumns
 from platform_assets.lib.ingestion.result import (
     DeadLetter,
     FileLines,
@@ -154,8 +155,9 @@ def process_batch(
         )
         for r in raw.unreadable
     ]
-    with_derived, derive_broken = derive_columns(raw.rows, spec)
-    checked = check_rows(with_derived, spec, window)
+    parsed: ParsedColumns = {}
+    with_derived, derive_broken = derive_columns(raw.rows, spec, parsed)
+    checked = check_rows(with_derived, spec, window, parsed)
     checked = CheckedRows(checked.typed, derive_broken + checked.broken)
     rejected = checked.rejected()
     in_play = np.arange(raw.rows.num_rows)

@@ -17,6 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.lib.ingestion.parsing import (
+    ParsedColumns,
     arrow_field,
     missing_values,
     parse_column,
@@ -106,12 +107,16 @@ def _outside_window(spec: DatasetSpec, typed: pa.Array, window: PartitionWindow)
     )
 
 
-def check_rows(raw: pa.Table, spec: DatasetSpec, window: PartitionWindow) -> CheckedRows:
-    """Type ``raw`` (the spec's columns as text) and find every rule each row breaks."""
+def check_rows(
+    raw: pa.Table, spec: DatasetSpec, window: PartitionWindow, parsed: ParsedColumns | None = None
+) -> CheckedRows:
+    """Type ``raw`` (the spec's columns as text) and find every rule each row breaks; columns
+    already typed (``parsed``) are not parsed again."""
     arrays, broken = [], []
     for column in spec.columns:
         values = raw.column(column.name).combine_chunks()
-        typed, unparseable = parse_column(values, column)
+        known = (parsed or {}).get(column.name)
+        typed, unparseable = known if known is not None else parse_column(values, column)
         arrays.append(typed)
         broken.append(
             RuleBroken(
