@@ -252,6 +252,12 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
             with self.warehouse.bulk_connection() as conn:
                 prepared = prepare_table(conn, request)
+                if prepared.recreated is not None:
+                    log.warning(
+                        "empty_table_recreated",
+                        reason=prepared.recreated,
+                        detail="the table held no row, so it was created anew as declared",
+                    )
                 if prepared.widened:
                     log.warning(
                         "columns_widened",

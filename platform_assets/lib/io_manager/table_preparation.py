@@ -3,6 +3,7 @@
 from dataclasses import dataclass
 
 import adbc_driver_postgresql.dbapi as adbc
+from psycopg import sql
 
 from platform_assets.lib.io_manager.write_request import BULK_LOAD_MODES, WriteMode, WriteRequest
 from platform_assets.lib.tables import (
@@ -13,7 +14,13 @@ from platform_assets.lib.tables import (
     native_partitions,
     statements,
 )
-from platform_assets.lib.tables.schema import Column, plan_evolution, postgres_type, table_columns
+from platform_assets.lib.tables.schema import (
+    Column,
+    SchemaMismatchError,
+    plan_evolution,
+    postgres_type,
+    table_columns,
+)
 from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.transactions import roll_back
 
@@ -35,6 +42,8 @@ class PreparedTable:
     table_rows: float | None = None
     native: bool = False  # a Postgres-native partitioned table (see native_partitions)
     widened: tuple[Column, ...] = ()  # columns widened safely before this write (tables.schema)
+    # Why an empty table that could not take the declared columns was recreated (else None).
+    recreated: str | None = None
 
     def is_bulk_load(self, request: WriteRequest) -> bool:
         """Whether ``request`` loads enough rows into this existing table to rebuild its
@@ -65,6 +74,9 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         for side_write in request.side_writes:
             side_write.prepare(cursor)
         existing = table_columns(cursor, schema, table)
+        recreated = _recreate_if_empty_and_unfit(cursor, request, existing) if existing else None
+        if recreated is not None:
+            existing = []
         if existing:
             evolution = plan_evolution(existing, request.schema, table_slice.qualified_name)
             for column in evolution.additions:
@@ -110,15 +122,50 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         cursor.execute(ddl.create_table(schema, table, columns, primary_key))
         indexing = _index_ddl(request, with_primary_key=deferred)
         if deferred:
-            return PreparedTable(columns, tuple(indexing))
+            return PreparedTable(columns, tuple(indexing), recreated=recreated)
         for statement in indexing:
             cursor.execute(statement)
-        return PreparedTable(columns)
+        return PreparedTable(columns, recreated=recreated)
     except BaseException:
         roll_back(conn)
         raise
     finally:
         cursor.close()
+
+
+def _recreate_if_empty_and_unfit(
+    cursor: adbc.Cursor, request: WriteRequest, existing: list[Column]
+) -> str | None:
+    """Drop the table if it cannot take the declared columns, key or partition columns but
+    holds no row (a first load whose rows were all refused, then a corrected spec): there is
+    nothing to migrate. Returns why it was dropped, or None if the table fits. A table holding
+    rows still refuses the write, naming the change and the migration to write.
+
+    The table is locked before it is found empty, so a concurrent load's rows are either
+    committed (and seen) or not yet begun. Without CASCADE: a view on the table makes the DROP
+    fail rather than vanish. Grants on the dropped table are not carried over.
+    """
+    table_slice = request.table_slice
+    schema, table = table_slice.schema, table_slice.table
+    table_name = statements.table_identifier(schema, table)
+    try:
+        plan_evolution(existing, request.schema, table_slice.qualified_name)
+        layout.check(cursor, table_name, list(table_slice.partition_columns), request.primary_key)
+        return None
+    except SchemaMismatchError as mismatch:
+        if native_partitions.is_partitioned(cursor, table_name):
+            raise
+        cursor.execute(ddl.lock_exclusive(schema, table))
+        cursor.execute(
+            sql.SQL("SELECT EXISTS (SELECT 1 FROM {})")
+            .format(sql.Identifier(schema, table))
+            .as_string()
+        )
+        if cursor.fetchone()[0]:
+            raise
+        cursor.execute(ddl.drop_table(schema, table))
+        content_digests.forget_table(cursor, table_name)
+        return str(mismatch)
 
 
 def _partition_type(columns: list[Column], table_slice: TableSlice) -> str:

@@ -138,6 +138,11 @@ def swap_tables(schema: str, table: str, staging: str, retired: str) -> list[str
     ]
 
 
+def drop_table(schema: str, table: str) -> str:
+    """DROP the table; without CASCADE, so a view that depends on it makes the DROP fail."""
+    return render(sql.SQL("DROP TABLE {}").format(sql.Identifier(schema, table)))
+
+
 def lock_exclusive(schema: str, table: str) -> str:
     """LOCK the table (only the table itself, not a partitioned table's partitions) against
     everyone until the transaction ends."""

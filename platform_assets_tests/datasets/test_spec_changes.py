@@ -1,0 +1,140 @@
+"""A dataset's spec changed in a way its table cannot absorb: an empty table (every row of the
+first load refused) is simply created anew as declared; a table holding rows refuses the load,
+naming the change and the migration to write. Materialised for real."""
+
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from platform_assets.defs.datasets.assets import build_dataset_asset
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets_tests.helpers import fetch_all
+
+DAY = "2026-11-10"
+
+
+def readings_spec(value: dict, primary_key: list[str]) -> DatasetSpec:
+    return DatasetSpec.model_validate(
+        {
+            "name": "readings",
+            "asset_key": ["io_test", "readings"],
+            "description": "Readings of the day",
+            "group": "io_test",
+            "partitions": {"start": "2026-11-01"},
+            "source": {
+                "kind": "landing_files",
+                "directory": "readings",
+                "pattern": "readings_{date}.csv",
+            },
+            "columns": [
+                {"name": "reading_id", "type": "integer", "required": True},
+                {"name": "taken_on", "type": "date", "required": True},
+                {"name": "sensor", "type": "text", "required": True},
+                {"name": "value", **value},
+            ],
+            "primary_key": primary_key,
+            "partition_column": "taken_on",
+            "fail_dead_letter_ratio": 1,
+        }
+    )
+
+
+def load(spec: DatasetSpec, resources: dict, instance: dg.DagsterInstance):
+    return dg.materialize(
+        [build_dataset_asset(spec)],
+        partition_key=DAY,
+        resources=resources,
+        instance=instance,
+        raise_on_error=False,
+    )
+
+
+def column_types(resources: dict) -> dict[str, str]:
+    rows = fetch_all(
+        resources["warehouse"],
+        sql.SQL(
+            "SELECT attname, format_type(atttypid, atttypmod) FROM pg_attribute"
+            " WHERE attrelid = 'io_test.readings'::regclass AND attnum > 0 AND NOT attisdropped"
+        ),
+    )
+    return dict(rows)
+
+
+@pytest.fixture
+def landing(tmp_path: Path, resources: dict) -> dict:
+    (tmp_path / "readings").mkdir()
+    rows = [f"1,{DAY},a,5.125", f"2,{DAY},b,0.5"]  # decimals: an integer spec refuses them all
+    (tmp_path / "readings" / f"readings_{DAY}.csv").write_text(
+        "reading_id,taken_on,sensor,value\n" + "\n".join(rows) + "\n"
+    )
+    return {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (
+            readings_spec({"type": "integer"}, ["reading_id"]),
+            readings_spec({"type": "decimal", "precision": 8, "scale": 3}, ["reading_id"]),
+        ),
+        (
+            readings_spec({"type": "integer"}, ["reading_id"]),
+            readings_spec({"type": "decimal", "precision": 8, "scale": 3}, ["sensor"]),
+        ),
+    ],
+    ids=["type", "type-and-key"],
+)
+def test_an_empty_table_is_created_anew_as_the_corrected_spec_declares(
+    first: DatasetSpec,
+    second: DatasetSpec,
+    landing: dict,
+    instance: dg.DagsterInstance,
+) -> None:
+    refused = load(first, landing, instance)
+    assert refused.success  # every row a dead letter: the table exists, empty, value bigint
+    assert column_types(landing)["value"] == "bigint"
+
+    corrected = load(second, landing, instance)
+
+    assert corrected.success
+    assert column_types(landing)["value"] == "numeric(8,3)"
+    stored = fetch_all(
+        landing["warehouse"],
+        sql.SQL("SELECT reading_id, value::text FROM io_test.readings ORDER BY 1"),
+    )
+    assert stored == [(1, "5.125"), (2, "0.500")]
+    key = fetch_all(
+        landing["warehouse"],
+        sql.SQL(
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+            " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = 'io_test.readings'::regclass"
+            " AND i.indisprimary"
+        ),
+    )
+    assert key == [(second.primary_key[0],)]
+
+
+def test_a_table_holding_rows_refuses_the_change_naming_it(
+    landing: dict, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    text_spec = readings_spec({"type": "text"}, ["reading_id"])
+    assert load(text_spec, landing, instance).success  # two rows, value as text
+
+    narrowed = load(
+        readings_spec({"type": "decimal", "precision": 8, "scale": 3}, ["reading_id"]),
+        landing,
+        instance,
+    )
+
+    assert not narrowed.success
+    failure = next(e for e in narrowed.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "column 'value' is text in the table but numeric(8,3) is declared" in message
+    assert "needs a migration" in message
+    assert column_types(landing)["value"] == "text"  # nothing changed
+    assert fetch_all(landing["warehouse"], sql.SQL("SELECT count(*) FROM io_test.readings")) == [
+        (2,)
+    ]
