@@ -1,0 +1,252 @@
+"""Fault injection: loads SIGKILLed at seeded random moments, every trial checked against what
+Postgres actually holds.
+
+Each trial starts from a partition holding the content of one file (state A), lands a different
+file, starts a real ``dg.materialize`` of the orders dataset in a child process and SIGKILLs its
+whole process group at a random moment of the load. Afterwards the partition holds exactly A or
+exactly the new file's content (B, known from a clean load): its rows (checksummed), its dead
+letters and its accounting, with rows read = loaded + dead-lettered. No advisory lock, session or
+staging table of the killed process is left, and the next run succeeds with no operator action.
+Both write paths are tried: the bulk load (indexes dropped and rebuilt around the COPY) and the
+plain COPY into an indexed table.
+
+The default run keeps a short form (``KILL_TRIALS_SHORT`` kills per path); ``pytest -m faults``
+runs the long form (``KILL_TRIALS_LONG`` per path). ``PLATFORM_FAULT_SEED`` replays a run's
+moments; the seed and the tally are printed.
+"""
+
+import contextlib
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.conftest import SAMPLE_DAYS
+from platform_assets_tests.helpers import fetch_all, table_checksum
+from platform_assets_tests.sales.test_pipeline import ORDERS
+
+DAY = SAMPLE_DAYS[0]
+KEY = DAY.isoformat()
+ORDERS_PER_FILE = 20_000  # a write long enough for kills to land inside it
+KILL_TRIALS_SHORT = 3
+KILL_TRIALS_LONG = 26  # two paths: 52 kills
+SEED = int(os.environ.get("PLATFORM_FAULT_SEED", "20261130"))
+# bulk_load_min_rows per path: 1 makes every write a bulk load; None never.
+PATHS = {"bulk-load": 1, "plain-copy": None}
+
+LOADER = textwrap.dedent(
+    """
+    import sys
+    import dagster as dg
+    from platform_assets.lib.io_manager.io_manager import PostgresIOManager
+    from platform_assets.lib.sources.landing_zone import LandingZone
+    from platform_assets.lib.warehouse.resource import Warehouse
+    from platform_assets_tests.sales.test_pipeline import ORDERS
+
+    key, url, landing, bulk = sys.argv[1:5]
+    warehouse = Warehouse(database_url=url or None)
+    io_manager = PostgresIOManager(
+        warehouse=warehouse, bulk_load_min_rows=int(bulk) if bulk else None
+    )
+    print("loading", flush=True)
+    dg.materialize(
+        [ORDERS],
+        partition_key=key,
+        resources={
+            "warehouse": warehouse,
+            "io_manager": io_manager,
+            "landing": LandingZone(directory=landing),
+        },
+    )
+    print("loaded", flush=True)
+    """
+)
+
+
+@dataclass(frozen=True)
+class PartitionState:
+    """What a load of the partition leaves: its rows, dead letters and accounting."""
+
+    rows: str
+    letters: str
+    accounting: tuple
+
+
+def partition_state(warehouse: Warehouse) -> PartitionState:
+    letters = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT md5(coalesce(string_agg(source_ref || '|' || error_message || '|'"
+            " || payload::text, ',' ORDER BY source_ref, error_message), ''))"
+            " FROM platform.dead_letter_records WHERE partition_key = %s"
+        ),
+        (KEY,),
+    )[0][0]
+    accounting = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT rows_read, rows_loaded, rows_dead_lettered FROM platform.ingestion_accounting"
+            " WHERE partition_key = %s"
+        ),
+        (KEY,),
+    )
+    (read, loaded, dead) = accounting[0]
+    assert read == loaded + dead
+    return PartitionState(
+        table_checksum(warehouse, "sales", "orders", "order_date", DAY),
+        letters,
+        (read, loaded, dead),
+    )
+
+
+def leftovers(warehouse: Warehouse) -> list:
+    """Advisory locks, sessions and staging tables a killed load could have left."""
+    return fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT 'lock', objid::text FROM pg_locks WHERE locktype = 'advisory'"
+            " UNION ALL SELECT 'session', state FROM pg_stat_activity"
+            " WHERE pid <> pg_backend_pid() AND datname = current_database()"
+            " AND backend_type = 'client backend' AND state <> 'idle'"
+            " UNION ALL SELECT 'table', schemaname || '.' || tablename FROM pg_tables"
+            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
+            " AND tablename NOT IN ('orders') AND schemaname = 'sales'"
+        ),
+    )
+
+
+def load_in_process(resources: dict, instance: dg.DagsterInstance, bulk: int | None) -> None:
+    io_manager = PostgresIOManager(warehouse=resources["warehouse"], bulk_load_min_rows=bulk)
+    result = dg.materialize(
+        [ORDERS],
+        partition_key=KEY,
+        resources={**resources, "io_manager": io_manager},
+        instance=instance,
+    )
+    assert result.success
+
+
+def _loader(warehouse: Warehouse, landing: Path, bulk: int | None) -> subprocess.Popen:
+    """The loader process, in a process group of its own, once its imports are done."""
+    url = warehouse.database_url or ""
+    process = subprocess.Popen(
+        [sys.executable, "-c", LOADER, KEY, url, str(landing), str(bulk or "")],
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    assert process.stdout.readline().strip() == "loading"  # imports done: the load begins
+    return process
+
+
+def timed_load(warehouse: Warehouse, landing: Path, bulk: int | None) -> float:
+    """Seconds from the loader's start of the load to its exit, unkilled."""
+    process = _loader(warehouse, landing, bulk)
+    started = time.perf_counter()
+    assert process.wait(timeout=300) == 0
+    return time.perf_counter() - started
+
+
+def killed_load(warehouse: Warehouse, landing: Path, bulk: int | None, after_s: float) -> int:
+    """Start a load in its own process group, SIGKILL the group ``after_s`` into the load;
+    return the exit code (-9 when killed)."""
+    process = _loader(warehouse, landing, bulk)
+    try:
+        return process.wait(timeout=after_s)  # it finished first
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    return process.wait(timeout=120)
+
+
+def settled_leftovers(warehouse: Warehouse) -> list:
+    """Leftovers once the server has noticed the killed client (its socket closed): polled for
+    up to 5 s."""
+    for _ in range(50):
+        found = leftovers(warehouse)
+        if not found:
+            return []
+        time.sleep(0.1)
+    return found
+
+
+def run_kill_trials(
+    kills: int, bulk: int | None, resources: dict, instance: dg.DagsterInstance, tmp_path: Path
+) -> dict[str, int]:
+    """``kills`` killed loads on the path ``bulk`` selects; the tally of what each left."""
+    warehouse: Warehouse = resources["warehouse"]
+    directory = tmp_path / "orders"
+    old = write_day(directory, DAY, ORDERS_PER_FILE, seed=1, malformed_share=0.03).read_bytes()
+    new = write_day(directory, DAY, ORDERS_PER_FILE, seed=2, malformed_share=0.03).read_bytes()
+    path = directory / next(p.name for p in directory.iterdir())
+    resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+    def land(content: bytes) -> None:
+        path.write_bytes(content)
+
+    land(new)
+    load_in_process(resources, instance, bulk)
+    state_new = partition_state(warehouse)
+    land(old)
+    load_in_process(resources, instance, bulk)
+    state_old = partition_state(warehouse)
+    assert state_old != state_new
+    land(new)
+    load_s = timed_load(warehouse, tmp_path, bulk)  # no kill: how long a load takes
+    assert partition_state(warehouse) == state_new
+
+    rng = random.Random(f"{SEED}:{bulk}")
+    tally = {"killed, old content": 0, "killed, new content": 0, "finished first": 0}
+    attempts = 0
+    while tally["killed, old content"] + tally["killed, new content"] < kills:
+        attempts += 1
+        assert attempts <= 3 * kills, f"the loads kept finishing first: {tally}"
+        land(old)
+        load_in_process(resources, instance, bulk)
+        assert partition_state(warehouse) == state_old
+        land(new)
+        code = killed_load(warehouse, tmp_path, bulk, after_s=rng.uniform(0, load_s))
+        after = partition_state(warehouse)
+        assert after in (state_old, state_new), "a partition neither old nor new"
+        assert settled_leftovers(warehouse) == []
+        if code == 0:
+            tally["finished first"] += 1
+            assert after == state_new
+        else:
+            assert code == -signal.SIGKILL
+            tally["killed, old content" if after == state_old else "killed, new content"] += 1
+        load_in_process(resources, instance, bulk)  # the next run: no operator action needed
+        assert partition_state(warehouse) == state_new
+    print(f"kill trials (seed {SEED}, bulk_load_min_rows={bulk}, load {load_s:.1f} s): {tally}")
+    return tally
+
+
+@pytest.mark.parametrize("bulk", PATHS.values(), ids=PATHS.keys())
+def test_killed_loads_leave_the_old_or_the_new_partition_short(
+    bulk: int | None, resources: dict, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    tally = run_kill_trials(KILL_TRIALS_SHORT, bulk, resources, instance, tmp_path)
+    assert sum(tally.values()) >= KILL_TRIALS_SHORT
+
+
+@pytest.mark.faults
+@pytest.mark.parametrize("bulk", PATHS.values(), ids=PATHS.keys())
+def test_killed_loads_leave_the_old_or_the_new_partition_long(
+    bulk: int | None, resources: dict, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    tally = run_kill_trials(KILL_TRIALS_LONG, bulk, resources, instance, tmp_path)
+    assert tally["killed, old content"] + tally["killed, new content"] == KILL_TRIALS_LONG
