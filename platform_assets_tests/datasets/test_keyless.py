@@ -22,36 +22,28 @@ from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.datasets.readings import readings_spec
 from platform_assets_tests.helpers import fetch_all, table_checksum
 
 DAY, NEXT_DAY = "2026-11-10", "2026-11-11"
 HEADER = "reading_id,taken_on,sensor,value"
 
 
-def readings_spec(**keys: object) -> DatasetSpec:
+COLUMNS = [
+    {"name": "reading_id", "type": "integer", "required": True},
+    {"name": "taken_on", "type": "date", "required": True},
+    {"name": "sensor", "type": "text", "required": True},
+    {"name": "value", "type": "integer", "min": 0},
+]
+
+
+def keyed_readings(**keys: object) -> DatasetSpec:
     """Sensor readings, keyless unless ``keys`` declares a primary or dedupe key."""
-    return DatasetSpec.model_validate(
-        {
-            "name": "readings",
-            "asset_key": ["io_test", "readings"],
-            "description": "Readings of the day",
-            "group": "io_test",
-            "partitions": {"start": "2026-11-01"},
-            "source": {
-                "kind": "landing_files",
-                "directory": "readings",
-                "pattern": "readings_{date}.csv",
-            },
-            "columns": [
-                {"name": "reading_id", "type": "integer", "required": True},
-                {"name": "taken_on", "type": "date", "required": True},
-                {"name": "sensor", "type": "text", "required": True},
-                {"name": "value", "type": "integer", "min": 0},
-            ],
-            "partition_column": "taken_on",
-            "fail_dead_letter_ratio": 1,  # a few rows a test, many of them bad on purpose
-            **keys,
-        }
+    return readings_spec(
+        COLUMNS,
+        partition_column="taken_on",
+        fail_dead_letter_ratio=1,  # a few rows a test, many of them bad on purpose
+        **keys,
     )
 
 
@@ -97,7 +89,7 @@ def landing(tmp_path: Path, resources: dict) -> dict:
 def test_a_keyless_dataset_keeps_repeats_and_reruns_idempotently(
     landing: dict, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    spec = readings_spec()
+    spec = keyed_readings()
     rows = [f"1,{DAY},a,5", f"1,{DAY},a,5", f"2,{DAY},b,7", f"3,{DAY},c,-1"]
     land(tmp_path, DAY, rows)
 
@@ -122,7 +114,7 @@ def test_a_keyless_dataset_keeps_repeats_and_reruns_idempotently(
 def test_append_without_a_key_adds_each_run_rows_letters_and_figures(
     landing: dict, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    spec = readings_spec(write_mode="append")
+    spec = keyed_readings(write_mode="append")
     land(tmp_path, DAY, [f"1,{DAY},a,5", f"2,{DAY},b,-1"])
 
     load(spec, DAY, landing, instance)
@@ -147,7 +139,7 @@ def test_append_without_a_key_adds_each_run_rows_letters_and_figures(
 def test_a_dedupe_key_refuses_repeats_without_being_the_table_key(
     landing: dict, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    spec = readings_spec(dedupe_key=["reading_id"])
+    spec = keyed_readings(dedupe_key=["reading_id"])
     land(tmp_path, DAY, [f"1,{DAY},a,5", f"1,{DAY},b,6", f"2,{DAY},b,7"])
     land(tmp_path, NEXT_DAY, [f"2,{NEXT_DAY},b,7", f"3,{NEXT_DAY},c,8"])
 
@@ -190,7 +182,7 @@ def test_replay_follows_the_key(
     """Three letters patched into rows: one repeating a stored key, two sharing a new one. A
     keyless dataset loads all three; a keyed one loads one of the pair, and the other two stay
     letters saying why. The accounting adds up either way."""
-    spec = readings_spec(**keys)
+    spec = keyed_readings(**keys)
     rows = [f"1,{DAY},a,5", f"1,{DAY},z,-1", f"2,{DAY},b,-5", f"2,{DAY},c,-6"]
     land(tmp_path, DAY, rows)
     load(spec, DAY, landing, instance)
@@ -256,4 +248,4 @@ def test_replay_follows_the_key(
 )
 def test_the_spec_refuses_keys_that_cannot_work(keys: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        readings_spec(**keys)
+        keyed_readings(**keys)

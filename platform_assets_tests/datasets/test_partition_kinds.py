@@ -13,36 +13,26 @@ from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.defs.datasets.partitions import dataset_partitions
 from platform_assets.lib.ingestion.spec import DatasetSpec, DatasetSpecError, load_spec
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets_tests.datasets.readings import readings_spec
 from platform_assets_tests.helpers import fetch_all
 
 ZONE = "America/New_York"
 
 
 def events_spec(**partitions: object) -> DatasetSpec:
-    """Sensor readings partitioned by their timestamp (or ``column``), in the test schema
-    ``io_test``."""
+    """Sensor readings partitioned by their timestamp (or ``column``)."""
     column = partitions.pop("column", "taken_at")
-    return DatasetSpec.model_validate(
-        {
-            "name": "readings",
-            "asset_key": ["io_test", "readings"],
-            "description": "Readings of the day",
-            "group": "io_test",
-            "partitions": {"start": "2026-01-01", **partitions},
-            "source": {
-                "kind": "landing_files",
-                "directory": "readings",
-                "pattern": "readings_{date}.csv",
-            },
-            "columns": [
-                {"name": "reading_id", "type": "integer", "required": True},
-                {"name": "taken_at", "type": "timestamptz", "required": True},
-                {"name": "taken_on", "type": "date", "required": True},
-                {"name": "value", "type": "decimal", "precision": 8, "scale": 3},
-            ],
-            "primary_key": ["reading_id"],
-            "partition_column": column,
-        }
+    columns = [
+        {"name": "reading_id", "type": "integer", "required": True},
+        {"name": "taken_at", "type": "timestamptz", "required": True},
+        {"name": "taken_on", "type": "date", "required": True},
+        {"name": "value", "type": "decimal", "precision": 8, "scale": 3},
+    ]
+    return readings_spec(
+        columns,
+        {"start": "2026-01-01", **partitions},
+        primary_key=["reading_id"],
+        partition_column=column,
     )
 
 

@@ -11,34 +11,22 @@ from psycopg import sql
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets_tests.datasets.readings import readings_spec
 from platform_assets_tests.helpers import fetch_all
 
 DAY = "2026-11-10"
 
 
-def readings_spec(value: dict, primary_key: list[str]) -> DatasetSpec:
-    return DatasetSpec.model_validate(
-        {
-            "name": "readings",
-            "asset_key": ["io_test", "readings"],
-            "description": "Readings of the day",
-            "group": "io_test",
-            "partitions": {"start": "2026-11-01"},
-            "source": {
-                "kind": "landing_files",
-                "directory": "readings",
-                "pattern": "readings_{date}.csv",
-            },
-            "columns": [
-                {"name": "reading_id", "type": "integer", "required": True},
-                {"name": "taken_on", "type": "date", "required": True},
-                {"name": "sensor", "type": "text", "required": True},
-                {"name": "value", **value},
-            ],
-            "primary_key": primary_key,
-            "partition_column": "taken_on",
-            "fail_dead_letter_ratio": 1,
-        }
+def valued_readings(value: dict, primary_key: list[str]) -> DatasetSpec:
+    """Readings whose ``value`` column is declared as ``value``, keyed by ``primary_key``."""
+    columns = [
+        {"name": "reading_id", "type": "integer", "required": True},
+        {"name": "taken_on", "type": "date", "required": True},
+        {"name": "sensor", "type": "text", "required": True},
+        {"name": "value", **value},
+    ]
+    return readings_spec(
+        columns, primary_key=primary_key, partition_column="taken_on", fail_dead_letter_ratio=1
     )
 
 
@@ -77,12 +65,12 @@ def landing(tmp_path: Path, resources: dict) -> dict:
     ("first", "second"),
     [
         (
-            readings_spec({"type": "integer"}, ["reading_id"]),
-            readings_spec({"type": "decimal", "precision": 8, "scale": 3}, ["reading_id"]),
+            valued_readings({"type": "integer"}, ["reading_id"]),
+            valued_readings({"type": "decimal", "precision": 8, "scale": 3}, ["reading_id"]),
         ),
         (
-            readings_spec({"type": "integer"}, ["reading_id"]),
-            readings_spec({"type": "decimal", "precision": 8, "scale": 3}, ["sensor"]),
+            valued_readings({"type": "integer"}, ["reading_id"]),
+            valued_readings({"type": "decimal", "precision": 8, "scale": 3}, ["sensor"]),
         ),
     ],
     ids=["type", "type-and-key"],
@@ -120,11 +108,11 @@ def test_an_empty_table_is_created_anew_as_the_corrected_spec_declares(
 def test_a_table_holding_rows_refuses_the_change_naming_it(
     landing: dict, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
-    text_spec = readings_spec({"type": "text"}, ["reading_id"])
+    text_spec = valued_readings({"type": "text"}, ["reading_id"])
     assert load(text_spec, landing, instance).success  # two rows, value as text
 
     narrowed = load(
-        readings_spec({"type": "decimal", "precision": 8, "scale": 3}, ["reading_id"]),
+        valued_readings({"type": "decimal", "precision": 8, "scale": 3}, ["reading_id"]),
         landing,
         instance,
     )

@@ -155,6 +155,26 @@ class SideWrite(Protocol):
         """Writes, run in the slice's write transaction once every chunk is in, before commit."""
 
 
+def delete_partitions(
+    cursor: adbc.Cursor,
+    table: str,
+    asset_key: str,
+    partition_keys: list[str],
+    statuses: tuple[str, ...] | list[str] | None = None,
+) -> None:
+    """Delete the rows of the platform ``table`` for ``asset_key``'s ``partition_keys`` (only
+    those of ``statuses``, when given)."""
+    params = Params()
+    statement = sql.SQL("DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({})").format(
+        sql.Identifier(PLATFORM_SCHEMA, table),
+        params.add(asset_key),
+        params.add_all(partition_keys),
+    )
+    if statuses is not None:
+        statement = sql.SQL("{} AND status IN ({})").format(statement, params.add_all(statuses))
+    cursor.execute(statement.as_string(), parameters=params.values)
+
+
 @dataclass
 class DeadLetterWrite:
     """Replace the partitions' unresolved dead letters with the write's (resolved ones stay);
@@ -174,16 +194,7 @@ class DeadLetterWrite:
         """Delete the partitions' unresolved dead letters (unless the write adds), then COPY the
         new ones in."""
         if not self.adds:
-            params = Params()
-            statement = sql.SQL(
-                "DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({}) AND status IN ({})"
-            ).format(
-                sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
-                params.add(self.asset_key),
-                params.add_all(self.partition_keys),
-                params.add_all(UNRESOLVED),
-            )
-            cursor.execute(statement.as_string(), parameters=params.values)
+            delete_partitions(cursor, DEAD_LETTERS, self.asset_key, self.partition_keys, UNRESOLVED)
         spool = tally.dead_letters
         if not len(spool):
             return
@@ -295,15 +306,7 @@ class AccountingWrite:
         if not partitions:
             return
         if not self.adds:
-            params = Params()
-            statement = sql.SQL(
-                "DELETE FROM {} WHERE asset_key = {} AND partition_key IN ({})"
-            ).format(
-                sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
-                params.add(self.asset_key),
-                params.add_all(partitions),
-            )
-            cursor.execute(statement.as_string(), parameters=params.values)
+            delete_partitions(cursor, FILE_LINES, self.asset_key, partitions)
         insert = (
             sql.SQL(
                 "INSERT INTO {} AS f (asset_key, partition_key, source_file, data_lines,"
