@@ -3,9 +3,9 @@ UI drives it.
 
 With nothing launched by hand, the landing-file sensor loads the days whose files landed (adjacent
 days in one run) and automation follows with their metrics. A 60-day backfill from the UI runs in
-no more runs than the backfill policy implies, with the right rows in every partition. The replay
-job runs from the launchpad with its default config, and everything is still there after a
-restart.
+no more runs than the backfill policy implies, with the right rows in every partition. Dagster's
+own GraphQL client launches a range of days as one run and follows it. The replay job runs from
+the launchpad with its default config, and everything is still there after a restart.
 """
 
 import os
@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient
 from psycopg import sql
 
 from platform_assets.lib import settings
@@ -31,6 +33,7 @@ CHECK_STATUSES = """
 { assetNodeOrError(assetKey: {path: ["sales", "orders"]}) { ... on AssetNode {
     assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
       ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }"""
+FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""
 
@@ -157,6 +160,31 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
             assert {statuses[name][day.isoformat()] for day in BACKFILLED} == {"SUCCEEDED"}, name
             assert statuses[name].get(missing_day) != "SUCCEEDED", name
 
+        # Dagster's own GraphQL client (public API only: it has no backfill call) launches a
+        # range of days as one run, as the UI's "Single run" does, and follows it to the end.
+        ranged = [TODAY - timedelta(days=n) for n in (9, 8, 7)]
+        for n, day in enumerate(ranged):
+            write_day(landing_dir / "orders", day, orders=60, seed=300 + n, malformed_share=0.02)
+        graphql = DagsterGraphQLClient("127.0.0.1", port_number=client.port)
+        range_run = graphql.submit_job_execution(
+            "load_orders",
+            repository_location_name=LOCATION["repositoryLocationName"],
+            tags={
+                "dagster/asset_partition_range_start": ranged[0].isoformat(),
+                "dagster/asset_partition_range_end": ranged[-1].isoformat(),
+            },
+        )
+        wait_for(
+            lambda: graphql.get_run_status(range_run) in FINISHED,
+            240,
+            f"the client's range run {range_run}",
+        )
+        assert graphql.get_run_status(range_run) == DagsterRunStatus.SUCCESS
+        figures = accounted(clean_warehouse)
+        for day in ranged:
+            assert figures[day.isoformat()][0] == data_lines(landing_dir, day)
+            assert loaded_days(clean_warehouse)[day.isoformat()] == figures[day.isoformat()][1]
+
         # The replay launchpad opens with a valid default config: launched as it stands.
         replay_run = client.launch_run(
             {"selector": {**LOCATION, "jobName": "replay_dead_letters_job"}, "runConfigData": {}}
@@ -176,4 +204,5 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         assert client.run(replay_run)["status"] == "SUCCESS"
         nodes = client.query(MATERIALIZED_PARTITIONS)["assetNodes"]
         orders = next(n for n in nodes if n["assetKey"]["path"] == ["sales", "orders"])
-        assert {m["runId"] for m in orders["assetMaterializations"]} <= {r.run_id for r in runs}
+        loads = {r.run_id for r in runs} | {range_run}
+        assert {m["runId"] for m in orders["assetMaterializations"]} <= loads
