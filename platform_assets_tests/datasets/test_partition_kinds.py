@@ -119,6 +119,13 @@ def test_monthly_partitions_with_their_own_key_format_load_a_date_column(
     assert stored == [(date(2026, 2, 1), date(2026, 2, 28))]
 
 
+def test_weekly_partitions_run_monday_to_monday() -> None:
+    weeks = dataset_partitions(events_spec(granularity="weekly"))  # from Thursday 2026-01-01
+    first = weeks.time_window_for_partition_key(weeks.get_partition_keys()[0])
+    assert (first.start.date(), first.end.date()) == (date(2026, 1, 5), date(2026, 1, 12))
+    assert first.start.weekday() == 0  # a Monday
+
+
 def test_hourly_local_partitions_key_the_repeated_autumn_hour_by_its_offset() -> None:
     """What docs/datasets.md warns of: the second 01:00 of 2026-11-01 in New York."""
     keys = dataset_partitions(events_spec(granularity="hourly", timezone=ZONE)).get_partition_keys(
