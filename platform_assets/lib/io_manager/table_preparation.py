@@ -74,11 +74,18 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         for side_write in request.side_writes:
             side_write.prepare(cursor)
         existing = table_columns(cursor, schema, table)
-        recreated = _recreate_if_empty_and_unfit(cursor, request, existing) if existing else None
-        if recreated is not None:
-            existing = []
+        table_name = statements.table_identifier(schema, table)
+        recreated = None
         if existing:
-            evolution = plan_evolution(existing, request.schema, table_slice.qualified_name)
+            try:
+                evolution = plan_evolution(existing, request.schema, table_slice.qualified_name)
+                layout.check(
+                    cursor, table_name, list(table_slice.partition_columns), request.primary_key
+                )
+            except SchemaMismatchError as mismatch:
+                recreated = _drop_if_empty(cursor, table_slice, table_name, mismatch)
+                existing = []
+        if existing:
             for column in evolution.additions:
                 cursor.execute(ddl.add_column(schema, table, column))
                 existing.append(column)
@@ -86,10 +93,6 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
                 cursor.execute(ddl.alter_column_type(schema, table, column))
             widened = {column.name: column for column in evolution.widenings}
             existing = [widened.get(column.name, column) for column in existing]
-            table_name = statements.table_identifier(schema, table)
-            layout.check(
-                cursor, table_name, list(table_slice.partition_columns), request.primary_key
-            )
             native = native_partitions.is_partitioned(cursor, table_name)
             if request.native_partitions and not native:
                 raise native_partitions.NativePartitionsError(
@@ -133,39 +136,29 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         cursor.close()
 
 
-def _recreate_if_empty_and_unfit(
-    cursor: adbc.Cursor, request: WriteRequest, existing: list[Column]
-) -> str | None:
-    """Drop the table if it cannot take the declared columns, key or partition columns but
+def _drop_if_empty(
+    cursor: adbc.Cursor, table_slice: TableSlice, table_name: str, mismatch: SchemaMismatchError
+) -> str:
+    """Drop the table that cannot take the declared columns, key or partition columns, if it
     holds no row (a first load whose rows were all refused, then a corrected spec): there is
-    nothing to migrate. Returns why it was dropped, or None if the table fits. A table holding
-    rows still refuses the write, naming the change and the migration to write.
+    nothing to migrate, and the write creates it anew. Returns why; re-raises ``mismatch`` for a
+    table holding rows (the message names the change and the migration to write).
 
     The table is locked before it is found empty, so a concurrent load's rows are either
     committed (and seen) or not yet begun. Without CASCADE: a view on the table makes the DROP
     fail rather than vanish. Grants on the dropped table are not carried over.
     """
-    table_slice = request.table_slice
     schema, table = table_slice.schema, table_slice.table
-    table_name = statements.table_identifier(schema, table)
-    try:
-        plan_evolution(existing, request.schema, table_slice.qualified_name)
-        layout.check(cursor, table_name, list(table_slice.partition_columns), request.primary_key)
-        return None
-    except SchemaMismatchError as mismatch:
-        if native_partitions.is_partitioned(cursor, table_name):
-            raise
-        cursor.execute(ddl.lock_exclusive(schema, table))
-        cursor.execute(
-            sql.SQL("SELECT EXISTS (SELECT 1 FROM {})")
-            .format(sql.Identifier(schema, table))
-            .as_string()
-        )
-        if cursor.fetchone()[0]:
-            raise
-        cursor.execute(ddl.drop_table(schema, table))
-        content_digests.forget_table(cursor, table_name)
-        return str(mismatch)
+    if native_partitions.is_partitioned(cursor, table_name):
+        raise mismatch
+    cursor.execute(ddl.lock_exclusive(schema, table))
+    holds_rows = sql.SQL("SELECT EXISTS (SELECT 1 FROM {})").format(sql.Identifier(schema, table))
+    cursor.execute(holds_rows.as_string())
+    if cursor.fetchone()[0]:
+        raise mismatch
+    cursor.execute(ddl.drop_table(schema, table))
+    content_digests.forget_table(cursor, table_name)
+    return str(mismatch)
 
 
 def _partition_type(columns: list[Column], table_slice: TableSlice) -> str:
