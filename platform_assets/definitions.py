@@ -9,8 +9,6 @@ import dagster as dg
 
 from platform_assets.defs import resources
 from platform_assets.defs.automation import platform_automation
-from platform_assets.defs.crm import assets as crm_assets
-from platform_assets.defs.crm import checks as crm_checks
 from platform_assets.defs.datasets.assets import dataset_assets
 from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.defs.datasets.discard import discard_dead_letters_job
@@ -33,7 +31,7 @@ from platform_assets.defs.sales import checks as sales_checks
 defs = dg.Definitions.merge(
     dg.Definitions(
         assets=[
-            *dg.load_assets_from_modules([sales_assets, crm_assets]),
+            *dg.load_assets_from_modules([sales_assets]),
             *LANDING_FILES,
             *dataset_assets,
             dead_letter_records,
@@ -41,7 +39,7 @@ defs = dg.Definitions.merge(
         ],
         asset_checks=[
             *(check for spec in DATASET_SPECS for check in build_dataset_checks(spec)),
-            *dg.load_asset_checks_from_modules([sales_checks, crm_checks]),
+            *dg.load_asset_checks_from_modules([sales_checks]),
         ],
         jobs=[
             *LOAD_JOBS.values(),

@@ -9,6 +9,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
@@ -106,12 +107,10 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield ephemeral
 
 
-@pytest.fixture
-def instance_database_url(warehouse: Warehouse) -> Iterator[str]:
-    """URL of a new, empty database for one test's Dagster instance (runs, events, check
-    history) on the warehouse's server, dropped afterwards: what one `dg dev` test records cannot
-    show up in another's UI."""
-    name = f"dagster_test_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def new_database(warehouse: Warehouse, prefix: str) -> Iterator[str]:
+    """URL of a new, empty database on the warehouse's server, dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     server_url = warehouse.database_url or embedded_database_url(settings.WAREHOUSE_DATABASE)
@@ -119,3 +118,12 @@ def instance_database_url(warehouse: Warehouse) -> Iterator[str]:
     yield base.set(database=name).render_as_string(hide_password=False)
     with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def instance_database_url(warehouse: Warehouse) -> Iterator[str]:
+    """URL of a new, empty database for one test's Dagster instance (runs, events, check
+    history), dropped afterwards: what one `dg dev` test records cannot show up in another's
+    UI."""
+    with new_database(warehouse, "dagster_test") as url:
+        yield url

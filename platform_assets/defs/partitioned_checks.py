@@ -18,10 +18,11 @@ from dagster._core.definitions.asset_checks.asset_check_evaluation import (
 def _latest_materialization(
     context: dg.AssetCheckExecutionContext | dg.OpExecutionContext,
     asset_key: dg.AssetKey,
-    partition_key: str,
+    partition_key: str | None,
 ) -> AssetCheckEvaluationTargetMaterializationData | None:
+    partitions = None if partition_key is None else [partition_key]
     records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=[partition_key]), limit=1
+        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=partitions), limit=1
     ).records
     if not records:
         return None
@@ -35,11 +36,11 @@ def partition_evaluation(
     context: dg.AssetCheckExecutionContext | dg.OpExecutionContext,
     check_key: dg.AssetCheckKey,
     blocking: bool,
-    partition_key: str,
+    partition_key: str | None,
     result: dg.AssetCheckResult,
 ) -> dg.AssetCheckEvaluation:
-    """``result`` as the evaluation of ``check_key`` on ``partition_key``, pointing at that
-    partition's latest materialisation."""
+    """``result`` as the evaluation of ``check_key`` on ``partition_key`` (None: an
+    unpartitioned asset), pointing at that partition's latest materialisation."""
     return dg.AssetCheckEvaluation(
         asset_key=check_key.asset_key,
         check_name=check_key.name,

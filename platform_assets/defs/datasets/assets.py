@@ -1,18 +1,18 @@
 """Assets built from the dataset specs in ``platform_assets/datasets/*.yaml``.
 
-Each spec becomes one daily-partitioned asset that streams the run's days (one, or a backfill's
-range) of landing files through parsing, validation and the spec's transform into the Postgres IO
-manager, which writes the good rows, the dead letters and each day's accounting in one transaction
-(see docs/datasets.md).
+Each spec of files or an API becomes one time-partitioned asset that streams the run's partitions
+(one, or a backfill's range) of source data through parsing, validation and the spec's transform
+into the Postgres IO manager, which writes the good rows, the dead letters and each partition's
+accounting in one transaction; a table source becomes an incremental extract (``table_extracts``).
+See docs/datasets.md.
 """
 
 from collections.abc import Callable, Iterator
-from datetime import timedelta
 from pathlib import Path
 
 import dagster as dg
 
-from platform_assets.defs.datasets.columns import declared_column_schema
+from platform_assets.defs.datasets.asset_options import dataset_asset_options, dataset_metadata
 from platform_assets.defs.datasets.landing import landing_asset_key
 from platform_assets.defs.datasets.partitions import (
     dataset_backfill_policy,
@@ -21,7 +21,7 @@ from platform_assets.defs.datasets.partitions import (
     partition_windows,
 )
 from platform_assets.defs.datasets.specs import DATASET_SPECS
-from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.defs.datasets.table_extracts import build_table_extract_asset
 from platform_assets.lib.ingestion.pipeline import (
     ingest_partition,
     landing_files,
@@ -41,13 +41,6 @@ from platform_assets.lib.sources.landing_readers import (
 )
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.transient import permanent_unless_transient
-
-# Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
-# retries a step that still failed on one, later. Every other error, in the asset as in the IO
-# manager, is raised as ``dg.Failure(allow_retries=False)`` and never retried.
-DATASET_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 def _source_batches(
@@ -96,34 +89,24 @@ def _sources_of_run(
 
 def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     """The asset a dataset spec declares: one run loads one partition, or a range of them (a
-    backfill) in one transaction."""
+    backfill) in one transaction; a table source's run extracts what changed since the last."""
+    if spec.incremental:
+        return build_table_extract_asset(spec)
     transform = spec.transform_function()
     from_files = isinstance(spec.source, LandingFilesSource)
 
     @dg.asset(
-        key=spec.asset_key,
-        description=spec.description,
+        **dataset_asset_options(spec),
         deps=[landing_asset_key(spec)] if from_files else [],
         partitions_def=dataset_partitions(spec),
         backfill_policy=dataset_backfill_policy(spec),
-        pool=WAREHOUSE_POOL,
-        freshness_policy=dg.FreshnessPolicy.time_window(
-            fail_window=timedelta(hours=spec.freshness.fail_after_hours),
-            warn_window=timedelta(hours=spec.freshness.warn_after_hours),
-        ),
-        group_name=spec.group,
-        owners=spec.owners,
         kinds={"postgres", spec.source.format if from_files else "json"},
         required_resource_keys={"landing", "warehouse"} if from_files else {"warehouse"},
-        retry_policy=DATASET_RETRY_POLICY,
         metadata={
+            **dataset_metadata(spec),
             "partition_column": spec.partition_column,
-            "primary_key": spec.primary_key,
             # A dedupe key is looked up in every load: indexed, though not the table's key.
             "indexes": [spec.dedupe_key] if spec.dedupe_key else [],
-            "write_mode": spec.write_mode,
-            "dataset": spec.name,
-            "dagster/column_schema": dg.MetadataValue.table_schema(declared_column_schema(spec)),
         },
     )
     def dataset(context: dg.AssetExecutionContext) -> dg.Output[IngestedStream]:

@@ -1,4 +1,5 @@
-"""Asset checks every declared dataset gets, evaluated per partition (range runs included).
+"""Asset checks every declared dataset gets, evaluated per partition (range runs included), or
+over the whole table of an incremental extract (``EXTRACT_CHECKS``, ``extract_checks``).
 
 - ``rows_add_up`` (blocking): every row read is loaded or dead-lettered, and the tables agree.
 - ``dead_letter_ratio`` (blocking past the error budget): few rows rejected.
@@ -11,11 +12,16 @@ from collections.abc import Callable, Iterator
 
 import dagster as dg
 
+from platform_assets.defs.datasets.extract_checks import (
+    SOURCE_ROWS_DESCRIPTION,
+    source_rows_accounted,
+)
 from platform_assets.defs.datasets.partitions import dataset_partitions, dataset_table_slice
-from platform_assets.defs.partitioned_checks import evaluate_each_partition
+from platform_assets.defs.partitioned_checks import evaluate_each_partition, partition_evaluation
 from platform_assets.lib.dead_letters.partition_audit import PartitionAudit, audit_partition
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.quality.volume import judge_volume
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.tables.partition_profile import key_faults, partition_row_counts
 from platform_assets.lib.warehouse.resource import Warehouse
 
@@ -23,7 +29,7 @@ from platform_assets.lib.warehouse.resource import Warehouse
 def _audit(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> PartitionAudit:
     table_slice = dataset_table_slice(spec, [partition_key])
     with warehouse.bulk_connection() as conn:
-        appended = spec.write_mode == "append"
+        appended = spec.write_mode == "append" or spec.incremental
         return audit_partition(conn, "/".join(spec.asset_key), table_slice, appended)
 
 
@@ -68,9 +74,15 @@ def _trailing_keys(spec: DatasetSpec, partition_key: str) -> list[str]:
 
 
 def rows_add_up(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
-    """Fails if anything read is unaccounted for, or the stored rows disagree."""
+    """Fails if anything read is unaccounted for, or the stored rows disagree. An incremental
+    extract upserts: its table holds at most the rows it loaded over all extracts (an update
+    loads a row again), and ``source_rows_accounted`` checks each one against the source."""
     audit = _audit(spec, warehouse, partition_key)
-    return dg.AssetCheckResult(passed=audit.adds_up, metadata=_figures(audit))
+    if spec.incremental:
+        passed = audit.every_row_read_accounted_for and audit.rows_in_table <= audit.rows_loaded  # type: ignore[operator]
+    else:
+        passed = audit.adds_up
+    return dg.AssetCheckResult(passed=passed, metadata=_figures(audit))
 
 
 def dead_letter_ratio(
@@ -222,12 +234,108 @@ def partition_checks_of(spec: DatasetSpec) -> list[PartitionCheck]:
     return [check for check in PARTITION_CHECKS if spec.unique_key or check[0] is not keys_valid]
 
 
-def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
-    """The checks of one dataset: per partition, and its column schema between loads."""
+# An incremental extract's checks over its whole table: evaluated like a partition's, under the
+# table's key, and described for a table whose figures add up over every extract.
+EXTRACT_CHECKS: tuple[PartitionCheck, ...] = (
+    (
+        rows_add_up,
+        True,
+        "Over every extract: rows read = loaded + dead-lettered + discarded, the dead-letter queue"
+        " holds exactly the unresolved ones, and the table at most the rows loaded (an update"
+        " loads a row again).",
+    ),
+    (
+        dead_letter_ratio,
+        True,
+        "At most {spec.max_dead_letter_ratio:.1%} of the rows read over every extract"
+        " dead-lettered (a warning above); above {spec.fail_dead_letter_ratio:.1%} it is an"
+        " error that stops downstream assets.",
+    ),
+    (
+        keys_valid,
+        True,
+        "No two stored rows share a {spec.unique_key_label}, and none lacks one (counted in the"
+        " database).",
+    ),
+)
+
+
+def _whole_table_check(
+    spec: DatasetSpec,
+    name: str,
+    evaluate: Callable[[DatasetSpec, Warehouse], dg.AssetCheckResult],
+    blocking: bool,
+    description: str,
+) -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=dg.AssetKey(spec.asset_key),
+        name=name,
+        blocking=blocking,
+        description=description.format(spec=spec, updated_at=spec.source.updated_at_column),  # type: ignore[union-attr]
+    )
+    def check(warehouse: Warehouse) -> dg.AssetCheckResult:
+        """Evaluates the whole table (see the module docstring)."""
+        return evaluate(spec, warehouse)
+
+    return check
+
+
+def _extract_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
+    """An incremental extract's checks: ``EXTRACT_CHECKS`` and its source's rows accounted for."""
     return [
         *(
+            _whole_table_check(
+                spec,
+                evaluate.__name__,
+                lambda s, w, partition_check=evaluate: partition_check(s, w, WHOLE_TABLE),
+                blocking,
+                description,
+            )
+            for evaluate, blocking, description in EXTRACT_CHECKS
+        ),
+        _whole_table_check(
+            spec,
+            source_rows_accounted.__name__,
+            source_rows_accounted,
+            True,
+            SOURCE_ROWS_DESCRIPTION,
+        ),
+    ]
+
+
+def evaluations_after_change(
+    context: dg.OpExecutionContext, spec: DatasetSpec, warehouse: Warehouse, partition_key: str
+) -> Iterator[dg.AssetCheckEvaluation]:
+    """The dataset's checks evaluated again on a partition (or an extract's table) that changed
+    outside a load, as a load would have: downstream automation, gated on them, sees the new
+    content verified."""
+    asset_key = dg.AssetKey(spec.asset_key)
+    if spec.incremental:
+        evaluated = [
+            (evaluate.__name__, blocking, evaluate(spec, warehouse, WHOLE_TABLE))
+            for evaluate, blocking, _ in EXTRACT_CHECKS
+        ]
+        evaluated.append(
+            (source_rows_accounted.__name__, True, source_rows_accounted(spec, warehouse))
+        )
+        for name, blocking, result in evaluated:
+            check_key = dg.AssetCheckKey(asset_key, name)
+            yield partition_evaluation(context, check_key, blocking, None, result)
+        return
+    for evaluate, blocking, _ in partition_checks_of(spec):
+        check_key = dg.AssetCheckKey(asset_key, evaluate.__name__)
+        result = evaluate(spec, warehouse, partition_key)
+        yield partition_evaluation(context, check_key, blocking, partition_key, result)
+
+
+def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
+    """The checks of one dataset: per partition (or over the table of an incremental extract),
+    and its column schema between loads."""
+    if spec.incremental:
+        checks = _extract_checks(spec)
+    else:
+        checks = [
             _partitioned_check(spec, evaluate, *about)
             for evaluate, *about in partition_checks_of(spec)
-        ),
-        *dg.build_column_schema_change_checks(assets=[dg.AssetKey(spec.asset_key)]),
-    ]
+        ]
+    return [*checks, *dg.build_column_schema_change_checks(assets=[dg.AssetKey(spec.asset_key)])]

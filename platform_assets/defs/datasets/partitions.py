@@ -17,6 +17,7 @@ from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, T
 def dataset_partitions(spec: DatasetSpec) -> dg.TimeWindowPartitionsDefinition:
     """The spec's time partitions, in its time zone, from the first one that has data."""
     declared = spec.partitions
+    assert declared is not None, f"dataset {spec.name} is not partitioned"
     start = declared.start  # a date means its midnight; either is local time in the zone
     common = {
         "start_date": start if isinstance(start, datetime) else datetime.combine(start, time.min),
@@ -38,6 +39,7 @@ def dataset_backfill_policy(spec: DatasetSpec) -> dg.BackfillPolicy:
     A run of many partitions costs one run start and one transaction instead of one per day;
     downstream assets with the same policy join the same runs.
     """
+    assert spec.partitions is not None, f"dataset {spec.name} is not partitioned"
     most = spec.partitions.max_partitions_per_run
     if most is None:
         return dg.BackfillPolicy.single_run()
@@ -55,10 +57,14 @@ def partition_windows(spec: DatasetSpec, keys: Sequence[str]) -> list[PartitionW
 
 
 def dataset_table_slice(spec: DatasetSpec, keys: Sequence[str]) -> TableSlice:
-    """Where the partitions ``keys`` of the dataset live, as the IO manager writes them."""
+    """Where the partitions ``keys`` of the dataset live, as the IO manager writes them: the
+    whole table for an unpartitioned dataset (its one key is ``WHOLE_TABLE``)."""
+    schema, table = "_".join(spec.asset_key[:-1]) or "public", spec.asset_key[-1]
+    if spec.partition_column is None:
+        return TableSlice(schema, table)
     return TableSlice(
-        schema="_".join(spec.asset_key[:-1]) or "public",
-        table=spec.asset_key[-1],
+        schema=schema,
+        table=table,
         partition_columns=(spec.partition_column,),
         partitions=tuple(
             PartitionSlice(window.key, TimeRange(window.start, window.end))

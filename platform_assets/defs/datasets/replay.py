@@ -12,11 +12,11 @@ import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 from pydantic import Field, field_validator
 
-from platform_assets.defs.datasets.checks import partition_checks_of
+from platform_assets.defs.datasets.checks import evaluations_after_change
 from platform_assets.defs.datasets.columns import declared_column_schema
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
-from platform_assets.defs.partitioned_checks import partition_evaluation
+from platform_assets.defs.datasets.table_extracts import WHOLE_TABLE_WINDOW, table_source_of
 from platform_assets.defs.pools import WAREHOUSE_POOL
 from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
@@ -76,6 +76,22 @@ def _stored_schema(
     return column_schema(columns, {c.name: c for c in declared_column_schema(spec).columns})
 
 
+def replay_key(spec: DatasetSpec) -> ReplayKey:
+    """How replayed rows meet stored ones: by the unique key; an incremental extract's replayed
+    row also replaces an older version of itself."""
+    newer_by = table_source_of(spec).updated_at_column if spec.incremental else None
+    return ReplayKey(spec.primary_key, spec.dedupe_key, newer_by)
+
+
+def replay_window(spec: DatasetSpec, table_slice: TableSlice, key: str) -> PartitionWindow:
+    """The window replayed rows must fall in: the partition's, or none for an extract's table."""
+    if spec.incremental:
+        return WHOLE_TABLE_WINDOW
+    window = table_slice.partitions[0].window
+    assert window is not None
+    return PartitionWindow(key, window.start, window.end)
+
+
 @dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"}, pool=WAREHOUSE_POOL)
 def replay_dead_letters(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
@@ -97,9 +113,7 @@ def replay_dead_letters(
         outcomes = []
         for key in keys:
             table_slice = dataset_table_slice(spec, [key])
-            window = table_slice.partitions[0].window
-            assert window is not None
-            partition = PartitionWindow(key, window.start, window.end)
+            partition = replay_window(spec, table_slice, key)
 
             def check(
                 records: list[QueuedRecord], partition: PartitionWindow = partition
@@ -110,7 +124,7 @@ def replay_dead_letters(
                 conn,
                 asset_key,
                 table_slice,
-                ReplayKey(spec.primary_key, spec.dedupe_key),
+                replay_key(spec),
                 list(config.statuses),
                 check,
                 context.run_id,
@@ -126,7 +140,7 @@ def replay_dead_letters(
             if outcome.resolved:
                 yield dg.AssetMaterialization(
                     asset_key=spec.asset_key,
-                    partition=key,
+                    partition=None if spec.incremental else key,
                     description=f"{outcome.resolved} dead letter(s) replayed into the partition",
                     metadata={
                         "rows_replayed_in": outcome.resolved,
@@ -135,12 +149,7 @@ def replay_dead_letters(
                         "dagster/column_schema": _stored_schema(conn, spec, table_slice),
                     },
                 )
-                # The partition changed: check it again, as a load would have, so downstream
-                # automation (gated on these checks) sees the replayed content verified.
-                for evaluate, blocking, _ in partition_checks_of(spec):
-                    check_key = dg.AssetCheckKey(dg.AssetKey(spec.asset_key), evaluate.__name__)
-                    result = evaluate(spec, warehouse, key)
-                    yield partition_evaluation(context, check_key, blocking, key, result)
+                yield from evaluations_after_change(context, spec, warehouse, key)
     with warehouse.connection() as conn:
         yield dead_letter_observation(conn, asset_key)
     summary = {

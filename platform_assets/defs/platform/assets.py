@@ -8,11 +8,8 @@ import dagster as dg
 
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 
-# Every declared dataset, and the Python assets that return ingestion results.
-INGESTING_ASSETS = [
-    *(dg.AssetKey(spec.asset_key) for spec in DATASET_SPECS),
-    dg.AssetKey(["staging", "customers"]),
-]
+# Every declared dataset: the assets that return ingestion results.
+INGESTING_ASSETS = [dg.AssetKey(spec.asset_key) for spec in DATASET_SPECS]
 
 dead_letter_records = dg.AssetSpec(
     key=["platform", "dead_letter_records"],

@@ -91,29 +91,44 @@ def discard_letters(
                 f"dead letter(s) {missing} are not unresolved dead letters of {asset_key};"
                 " nothing was discarded"
             )
-        for letter_id, partition_key in discarded:
-            cursor.execute(
-                sql.SQL(
-                    "INSERT INTO {} (dead_letter_id, asset_key, partition_key, note, author,"
-                    " run_id) VALUES ($1, $2, $3, $4, $5, $6)"
-                )
-                .format(sql.Identifier(PLATFORM_SCHEMA, DISCARDS))
-                .as_string(),
-                parameters=(int(letter_id), asset_key, partition_key, note, author, run_id),
-            )
-        per_partition = Counter(partition_key for _, partition_key in discarded)
-        for partition_key, count in sorted(per_partition.items()):
-            cursor.execute(
-                sql.SQL(
-                    "UPDATE {} SET rows_dead_lettered = rows_dead_lettered - $1,"
-                    " rows_discarded = rows_discarded + $1, written_at = now()"
-                    " WHERE asset_key = $2 AND partition_key = $3"
-                )
-                .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
-                .as_string(),
-                parameters=(count, asset_key, partition_key),
-            )
+        per_partition = record_discards(cursor, asset_key, discarded, note, author, run_id)
     return Discarded(dict(per_partition))
+
+
+def record_discards(
+    cursor: adbc.Cursor,
+    asset_key: str,
+    discarded: list[tuple[int, str]],
+    note: str,
+    author: str,
+    run_id: str,
+) -> Counter[str]:
+    """Record who discarded the letters ``discarded`` (``(id, partition key)``, already marked
+    ``discarded``) and why, and move them from dead-lettered to discarded in their partitions'
+    accounting; how many per partition."""
+    for letter_id, partition_key in discarded:
+        cursor.execute(
+            sql.SQL(
+                "INSERT INTO {} (dead_letter_id, asset_key, partition_key, note, author,"
+                " run_id) VALUES ($1, $2, $3, $4, $5, $6)"
+            )
+            .format(sql.Identifier(PLATFORM_SCHEMA, DISCARDS))
+            .as_string(),
+            parameters=(int(letter_id), asset_key, partition_key, note, author, run_id),
+        )
+    per_partition = Counter(partition_key for _, partition_key in discarded)
+    for partition_key, count in sorted(per_partition.items()):
+        cursor.execute(
+            sql.SQL(
+                "UPDATE {} SET rows_dead_lettered = rows_dead_lettered - $1,"
+                " rows_discarded = rows_discarded + $1, written_at = now()"
+                " WHERE asset_key = $2 AND partition_key = $3"
+            )
+            .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
+            .as_string(),
+            parameters=(count, asset_key, partition_key),
+        )
+    return per_partition
 
 
 def partitions_of_letters(

@@ -22,9 +22,10 @@ from platform_assets.lib.dead_letters.side_writes import (
     UNRESOLVED,
 )
 from platform_assets.lib.tables import statements
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.tables.partition_profile import rows_in_partition
 from platform_assets.lib.tables.snapshot import column_types, read_only_snapshot
-from platform_assets.lib.tables.table_slice import TableSlice
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 
 
 @dataclass(frozen=True)
@@ -62,16 +63,20 @@ class PartitionAudit:
     rows_discarded: int = 0
 
     @property
-    def adds_up(self) -> bool:
-        """Recorded, read = loaded + dead-lettered + discarded, both match what is stored, and
-        every landing file's lines are accounted for."""
+    def every_row_read_accounted_for(self) -> bool:
+        """Recorded, read = loaded + dead-lettered + discarded, the queue holds exactly the
+        dead-lettered rows, and every landing file's lines are accounted for."""
         return (
             self.rows_read is not None
             and self.rows_read == self.rows_loaded + self.rows_dead_lettered + self.rows_discarded  # type: ignore[operator]
-            and self.rows_loaded == self.rows_in_table
             and self.rows_dead_lettered == self.unresolved_dead_letters
             and all(file.adds_up for file in self.files)
         )
+
+    @property
+    def adds_up(self) -> bool:
+        """Every row read is accounted for, and the table holds exactly the loaded rows."""
+        return self.every_row_read_accounted_for and self.rows_loaded == self.rows_in_table
 
     @property
     def dead_letter_ratio(self) -> float:
@@ -88,9 +93,10 @@ def _scalar(cursor: adbc.Cursor, query: str, params: list[object]) -> object:
 def audit_partition(
     conn: adbc.Connection, asset_key: str, table_slice: TableSlice, appended: bool = False
 ) -> PartitionAudit:
-    """The audit of the single partition in ``table_slice``, in one snapshot. ``appended``: the
-    partition is written by appends, so its files' lines add up over all its loads."""
-    (partition,) = table_slice.partitions
+    """The audit of the single partition in ``table_slice`` (of the whole table, key
+    ``WHOLE_TABLE``, when it names none), in one snapshot. ``appended``: the partition is written
+    by appends, so its files' lines add up over all its loads."""
+    partition = table_slice.partitions[0] if table_slice.partitions else PartitionSlice(WHOLE_TABLE)
     with read_only_snapshot(conn) as cursor:
         pg_types = column_types(cursor, table_slice)
         rows_in_table = (

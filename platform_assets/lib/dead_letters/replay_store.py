@@ -28,7 +28,8 @@ from platform_assets.lib.ingestion.replay import QueuedRecord, Revalidated
 from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
 from platform_assets.lib.tables import content_digests, ddl, statements
-from platform_assets.lib.tables.table_slice import TableSlice
+from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.warehouse.transactions import transaction
 
 PATCHES = "dead_letter_patches"
@@ -179,10 +180,13 @@ def lock_queued(
 class ReplayKey:
     """How replayed rows are kept from repeating stored ones: by the table's ``primary_key``
     (a constraint: ``ON CONFLICT DO NOTHING``), by a ``dedupe_key`` looked up in the table, or
-    not at all (a keyless dataset keeps every row)."""
+    not at all (a keyless dataset keeps every row). With ``newer_by`` (an incremental extract's
+    ``updated_at`` column), a replayed row replaces the stored row of its primary key when it is
+    a newer version of it."""
 
     primary_key: list[str]
     dedupe_key: list[str]
+    newer_by: str | None = None
 
     @property
     def clash_message(self) -> str:
@@ -191,6 +195,8 @@ class ReplayKey:
             if self.primary_key
             else ("dedupe key", self.dedupe_key)
         )
+        if self.newer_by:
+            return f"{kind} {columns} is already loaded at a version as new or newer in"
         return f"{kind} {columns} is already loaded in"
 
 
@@ -213,7 +219,20 @@ def _insert_new_rows(
         sql.SQL("s.{}").format(sql.Identifier(c)) for c in hashed.column_names
     )
     selected = sql.SQL("SELECT {} FROM {} s").format(from_staging, sql.Identifier(staging))
-    if key.primary_key:
+    if key.primary_key and key.newer_by:
+        selected = sql.SQL(
+            "{selected} ON CONFLICT ({key}) DO UPDATE SET {sets} WHERE r.{at} < excluded.{at}"
+        ).format(
+            selected=selected,
+            key=statements.names(key.primary_key),
+            sets=sql.SQL(", ").join(
+                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c))
+                for c in hashed.column_names
+                if c not in key.primary_key
+            ),
+            at=sql.Identifier(key.newer_by),
+        )
+    elif key.primary_key:
         selected = sql.SQL("{} ON CONFLICT DO NOTHING").format(selected)
     elif key.dedupe_key:
         selected = sql.SQL(
@@ -231,7 +250,7 @@ def _insert_new_rows(
             ),
         )
     cursor.execute(
-        sql.SQL("INSERT INTO {} ({}) {} RETURNING {}")
+        sql.SQL("INSERT INTO {} AS r ({}) {} RETURNING {}")
         .format(target, columns, selected, sql.Identifier(ROW_HASH_COLUMN))
         .as_string()
     )
@@ -325,8 +344,9 @@ def replay_partition(
     revalidate: Callable[[list[QueuedRecord]], Revalidated],
     run_id: str,
 ) -> ReplayOutcome:
-    """Replay the queued dead letters of the single partition in ``table_slice``, atomically."""
-    (partition,) = table_slice.partitions
+    """Replay the queued dead letters of the single partition in ``table_slice`` (of the whole
+    table when it names none), atomically."""
+    partition = table_slice.partitions[0] if table_slice.partitions else PartitionSlice(WHOLE_TABLE)
     with transaction(conn) as cursor:
         for lock_key in table_slice.lock_keys():
             cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))

@@ -123,6 +123,10 @@ class AccountingError(ValueError):
     """Rows read do not equal rows loaded plus rows dead-lettered: something would be lost."""
 
 
+class CheckpointMovedError(ValueError):
+    """An extract's checkpoint moved while it ran: another extract stored the same changes."""
+
+
 @dataclass
 class WriteTally:
     """What the chunks of one write held, summed as they streamed into the table."""
@@ -352,20 +356,30 @@ class CheckpointWrite:
             return
         # Held until commit: concurrent first extracts do not race the CREATE.
         create_platform_table(cursor, CHECKPOINTS, CHECKPOINT_DDL)
+        # Only over the mark the extract started from: of two overlapping extracts, the second
+        # to commit would store the same changes again, so it writes nothing and fails.
         cursor.execute(
             sql.SQL(
-                "INSERT INTO {} (source, high_water, run_id) VALUES ($1, $2::jsonb, $3)"
+                "INSERT INTO {table} AS c (source, high_water, run_id) VALUES ($1, $2::jsonb, $3)"
                 " ON CONFLICT (source) DO UPDATE SET high_water = excluded.high_water,"
                 " run_id = excluded.run_id, updated_at = now()"
+                " WHERE c.high_water = $4::jsonb RETURNING 1"
             )
-            .format(sql.Identifier(PLATFORM_SCHEMA, CHECKPOINTS))
+            .format(table=sql.Identifier(PLATFORM_SCHEMA, CHECKPOINTS))
             .as_string(),
             parameters=(
                 checkpoint.source,
                 json.dumps(checkpoint.high_water, default=str),
                 self.run_id,
+                json.dumps(checkpoint.started_from, default=str),
             ),
         )
+        if cursor.fetchone() is None:
+            raise CheckpointMovedError(
+                f"the checkpoint of {checkpoint.source} moved since this extract started from"
+                f" {checkpoint.started_from}: another extract committed these changes first;"
+                " nothing was written"
+            )
         self.written = checkpoint
 
 

@@ -34,10 +34,12 @@ DEAD_LETTER_SCHEMA = pa.schema(
 
 @dataclass(frozen=True)
 class Checkpoint:
-    """Where an incremental extract of ``source`` got to (a JSON-able high-water mark)."""
+    """Where an incremental extract of ``source`` got to (a JSON-able high-water mark), and the
+    mark it started from (None for a first extract): it commits only over that one."""
 
     source: str
     high_water: dict[str, Any]
+    started_from: dict[str, Any] | None
 
 
 @dataclass(frozen=True)

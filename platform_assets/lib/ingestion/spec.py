@@ -2,9 +2,10 @@
 
 A spec names the dataset's asset, its time partitions, where its rows come from, every column
 with its type and rules, the primary key (or a dedupe key, or neither), the partition column and
-the write mode. The platform
-builds the asset, its checks and its dead-letter wiring from it (``defs/datasets``), so adding a
-dataset needs no Python. The format is documented in docs/datasets.md.
+the write mode. A table source is read incrementally instead: no partitions, upserted by its key.
+The platform builds the asset, its checks and its dead-letter wiring from it
+(``defs/datasets``), so adding a dataset needs no Python. The format is documented in
+docs/datasets.md.
 """
 
 import re
@@ -23,6 +24,7 @@ from platform_assets.lib.ingestion.spec_parts import StrictModel, known_zone
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 from platform_assets.lib.sources.http_json import HttpJsonSource
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
+from platform_assets.lib.sources.postgres_table import PostgresTableSource
 
 ColumnType = Literal[
     "text", "integer", "decimal", "double", "boolean", "date", "timestamptz", "timestamp"
@@ -190,12 +192,14 @@ class DatasetSpec(StrictModel):
     description: str
     group: str = Field(pattern=_NAME)
     owners: list[str] = Field(default_factory=list)
-    partitions: PartitionsSpec
-    source: Annotated[LandingFilesSource | HttpJsonSource, Field(discriminator="kind")]
+    partitions: PartitionsSpec | None = None
+    source: Annotated[
+        LandingFilesSource | HttpJsonSource | PostgresTableSource, Field(discriminator="kind")
+    ]
     columns: list[ColumnSpec] = Field(min_length=1)
     primary_key: list[str] = Field(default_factory=list)
     dedupe_key: list[str] = Field(default_factory=list)
-    partition_column: str
+    partition_column: str | None = None
     write_mode: WriteMode = "replace_partition"
     transform: str | None = Field(default=None, pattern=r"^[\w.]+:\w+$")
     max_dead_letter_ratio: Annotated[float, Field(ge=0, le=1)] = 0.05
@@ -224,6 +228,19 @@ class DatasetSpec(StrictModel):
             raise ValueError("write_mode upsert needs a primary_key (the rows it updates)")
         if self.fail_dead_letter_ratio < self.max_dead_letter_ratio:
             raise ValueError("fail_dead_letter_ratio must be at least max_dead_letter_ratio")
+        if self.incremental:
+            self._check_table_source()
+        else:
+            self._check_partitions()
+        for column in self.columns:
+            if column.derive is not None:
+                self._check_derivation(column)
+        return self
+
+    def _check_partitions(self) -> None:
+        """A file or API source is loaded a time partition at a time, found by its column."""
+        if self.partitions is None or self.partition_column is None:
+            raise ValueError(f"a {self.source.kind} source needs partitions and partition_column")
         partition = self.column(self.partition_column)
         if partition is None or partition.type not in TIME_COLUMN_TYPES:
             raise ValueError(
@@ -231,10 +248,36 @@ class DatasetSpec(StrictModel):
             )
         if partition.type == "date" and self.partitions.granularity == "hourly":
             raise ValueError("hourly partitions need a timestamptz partition_column, not a date")
-        for column in self.columns:
-            if column.derive is not None:
-                self._check_derivation(column)
-        return self
+
+    def _check_table_source(self) -> None:
+        """A table source is extracted incrementally by its high-water columns and upserted by
+        its key: no time partitions, and both columns declared with the types the mark needs."""
+        source = self.source
+        assert isinstance(source, PostgresTableSource)
+        if self.partitions is not None or self.partition_column is not None:
+            raise ValueError(
+                "a postgres_table source is extracted incrementally (by its high-water mark):"
+                " declare no partitions or partition_column"
+            )
+        if self.write_mode != "upsert" or self.primary_key != [source.key_column]:
+            raise ValueError(
+                f"a postgres_table source is upserted by its key: declare write_mode: upsert and"
+                f" primary_key: [{source.key_column}]"
+            )
+        for name, kind in (
+            (source.updated_at_column, "timestamptz"),
+            (source.key_column, "integer"),
+        ):
+            column = self.column(name)
+            if column is None or column.type != kind or column.derive is not None:
+                raise ValueError(
+                    f"source high-water column {name!r} must be a declared {kind} source column"
+                )
+
+    @property
+    def incremental(self) -> bool:
+        """Whether the dataset is a table extracted incrementally (unpartitioned, upserted)."""
+        return isinstance(self.source, PostgresTableSource)
 
     def _check_derivation(self, column: ColumnSpec) -> None:
         """The derivation reads declared source columns of the types it needs, and writes the

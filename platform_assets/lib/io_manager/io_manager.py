@@ -15,6 +15,10 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
   it may rebuild the table's indexes instead of maintaining them (see ``bulk_load``; ``None``:
   never); overrides the IO manager's own.
 - ``schema`` / ``table``: override the names (default: the asset key's prefix / last part).
+- ``incremental_by``: ``[updated_at column, key column]`` of an incremental extract (an
+  unpartitioned ``upsert`` of the changes since the last run): its dead letters and figures add
+  to the earlier runs', and letters whose row it stores at a later version are discarded as
+  superseded (``superseded``).
 
 and per IO manager through its config (``default_schema``, ``write_mode``, timeouts,
 ``bulk_load_min_rows``). Inputs may set ``columns`` (projection) and ``include_row_hash`` in
@@ -36,6 +40,7 @@ from platform_assets.lib.dead_letters.side_writes import (
     DeadLetterWrite,
     SideWrite,
 )
+from platform_assets.lib.dead_letters.superseded import SupersededLetterDiscard
 from platform_assets.lib.frames import arrow_to_frame, frame_to_arrow_chunks
 from platform_assets.lib.ingestion.result import (
     IngestedChunk,
@@ -280,6 +285,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 context.add_output_metadata(
                     {"high_water": dg.MetadataValue.json(side_write.written.high_water)}
                 )
+            if isinstance(side_write, SupersededLetterDiscard):
+                context.add_output_metadata({"superseded_dead_letters": side_write.discarded})
 
     @staticmethod
     def _ingestion_side_writes(
@@ -290,14 +297,16 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     ) -> tuple[SideWrite, ...]:
         """The dead letters, accounting and checkpoint an ingested write commits with its rows.
 
-        An ``append`` adds to what the partition holds, so its dead letters join the earlier
-        ones and its figures add to the partition's; any other mode replaces both.
+        An ``append`` or an incremental extract adds to what the table holds, so its dead
+        letters join the earlier ones and its figures add to the partition's; any other mode
+        replaces both.
         """
         if not isinstance(obj, IngestedFrame | IngestedStream):
             return ()
         asset_key = context.asset_key.to_user_string()
         keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
-        adds = mode == "append"
+        incremental_by = context.definition_metadata.get("incremental_by")
+        adds = mode == "append" or bool(incremental_by)
         writes: list[SideWrite] = [
             DeadLetterWrite(
                 asset_key=asset_key,
@@ -309,6 +318,18 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             AccountingWrite(asset_key=asset_key, run_id=context.run_id, adds=adds),
             CheckpointWrite(run_id=context.run_id),
         ]
+        if incremental_by:
+            updated_at_column, key_column = incremental_by
+            writes.append(
+                SupersededLetterDiscard(
+                    asset_key,
+                    WHOLE_TABLE,
+                    table_slice,
+                    key_column,
+                    updated_at_column,
+                    context.run_id,
+                )
+            )
         return tuple(writes)
 
     def _report(

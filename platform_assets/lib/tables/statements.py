@@ -126,7 +126,9 @@ def key_value(text: str, pg_type: str) -> object:
 def partition_predicate(
     table_slice: TableSlice, partition: PartitionSlice, pg_types: dict[str, str], params: Params
 ) -> sql.Composable:
-    """The rows ``partition`` owns, exactly."""
+    """The rows ``partition`` owns, exactly: every row, in an unpartitioned table."""
+    if not table_slice.partition_columns:
+        return sql.SQL("TRUE")
     if partition.window is not None:
         column = table_slice.partition_columns[0]
         low, high = window_bounds(partition.window, pg_types[column])

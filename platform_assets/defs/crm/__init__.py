@@ -1,1 +1,0 @@
-"""CRM domain: customers extracted incrementally from the source schema."""

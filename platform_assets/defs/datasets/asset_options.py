@@ -1,0 +1,45 @@
+"""What every dataset's asset shares, whatever its source: pool, freshness, owners, retries and
+the column schema its spec declares."""
+
+from datetime import timedelta
+from typing import Any
+
+import dagster as dg
+
+from platform_assets.defs.datasets.columns import declared_column_schema
+from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.lib.ingestion.spec import DatasetSpec
+
+# Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
+# retries a step that still failed on one, later. Every other error, in the asset as in the IO
+# manager, is raised as ``dg.Failure(allow_retries=False)`` and never retried.
+DATASET_RETRY_POLICY = dg.RetryPolicy(
+    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
+)
+
+
+def dataset_asset_options(spec: DatasetSpec) -> dict[str, Any]:
+    """The ``@dg.asset`` arguments every dataset's asset takes from its spec (its metadata holds
+    what the IO manager needs besides: write mode, key, column schema)."""
+    return {
+        "key": spec.asset_key,
+        "description": spec.description,
+        "pool": WAREHOUSE_POOL,
+        "freshness_policy": dg.FreshnessPolicy.time_window(
+            fail_window=timedelta(hours=spec.freshness.fail_after_hours),
+            warn_window=timedelta(hours=spec.freshness.warn_after_hours),
+        ),
+        "group_name": spec.group,
+        "owners": spec.owners,
+        "retry_policy": DATASET_RETRY_POLICY,
+    }
+
+
+def dataset_metadata(spec: DatasetSpec) -> dict[str, Any]:
+    """The asset's definition metadata every dataset has: for the IO manager and the UI."""
+    return {
+        "primary_key": spec.primary_key,
+        "write_mode": spec.write_mode,
+        "dataset": spec.name,
+        "dagster/column_schema": dg.MetadataValue.table_schema(declared_column_schema(spec)),
+    }
