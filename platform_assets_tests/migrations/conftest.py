@@ -8,6 +8,7 @@ import pytest
 from psycopg import sql
 
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
+from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Migration, discover
 from platform_assets.lib.warehouse.resource import Warehouse
@@ -51,14 +52,18 @@ def run_migrations(
     warehouse: Warehouse,
     migrations: list[Migration] | None = None,
     raise_on_error: bool = False,
+    dataset_specs: list[DatasetSpec] | None = None,
     **config: object,
 ) -> dg.ExecuteInProcessResult:
-    """Run the migration job for real against ``warehouse`` with ``config`` for its guard op."""
+    """Run the migration job for real against ``warehouse`` with ``config`` for its guard op,
+    planning from ``dataset_specs`` (none unless given)."""
     return migrate_job.execute_in_process(
         run_config={"ops": {"guard": {"config": config}}},
         resources={
             "migration_lock": MigrationLock(warehouse=warehouse),
-            **migration_resources(discover() if migrations is None else migrations),
+            **migration_resources(
+                discover() if migrations is None else migrations, dataset_specs or []
+            ),
         },
         raise_on_error=raise_on_error,
     )

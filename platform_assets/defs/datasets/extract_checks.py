@@ -10,9 +10,9 @@ import dagster as dg
 
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.table_extracts import checkpoint_name, table_source_of
+from platform_assets.lib.dead_letters.extract_audit import audit_extract
 from platform_assets.lib.dead_letters.side_writes import read_checkpoint
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.sources.postgres_table import audit_extract
 from platform_assets.lib.warehouse.resource import Warehouse
 
 SOURCE_ROWS_DESCRIPTION = (

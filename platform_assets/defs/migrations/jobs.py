@@ -1,5 +1,7 @@
 """The guarded migration job: guard → pre-checks → baseline → forward → backfill → constraints →
-post-validation → ledger. The default run is a dry run; ``confirm: true`` applies.
+post-validation → ledger. The default run is a dry run; ``confirm: true`` applies. The guard takes
+the next migration written under ``platform_assets/migrations/``, or else planned from a dataset
+spec its table no longer matches (``spec_changes``).
 
 Any failure after the forward step runs the migration's ``down``, verifies the table is back to its
 baseline (columns, row count, null counts, checksum) and fails the run saying so.
@@ -7,6 +9,7 @@ baseline (columns, row count, null counts, checksum) and fails the run saying so
 
 import dagster as dg
 
+from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.defs.migrations.ops import (
     backfill,
     baseline,
@@ -18,6 +21,7 @@ from platform_assets.defs.migrations.ops import (
     record,
 )
 from platform_assets.defs.migrations.plan import STATE_IO_MANAGER
+from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.migrations.model import Migration, discover
 
 
@@ -37,12 +41,19 @@ def migrate_job() -> None:
     record(post_validate(constraints(backfill(forward(baseline(pre_checks(guard())))))))
 
 
-def migration_resources(migrations: list[Migration] | None = None) -> dict[str, object]:
-    """The job's own resources: the migrations to apply and the in-memory plan hand-over."""
+def migration_resources(
+    migrations: list[Migration] | None = None, dataset_specs: list[DatasetSpec] | None = None
+) -> dict[str, object]:
+    """The job's own resources: the migrations to apply, the dataset specs to plan migrations
+    from, and the in-memory plan hand-over."""
     return {
         "migrations": dg.ResourceDefinition.hardcoded_resource(
             discover() if migrations is None else migrations,
             "The migrations under platform_assets/migrations/, in order.",
+        ),
+        "dataset_specs": dg.ResourceDefinition.hardcoded_resource(
+            DATASET_SPECS if dataset_specs is None else dataset_specs,
+            "The dataset specs whose tables' differences plan migrations (spec_changes).",
         ),
         STATE_IO_MANAGER: dg.mem_io_manager,
     }

@@ -17,6 +17,7 @@ from platform_assets.defs.migrations.plan import (
     why_skipped,
 )
 from platform_assets.defs.migrations.rollback import failed_checks, rolled_back_on_failure
+from platform_assets.defs.migrations.spec_changes import plan_from_specs
 from platform_assets.lib.migrations.baseline import (
     back_up_columns,
     capture_baseline,
@@ -46,18 +47,33 @@ from platform_assets.lib.migrations.model import Migration
 
 @dg.op(
     out=dg.Out(io_manager_key=STATE_IO_MANAGER),
-    required_resource_keys={"migrations", "migration_lock"},
+    required_resource_keys={"migrations", "migration_lock", "dataset_specs"},
 )
 def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPlan:
-    """Hold the lock (the resource took it), check the ledger against the code, lint, plan."""
-    conn = context.resources.migration_lock.connection
+    """Hold the lock (the resource took it), check the ledger against the code and the migrations
+    planned from the dataset specs, lint, plan."""
+    lock: MigrationLock = context.resources.migration_lock
+    conn = lock.connection
     with conn.transaction():
         ensure_ledger(conn)
-    migrations: list[Migration] = context.resources.migrations
+    with lock.warehouse.bulk_connection() as bulk:
+        from_specs = plan_from_specs(bulk, context.resources.dataset_specs)
+    context.add_output_metadata(
+        {
+            "planned_from_specs": dg.MetadataValue.json(
+                [{"id": m.id, "description": m.description} for m in from_specs.migrations]
+            ),
+            "unplanned_spec_changes": dg.MetadataValue.json(from_specs.unplanned),
+        }
+    )
+    migrations: list[Migration] = [*context.resources.migrations, *from_specs.migrations]
     migration = next_migration(migrations, ledger_entries(conn), config.allow_out_of_order)
     timeouts = Timeouts(lock_timeout_ms=config.lock_timeout_ms)
     if migration is None:
-        context.log.info("no migration to apply: the ledger is up to date with the code")
+        context.log.info(
+            "no migration to apply: the ledger is up to date with the code, and every dataset's"
+            " table with its spec"
+        )
         return MigrationPlan(None, dry_run=not config.confirm, timeouts=timeouts)
     if migration.backfill and (config.batch_size or config.pause_ms is not None):
         batch = migration.backfill

@@ -11,7 +11,7 @@ from datetime import datetime
 import psycopg
 from psycopg.rows import dict_row
 
-from platform_assets.lib.migrations.model import Migration
+from platform_assets.lib.migrations.model import PLANNED_PREFIX, Migration
 from platform_assets.lib.tables.platform_tables import add_column_when_missing
 
 LEDGER_DDL = [
@@ -82,7 +82,8 @@ def next_migration(
 ) -> Migration | None:
     """The first migration still to apply (or to resume), after refusing what must be refused."""
     known = {m.id for m in code}
-    ahead = sorted(set(entries) - known)
+    # A migration planned from a spec is no longer planned once applied: not "ahead" of the code.
+    ahead = sorted(e for e in set(entries) - known if not e.startswith(PLANNED_PREFIX))
     if ahead:
         raise MigrationRefused(
             f"the database has applied migrations this code does not know: {ahead}; "

@@ -12,6 +12,10 @@ import pkgutil
 from dataclasses import dataclass, field
 from types import ModuleType
 
+# The id prefix of migrations planned from a dataset's spec (``defs/migrations/spec_changes``)
+# rather than written as modules: once applied, they are in the ledger but no longer planned.
+PLANNED_PREFIX = "spec_"
+
 
 @dataclass(frozen=True)
 class Check:

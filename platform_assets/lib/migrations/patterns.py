@@ -17,6 +17,7 @@ from psycopg import sql
 
 from platform_assets.lib.migrations.baseline import BACKUP_SCHEMA, backup_table_name
 from platform_assets.lib.migrations.model import BatchedUpdate, Check, Migration
+from platform_assets.lib.tables.schema import RETIRED_SUFFIX
 
 
 def _text(statement: sql.Composable) -> str:
@@ -313,7 +314,7 @@ def change_column_type(
     """Add/migrate/swap: ``<column>__new`` of ``new_type`` filled with ``using`` (``{source}`` is
     the old value), kept in sync by a trigger; then one statement renames the old column to
     ``<column>__old`` and the new one to ``column``. ``drop_column`` later removes ``__old``."""
-    staged, retired = f"{column}__new"[:63], f"{column}__old"[:63]
+    staged, retired = f"{column}__new"[:63], f"{column}{RETIRED_SUFFIX}"[:63]
     expression = using.replace("{type}", new_type)
     forward, backfill, down = _copy_migration(
         id=id,

@@ -50,6 +50,44 @@ def record(cursor: adbc.Cursor, table_name: str, partition_columns: list[str]) -
     cursor.execute(statement.as_string(), parameters=(table_name, json.dumps(partition_columns)))
 
 
+def differences(
+    cursor: adbc.Cursor,
+    table_name: str,
+    partition_columns: list[str],
+    primary_key: list[str],
+) -> tuple[list[str], bool]:
+    """How the declared primary key and partition columns differ from the table's (each with the
+    migration it needs; none for a table without a recorded layout), and whether a layout is
+    recorded. Reads only."""
+    found = []
+    if primary_key:
+        cursor.execute(PRIMARY_KEY_COLUMNS, parameters=(table_name,))
+        actual = [name for (name,) in cursor.fetchall()]
+        if actual != primary_key:
+            held = f"primary key {actual}" if actual else "no primary key"
+            found.append(
+                f"{table_name} has {held} but primary_key {primary_key} is declared; changing"
+                " a table's key is a migration (add the new key NOT VALID, validate it, then"
+                " drop the old one), or declare the table's key."
+            )
+    cursor.execute("SELECT to_regclass($1)", parameters=(f"{PLATFORM_SCHEMA}.{TABLE_LAYOUTS}",))
+    if cursor.fetchone()[0] is None:
+        return found, False
+    statement = sql.SQL("SELECT partition_columns FROM {} WHERE table_name = $1").format(_TABLE)
+    cursor.execute(statement.as_string(), parameters=(table_name,))
+    row = cursor.fetchone()
+    if row is None:
+        return found, False
+    recorded = json.loads(row[0]) if isinstance(row[0], str) else row[0]
+    if recorded != partition_columns:
+        found.append(
+            f"{table_name} is partitioned by {recorded} but partition column(s)"
+            f" {partition_columns} are declared; moving a table to another partition column"
+            " is a migration (its rows would be replaced by the wrong partitions otherwise)."
+        )
+    return found, True
+
+
 def check(
     cursor: adbc.Cursor,
     table_name: str,
@@ -59,26 +97,8 @@ def check(
     """Refuse a write whose declared primary key or partition columns differ from the table's,
     naming both and the migration to write; adopt the partition columns of a table recorded
     before layouts were."""
-    if primary_key:
-        cursor.execute(PRIMARY_KEY_COLUMNS, parameters=(table_name,))
-        actual = [name for (name,) in cursor.fetchall()]
-        if actual != primary_key:
-            held = f"primary key {actual}" if actual else "no primary key"
-            raise SchemaMismatchError(
-                f"{table_name} has {held} but primary_key {primary_key} is declared; changing"
-                " a table's key is a migration (add the new key NOT VALID, validate it, then"
-                " drop the old one), or declare the table's key."
-            )
-    statement = sql.SQL("SELECT partition_columns FROM {} WHERE table_name = $1").format(_TABLE)
-    cursor.execute(statement.as_string(), parameters=(table_name,))
-    row = cursor.fetchone()
-    if row is None:
+    found, recorded = differences(cursor, table_name, partition_columns, primary_key)
+    if found:
+        raise SchemaMismatchError(found[0])
+    if not recorded:
         record(cursor, table_name, partition_columns)
-        return
-    recorded = json.loads(row[0]) if isinstance(row[0], str) else row[0]
-    if recorded != partition_columns:
-        raise SchemaMismatchError(
-            f"{table_name} is partitioned by {recorded} but partition column(s)"
-            f" {partition_columns} are declared; moving a table to another partition column"
-            " is a migration (its rows would be replaced by the wrong partitions otherwise)."
-        )

@@ -96,9 +96,26 @@ def _numeric(pg_type: str) -> tuple[int, int] | None:
     return None if match is None else (int(match.group(1)), int(match.group(2)))
 
 
-def _fit(name: str, current: str, field: pa.Field, table_name: str) -> Column | None:
+# The suffix of the column a type change by add / migrate / swap leaves behind (the old values).
+RETIRED_SUFFIX = "__old"
+
+
+@dataclass(frozen=True)
+class Mismatch:
+    """A column only a migration can change: the table holds it as ``stored``, and the frame
+    declares it as ``declared``, or no longer has it (None). A ``retired`` column is the
+    ``<column>__old`` a type change left behind: writes leave it empty until a migration drops
+    it, so it does not stop them."""
+
+    column: str
+    stored: str
+    declared: str | None
+    retired: bool = False
+
+
+def _fit(name: str, current: str, field: pa.Field) -> Column | Mismatch | None:
     """None if the table's column holds every value of ``field`` exactly; the widened column if
-    a safe widening makes it so; otherwise raise, naming the migration to write."""
+    a safe widening makes it so; otherwise the mismatch only a migration resolves."""
     wanted = postgres_type(field)
     if pa.types.is_null(field.type) or current == wanted:
         return None
@@ -119,34 +136,56 @@ def _fit(name: str, current: str, field: pa.Field, table_name: str) -> Column | 
         return Column(name, wanted)  # text or a longer varchar: no rewrite, no value changed
     elif _base_type(current) == _base_type(wanted) and held is None and declared is None:
         return None
-    raise SchemaMismatchError(
-        f"{table_name}: column {name!r} is {current} in the table but {wanted} is declared;"
-        " the table cannot hold every declared value exactly (a smaller scale would round) and"
-        f" no safe widening applies, so changing it needs a migration that changes the column's"
-        f" type to {wanted} (run and verified with the migrate job), or declare the table's type."
-    )
+    return Mismatch(name, current, wanted)
 
 
-def plan_evolution(existing: list[Column], frame_schema: pa.Schema, table_name: str) -> Evolution:
-    """The columns to add and to widen so the table can take ``frame_schema`` without changing a
-    value; raise if only a migration can."""
+def compare_columns(
+    existing: list[Column], frame_schema: pa.Schema
+) -> tuple[Evolution, list[Mismatch]]:
+    """What a write may change in place (columns to add and to widen, without changing a value),
+    and what only a migration can (columns of another type, columns no longer in the frame)."""
     by_name = {column.name: column for column in existing}
-    missing = [column.name for column in existing if column.name not in frame_schema.names]
-    if missing:
-        raise SchemaMismatchError(
-            f"{table_name}: the frame has no column(s) {missing} that the table has; dropping a "
-            "column needs a migration."
-        )
+    retired = {f"{name}{RETIRED_SUFFIX}"[:63] for name in frame_schema.names}
+    mismatches = [
+        Mismatch(column.name, column.pg_type, None, column.name in retired)
+        for column in existing
+        if column.name not in frame_schema.names
+    ]
     additions, widenings = [], []
     for field in frame_schema:
         current = by_name.get(field.name)
         if current is None:
             additions.append(Column(field.name, postgres_type(field)))
             continue
-        widened = _fit(field.name, current.pg_type, field, table_name)
-        if widened is not None:
-            widenings.append(widened)
-    return Evolution(additions, widenings)
+        fitted = _fit(field.name, current.pg_type, field)
+        if isinstance(fitted, Mismatch):
+            mismatches.append(fitted)
+        elif fitted is not None:
+            widenings.append(fitted)
+    return Evolution(additions, widenings), mismatches
+
+
+def plan_evolution(existing: list[Column], frame_schema: pa.Schema, table_name: str) -> Evolution:
+    """The columns to add and to widen so the table can take ``frame_schema`` without changing a
+    value; raise, naming the change and the migration it needs, if only a migration can."""
+    evolution, mismatches = compare_columns(existing, frame_schema)
+    mismatches = [m for m in mismatches if not m.retired]
+    missing = [m.column for m in mismatches if m.declared is None]
+    if missing:
+        raise SchemaMismatchError(
+            f"{table_name}: the frame has no column(s) {missing} that the table has; dropping a "
+            "column needs a migration (the migrate job's dry run plans it for a dataset)."
+        )
+    if mismatches:
+        name, current, wanted = mismatches[0].column, mismatches[0].stored, mismatches[0].declared
+        raise SchemaMismatchError(
+            f"{table_name}: column {name!r} is {current} in the table but {wanted} is declared;"
+            " the table cannot hold every declared value exactly (a smaller scale would round)"
+            f" and no safe widening applies, so changing it needs a migration that changes the"
+            f" column's type to {wanted} (for a dataset, the migrate job's dry run plans it), or"
+            " declare the table's type."
+        )
+    return evolution
 
 
 def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:

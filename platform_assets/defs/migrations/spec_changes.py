@@ -1,0 +1,166 @@
+"""Migrations planned from the difference between a dataset's spec and its table.
+
+A spec may change in ways its table cannot absorb in place: a column's type (a smaller scale,
+another type), a column no longer declared. A load then fails naming the change; this module plans
+the migration that resolves it from the safe patterns, for the migrate job to show in its dry run
+and apply once confirmed:
+
+- a type change is add / migrate / swap (``change_column_type``): ``<column>__new`` of the declared
+  type, kept in sync by a trigger, backfilled in key batches, swapped in one statement. A pre-check
+  refuses it unless every stored value converts and converts back unchanged (a smaller scale that
+  would round a stored value is refused, never applied); the post-validation checks the new type.
+- a column no longer declared (the ``__old`` one a swap leaves too) is dropped
+  (``drop_column``): backed up first, restored by the rollback.
+
+A change of primary key or partition column, or of a table without a one-column integer key to
+batch by, is not planned: it is reported for a hand-written migration. One planned migration is
+applied per run; the next dry run plans the next step from the table as it then is.
+"""
+
+import hashlib
+from dataclasses import dataclass, replace
+
+import adbc_driver_postgresql.dbapi as adbc
+from psycopg import sql
+
+from platform_assets.defs.datasets.partitions import dataset_table_slice
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.ingestion.stored_schema import stored_schema
+from platform_assets.lib.migrations.model import PLANNED_PREFIX, Check, Migration
+from platform_assets.lib.migrations.patterns import change_column_type, drop_column
+from platform_assets.lib.tables import layout, statements
+from platform_assets.lib.tables.schema import Mismatch, compare_columns, table_columns
+from platform_assets.lib.tables.table_slice import TableSlice
+
+
+@dataclass(frozen=True)
+class SpecPlan:
+    """The migrations planned from the specs, in the order to apply them, and the changes that
+    need a hand-written migration (each saying why)."""
+
+    migrations: list[Migration]
+    unplanned: list[str]
+
+
+def _planned_id(spec: DatasetSpec, change: Mismatch) -> str:
+    """A planned migration's id, from the change it makes: planned again from the same table and
+    spec, it is the same migration (so its ledger entry resumes it)."""
+    about = f"{spec.name}|{change.column}|{change.stored}|{change.declared}"
+    return f"{PLANNED_PREFIX}{spec.name}_{hashlib.sha256(about.encode()).hexdigest()[:12]}"
+
+
+def _fingerprinted(migration: Migration) -> Migration:
+    """The migration with the sha256 of what it runs, as the ledger records and compares."""
+    text = "\n".join(
+        [*migration.statements(), *migration.down, *(c.query for c in migration.pre_checks)]
+    )
+    return replace(migration, source_sha256=hashlib.sha256(text.encode()).hexdigest())
+
+
+def _converts_unchanged(table_slice: TableSlice, change: Mismatch) -> Check:
+    """Every stored value of the column converts to the declared type and back unchanged."""
+    column = sql.Identifier(change.column)
+    query = sql.SQL(
+        "SELECT NOT EXISTS (SELECT 1 FROM {table} WHERE {column} IS NOT NULL AND CASE"
+        " WHEN pg_input_is_valid({column}::text, {declared}) THEN"
+        " ({column}::text::{declared_type})::{stored_type} IS DISTINCT FROM {column}"
+        " ELSE true END)"
+    ).format(
+        table=sql.Identifier(table_slice.schema, table_slice.table),
+        column=column,
+        declared=sql.Literal(change.declared),
+        declared_type=sql.SQL(change.declared),  # a type name from the spec's own closed set
+        stored_type=sql.SQL(change.stored),  # as the catalog names it (format_type)
+    )
+    return Check(
+        f"every stored {change.column} converts to {change.declared} and back unchanged",
+        query.as_string(),
+    )
+
+
+def _still_stored_as(table_slice: TableSlice, change: Mismatch) -> Check:
+    """The column is still of the type the plan was made from (a stale plan is refused)."""
+    query = sql.SQL(
+        "SELECT format_type(atttypid, atttypmod) = {} FROM pg_attribute"
+        " WHERE attrelid = {}::regclass AND attname = {} AND NOT attisdropped"
+    ).format(
+        sql.Literal(change.stored),
+        sql.Literal(statements.table_identifier(table_slice.schema, table_slice.table)),
+        sql.Literal(change.column),
+    )
+    return Check(f"{change.column} is still {change.stored}", query.as_string())
+
+
+def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
+    """The migrations that make the dataset's existing table hold what its spec declares."""
+    table_slice = dataset_table_slice(spec, [])
+    schema, table = table_slice.schema, table_slice.table
+    existing = table_columns(cursor, schema, table)
+    if not existing:
+        return SpecPlan([], [])
+    table_name = statements.table_identifier(schema, table)
+    partition_columns = [spec.partition_column] if spec.partition_column else []
+    unplanned, _ = layout.differences(cursor, table_name, partition_columns, spec.primary_key)
+    try:
+        declared = stored_schema(spec)
+    except Exception as error:  # a user's transform: whatever it raises, the plan says why
+        return SpecPlan([], [f"{spec.name}: its transform's columns are unknown: {error!r}"])
+    _, mismatches = compare_columns(existing, declared)
+    changed = [m for m in mismatches if m.declared is not None]
+    staged = {f"{m.column}__new"[:63] for m in changed}  # a swap under way: not a dropped column
+    dropped = [m for m in mismatches if m.declared is None and m.column not in staged]
+    key = spec.unique_key[0] if len(spec.unique_key) == 1 else None
+    types = {c.name: c.pg_type for c in existing}
+    if (changed or dropped) and (key is None or types.get(key) not in ("bigint", "integer")):
+        unplanned.append(
+            f"{table_slice.qualified_name}: {[m.column for m in changed + dropped]} differ from"
+            " the spec, but planned migrations batch by a one-column integer key, which this"
+            " table lacks: write the migration by hand"
+        )
+        return SpecPlan([], unplanned)
+    planned = []
+    for change in changed:
+        migration = change_column_type(
+            id=_planned_id(spec, change),
+            description=(
+                f"{spec.name}: {change.column} from {change.stored} to {change.declared},"
+                " as its spec declares (planned from the spec)"
+            ),
+            schema=schema,
+            table=table,
+            key=key,  # type: ignore[arg-type]
+            column=change.column,
+            new_type=change.declared,  # type: ignore[arg-type]
+        )
+        checks = [_still_stored_as(table_slice, change), _converts_unchanged(table_slice, change)]
+        planned.append(_fingerprinted(replace(migration, pre_checks=checks)))
+    for gone in dropped:
+        migration = drop_column(
+            id=_planned_id(spec, gone),
+            description=(
+                f"{spec.name}: drop {gone.column} ({gone.stored}), which its spec no longer"
+                " declares (planned from the spec; backed up first)"
+            ),
+            schema=schema,
+            table=table,
+            key=key,  # type: ignore[arg-type]
+            column=gone.column,
+            pg_type=gone.stored,
+        )
+        planned.append(_fingerprinted(migration))
+    return SpecPlan(planned, unplanned)
+
+
+def plan_from_specs(conn: adbc.Connection, specs: list[DatasetSpec]) -> SpecPlan:
+    """Every dataset's planned migrations and unplanned changes, datasets in spec order."""
+    migrations, unplanned = [], []
+    cursor = conn.cursor()
+    try:
+        for spec in specs:
+            plan = plan_dataset(cursor, spec)
+            migrations.extend(plan.migrations)
+            unplanned.extend(plan.unplanned)
+    finally:
+        cursor.close()
+        conn.rollback()
+    return SpecPlan(migrations, unplanned)

@@ -1,0 +1,112 @@
+"""Migrations planned from a dataset's spec: a load refused by a table holding rows, the migrate
+job's dry run showing the migration planned from the difference, confirming applying it with the
+data verified, and the load going through afterwards. Materialised and migrated for real."""
+
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+import pytest
+from psycopg import sql
+
+from platform_assets.defs.datasets.assets import build_dataset_asset
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.datasets.test_spec_changes import DAY, column_types, valued_readings
+from platform_assets_tests.helpers import fetch_all
+from platform_assets_tests.migrations.conftest import run_migrations
+from platform_assets_tests.migrations.test_migration_job import cause_message, guard_metadata
+
+WHOLE = valued_readings({"type": "integer"}, ["reading_id"])
+DECIMAL = valued_readings({"type": "decimal", "precision": 10, "scale": 2}, ["reading_id"])
+
+
+@pytest.fixture
+def readings(tmp_path: Path, resources: dict) -> dict:
+    """Resources with a landing zone holding the day's three readings (whole numbers)."""
+    (tmp_path / "readings").mkdir()
+    rows = [f"1,{DAY},a,5", f"2,{DAY},b,-7", f"3,{DAY},c,"]
+    (tmp_path / "readings" / f"readings_{DAY}.csv").write_text(
+        "reading_id,taken_on,sensor,value\n" + "\n".join(rows) + "\n"
+    )
+    with resources["warehouse"].connection() as conn:
+        conn.execute("DROP SCHEMA IF EXISTS migration_backup CASCADE")
+    return {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+
+def load(spec: DatasetSpec, resources: dict) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        [build_dataset_asset(spec)], partition_key=DAY, resources=resources, raise_on_error=False
+    )
+
+
+def values(warehouse: Warehouse) -> list[tuple]:
+    return fetch_all(
+        warehouse, sql.SQL("SELECT reading_id, value FROM io_test.readings ORDER BY reading_id")
+    )
+
+
+def migrate(warehouse: Warehouse, spec: DatasetSpec, **config: object) -> dg.ExecuteInProcessResult:
+    return run_migrations(warehouse, migrations=[], dataset_specs=[spec], **config)
+
+
+def test_a_type_change_is_planned_shown_applied_verified_and_then_loads(readings: dict) -> None:
+    warehouse = readings["warehouse"]
+    assert load(WHOLE, readings).success
+    refused = load(DECIMAL, readings)
+    assert not refused.success  # the table holds rows: the load names the migration it needs
+    assert "the migrate job's dry run plans it" in str(refused.all_events)
+
+    dry = migrate(warehouse, DECIMAL)
+    shown = guard_metadata(dry)
+    assert shown["migration"].value.startswith("spec_readings_")
+    (planned,) = shown["planned_from_specs"].value
+    assert "value from bigint to numeric(10,2)" in planned["description"]
+    assert '"value__new" numeric(10,2)' in shown["sql"].value
+    assert shown["lint_findings"].value == []
+    assert column_types(readings)["value"] == "bigint"  # a dry run changes nothing
+
+    applied = migrate(warehouse, DECIMAL, confirm=True)
+    assert applied.success
+    assert column_types(readings)["value"] == "numeric(10,2)"
+    assert values(warehouse) == [(1, Decimal("5.00")), (2, Decimal("-7.00")), (3, None)]
+    assert load(DECIMAL, readings).success  # the spec's load goes through now
+    assert values(warehouse) == [(1, Decimal("5.00")), (2, Decimal("-7.00")), (3, None)]
+
+    # The swap left the old column: the next plan drops it, backed up first; then nothing is left.
+    contract = guard_metadata(migrate(warehouse, DECIMAL))
+    assert "drop value__old (bigint)" in contract["planned_from_specs"].value[0]["description"]
+    assert migrate(warehouse, DECIMAL, confirm=True).success
+    assert "value__old" not in column_types(readings)
+    assert guard_metadata(migrate(warehouse, DECIMAL))["planned_from_specs"].value == []
+    ledger = fetch_all(warehouse, sql.SQL("SELECT status FROM platform.migration_ledger"))
+    assert ledger == [("applied",), ("applied",)]
+    assert load(DECIMAL, readings).success
+
+
+def test_a_conversion_that_would_change_a_value_is_refused(readings: dict) -> None:
+    warehouse = readings["warehouse"]
+    precise = valued_readings({"type": "decimal", "precision": 10, "scale": 3}, ["reading_id"])
+    (Path(readings["landing"].directory) / "readings" / f"readings_{DAY}.csv").write_text(
+        f"reading_id,taken_on,sensor,value\n1,{DAY},a,5.125\n2,{DAY},b,0.5\n"
+    )
+    assert load(precise, readings).success
+    rounded = valued_readings({"type": "decimal", "precision": 10, "scale": 2}, ["reading_id"])
+
+    refused = migrate(warehouse, rounded, confirm=True)
+
+    assert not refused.success
+    assert "converts to numeric(10,2) and back unchanged" in cause_message(refused)
+    assert column_types(readings)["value"] == "numeric(10,3)"
+    assert values(warehouse) == [(1, Decimal("5.125")), (2, Decimal("0.500"))]
+
+
+def test_a_key_change_is_reported_not_planned(readings: dict) -> None:
+    warehouse = readings["warehouse"]
+    assert load(WHOLE, readings).success
+    rekeyed = valued_readings({"type": "integer"}, ["sensor"])
+    shown = guard_metadata(migrate(warehouse, rekeyed))
+    assert shown["planned_from_specs"].value == []
+    (unplanned,) = shown["unplanned_spec_changes"].value
+    assert "primary key ['reading_id'] but primary_key ['sensor'] is declared" in unplanned
