@@ -3,6 +3,7 @@
 Runs execute in process (one process per run, no process per step): a run's steps share the
 warehouse pool and the code loaded once, so a one-partition run starts in seconds, and runs
 themselves go in parallel under the run queue and the warehouse pool's limits (``dagster.yaml``).
+On Kubernetes, ``PLATFORM_EXECUTOR=k8s_job`` gives each step a pod of its own instead.
 """
 
 import dagster as dg
@@ -27,6 +28,20 @@ from platform_assets.defs.platform.assets import (
 from platform_assets.defs.platform.sensors import dead_letter_growth, run_failures
 from platform_assets.defs.sales import assets as sales_assets
 from platform_assets.defs.sales import checks as sales_checks
+from platform_assets.lib import settings
+
+
+def run_executor() -> dg.ExecutorDefinition:
+    """The in-process executor, or on Kubernetes with ``PLATFORM_EXECUTOR=k8s_job`` Dagster's
+    ``k8s_job_executor`` (each step in a pod of its own; the warehouse pool still bounds them)."""
+    if settings.executor() == "k8s_job":
+        from dagster_k8s import k8s_job_executor  # the k8s extra: only on a cluster
+
+        return k8s_job_executor
+    if settings.executor() != "in_process":
+        raise ValueError(f"{settings.EXECUTOR_VAR} must be in_process or k8s_job")
+    return dg.in_process_executor
+
 
 defs = dg.Definitions.merge(
     dg.Definitions(
@@ -49,7 +64,7 @@ defs = dg.Definitions.merge(
         ],
         schedules=DATASET_SCHEDULES,
         sensors=[*LANDING_SENSORS, dead_letter_growth, run_failures, platform_automation],
-        executor=dg.in_process_executor,
+        executor=run_executor(),
     ),
     dg.Definitions(jobs=[migrate_job], resources=migration_resources()),
     resources.defs,

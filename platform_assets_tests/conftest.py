@@ -22,7 +22,12 @@ from sqlalchemy.engine import make_url
 from platform_assets.lib import settings
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.samples.sample_orders import write_day
-from platform_assets.lib.server.embedded import embedded_database_url, stop_embedded_server
+from platform_assets.lib.server import roles
+from platform_assets.lib.server.embedded import (
+    embedded_admin_url,
+    embedded_database_url,
+    stop_embedded_server,
+)
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
 
@@ -107,16 +112,32 @@ def instance() -> Iterator[dg.DagsterInstance]:
         yield ephemeral
 
 
+def admin_conninfo(warehouse: Warehouse) -> str:
+    """A connection the tests may set servers up with: the embedded server's superuser, or the
+    configured URL (which must then be allowed to create databases)."""
+    if warehouse.database_url:
+        return warehouse.conninfo()
+    return embedded_admin_url(settings.WAREHOUSE_DATABASE)
+
+
 @contextmanager
-def new_database(warehouse: Warehouse, prefix: str) -> Iterator[str]:
-    """URL of a new, empty database on the warehouse's server, dropped afterwards."""
+def new_database(warehouse: Warehouse, prefix: str, owner: str = roles.OWNER) -> Iterator[str]:
+    """URL of a new, empty database on the warehouse's server owned by ``owner``, as that role
+    (as the configured URL's own role on an external server), dropped afterwards."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo(warehouse), autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    server_url = warehouse.database_url or embedded_database_url(settings.WAREHOUSE_DATABASE)
-    base = make_url(server_url)
+        if not warehouse.database_url:
+            conn.execute(
+                sql.SQL("ALTER DATABASE {} OWNER TO {}").format(
+                    sql.Identifier(name), sql.Identifier(owner)
+                )
+            )
+    base = make_url(
+        warehouse.database_url or embedded_database_url(settings.WAREHOUSE_DATABASE, owner)
+    )
     yield base.set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+    with psycopg.connect(admin_conninfo(warehouse), autocommit=True) as conn:
         conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
@@ -125,5 +146,5 @@ def instance_database_url(warehouse: Warehouse) -> Iterator[str]:
     """URL of a new, empty database for one test's Dagster instance (runs, events, check
     history), dropped afterwards: what one `dg dev` test records cannot show up in another's
     UI."""
-    with new_database(warehouse, "dagster_test") as url:
+    with new_database(warehouse, "dagster_test", roles.INSTANCE) as url:
         yield url

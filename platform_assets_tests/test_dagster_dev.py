@@ -185,9 +185,15 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
             assert figures[day.isoformat()][0] == data_lines(landing_dir, day)
             assert loaded_days(clean_warehouse)[day.isoformat()] == figures[day.isoformat()][1]
 
-        # The replay launchpad opens with a valid default config: launched as it stands.
+        # The replay job, launched from the launchpad with the dataset named, replays the
+        # orders' dead letters (the default dataset is the first declared, customers).
         replay_run = client.launch_run(
-            {"selector": {**LOCATION, "jobName": "replay_dead_letters_job"}, "runConfigData": {}}
+            {
+                "selector": {**LOCATION, "jobName": "replay_dead_letters_job"},
+                "runConfigData": {
+                    "ops": {"replay_dead_letters": {"config": {"dataset": "orders"}}}
+                },
+            }
         )
         assert client.wait_for_run(replay_run, 240) == "SUCCESS"
         attempts = fetch_all(

@@ -6,15 +6,17 @@ from platform_assets.lib import settings
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.notifications.notifier import LogNotifier, Notifier, WebhookNotifier
+from platform_assets.lib.server import roles
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
 
 
-def build_warehouse() -> Warehouse:
-    """The warehouse at ``PLATFORM_DATABASE_URL`` when set, else the embedded server."""
-    if settings.configured_url(settings.WAREHOUSE_URL_VAR):
-        return Warehouse(database_url=dg.EnvVar(settings.WAREHOUSE_URL_VAR))
-    return Warehouse()
+def build_warehouse(url_variable: str, embedded_role: str) -> Warehouse:
+    """The warehouse at the URL in ``url_variable`` when set (a secret: read from the
+    environment when used), else the embedded server as ``embedded_role``."""
+    if settings.configured_url(url_variable):
+        return Warehouse(database_url=dg.EnvVar(url_variable))
+    return Warehouse(embedded_role=embedded_role)
 
 
 def build_notifier() -> Notifier:
@@ -25,14 +27,16 @@ def build_notifier() -> Notifier:
     return LogNotifier()
 
 
-warehouse = build_warehouse()
+# Runs connect as the owner of the platform's tables; the migrate job as the migrator.
+warehouse = build_warehouse(settings.WAREHOUSE_URL_VAR, roles.OWNER)
+migrator = build_warehouse(settings.MIGRATOR_URL_VAR, roles.MIGRATOR)
 
 defs = dg.Definitions(
     resources={
         "warehouse": warehouse,
         "io_manager": PostgresIOManager(warehouse=warehouse),
         "landing": LandingZone(directory=str(settings.landing_dir())),
-        "migration_lock": MigrationLock(warehouse=warehouse),
+        "migration_lock": MigrationLock(warehouse=migrator),
         "notifier": build_notifier(),
     }
 )

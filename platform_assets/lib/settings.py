@@ -8,6 +8,9 @@ import os
 from pathlib import Path
 
 WAREHOUSE_URL_VAR = "PLATFORM_DATABASE_URL"
+MIGRATOR_URL_VAR = "PLATFORM_MIGRATOR_DATABASE_URL"
+ADMIN_URL_VAR = "PLATFORM_ADMIN_DATABASE_URL"  # only `platform-db apply-roles` reads it
+EXECUTOR_VAR = "PLATFORM_EXECUTOR"
 DAGSTER_STORAGE_URL_VAR = "PLATFORM_DAGSTER_STORAGE_URL"
 DATA_DIR_VAR = "PLATFORM_DATA_DIR"
 LANDING_DIR_VAR = "PLATFORM_LANDING_DIR"
@@ -33,6 +36,12 @@ def configured_url(variable: str) -> str | None:
     """The database URL set in ``variable``, or None when it is unset or blank."""
     value = os.environ.get(variable, "").strip()
     return value or None
+
+
+def executor() -> str:
+    """How a run executes its steps: ``in_process`` (one process, the default), or ``k8s_job``
+    (a Kubernetes pod per step, on a cluster)."""
+    return os.environ.get(EXECUTOR_VAR, "in_process").strip().lower()
 
 
 def log_format() -> str:

@@ -11,6 +11,7 @@ from platform_assets.defs.migrations.jobs import migrate_job, migration_resource
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Migration, discover
+from platform_assets.lib.server import roles
 from platform_assets.lib.warehouse.resource import Warehouse
 
 CUSTOMERS = 500
@@ -48,6 +49,12 @@ def shop(clean_warehouse: Warehouse) -> Iterator[Warehouse]:
     yield clean_warehouse
 
 
+def as_migrator(warehouse: Warehouse) -> Warehouse:
+    """The migrate job's own connection to ``warehouse``: as the migrator role on the embedded
+    server (the configured URL's role on an external one)."""
+    return Warehouse(database_url=warehouse.database_url, embedded_role=roles.MIGRATOR)
+
+
 def run_migrations(
     warehouse: Warehouse,
     migrations: list[Migration] | None = None,
@@ -60,7 +67,7 @@ def run_migrations(
     return migrate_job.execute_in_process(
         run_config={"ops": {"guard": {"config": config}}},
         resources={
-            "migration_lock": MigrationLock(warehouse=warehouse),
+            "migration_lock": MigrationLock(warehouse=as_migrator(warehouse)),
             **migration_resources(
                 discover() if migrations is None else migrations, dataset_specs or []
             ),

@@ -10,6 +10,7 @@ from dagster._core.instance.ref import InstanceRef
 
 from platform_assets.defs.resources import build_warehouse
 from platform_assets.lib import settings
+from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_server, stop_embedded_server
 from platform_assets.lib.server.instance_storage import instance_storage_url
 from platform_assets.lib.warehouse.resource import Warehouse
@@ -48,12 +49,15 @@ def test_configured_urls_never_start_the_embedded_server(
     monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
     monkeypatch.setenv(settings.WAREHOUSE_URL_VAR, session_url)
     monkeypatch.setenv(settings.DAGSTER_STORAGE_URL_VAR, session_url)
+    monkeypatch.setenv(settings.MIGRATOR_URL_VAR, session_url)
 
-    warehouse = build_warehouse()
+    warehouse = build_warehouse(settings.WAREHOUSE_URL_VAR, roles.OWNER)
+    migrator = build_warehouse(settings.MIGRATOR_URL_VAR, roles.MIGRATOR)
     resolved = Warehouse(database_url=settings.configured_url(settings.WAREHOUSE_URL_VAR))
     with closing(resolved), resolved.connection() as conn:
         assert conn.execute("SELECT 1").fetchone() == (1,)
     assert isinstance(warehouse.database_url, dg.EnvVar)
+    assert isinstance(migrator.database_url, dg.EnvVar)
     assert instance_storage_url().startswith("postgresql+psycopg2://")
     assert not (tmp_path / "pgdata").exists()
 

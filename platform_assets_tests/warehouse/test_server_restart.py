@@ -1,8 +1,10 @@
-"""A PostgreSQL server restarted in the middle of a load: the run retries and succeeds by itself.
+"""A PostgreSQL server restarted, or the load's connection dropped, in the middle of a load: the
+run retries and succeeds by itself.
 
-The test runs its own embedded server (not the session's), stops it while the partition's COPY is
-streaming, keeps it down for a few seconds, and starts it again. Lost and refused connections
-carry no SQLSTATE, so this is what proves they are recognised as transient.
+Each test runs its own embedded server (not the session's). One stops it while the partition's
+COPY is streaming, keeps it down for a few seconds, and starts it again: lost and refused
+connections carry no SQLSTATE, so this is what proves they are recognised as transient. The other
+terminates the loading session alone, as an administrator or a failover would.
 """
 
 import os
@@ -12,7 +14,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 
@@ -23,7 +25,9 @@ from psycopg import sql
 
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.samples.sample_orders import write_day
+from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import (
+    embedded_admin_url,
     embedded_database_url,
     embedded_server,
     stop_embedded_server,
@@ -81,10 +85,12 @@ def wait_for_copy(url: str, timeout_s: float = 60) -> bool:
     return False
 
 
-def test_a_server_restart_mid_copy_ends_in_a_successful_run(
-    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
+def load_interrupted_mid_copy(
+    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance, interrupt: Callable[[], None]
 ) -> None:
-    url = embedded_database_url("warehouse", own_server)
+    """Load a 400,000-order day, ``interrupt`` it once its COPY streams, and check that the run
+    retried by itself and succeeded with the partition whole and every line accounted for."""
+    url = embedded_database_url("warehouse", roles.OWNER, own_server)
     path = write_day(tmp_path / "orders", DAY, orders=400_000, seed=3, malformed_share=0.01)
     warehouse = Warehouse(database_url=url)
     resources = {
@@ -106,9 +112,7 @@ def test_a_server_restart_mid_copy_ends_in_a_successful_run(
     )
     run.start()
     assert wait_for_copy(url), "the load never reached its COPY"
-    stop_embedded_server(own_server)  # fast shutdown: every session is terminated
-    time.sleep(DOWN_SECONDS)
-    start_in_another_process(own_server)
+    interrupt()
     run.join(timeout=300)
 
     result = outcome["result"]
@@ -118,7 +122,7 @@ def test_a_server_restart_mid_copy_ends_in_a_successful_run(
         for event in instance.all_logs(result.run_id)
         if "transient_error_retrying" in event.user_message
     ]
-    assert retries, "the restart was not met by a retry"
+    assert retries, "the interruption was not met by a retry"
     metadata = result.asset_materializations_for_node("sales__orders")[0].metadata
     loaded = metadata["rows_loaded"].value
     lines = path.read_bytes().count(b"\n") - 1
@@ -131,3 +135,29 @@ def test_a_server_restart_mid_copy_ends_in_a_successful_run(
         assert fetch_all(warehouse, accounted) == [(lines,)]
     finally:
         warehouse.close()
+
+
+def test_a_server_restart_mid_copy_ends_in_a_successful_run(
+    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    def restart() -> None:
+        stop_embedded_server(own_server)  # fast shutdown: every session is terminated
+        time.sleep(DOWN_SECONDS)
+        start_in_another_process(own_server)
+
+    load_interrupted_mid_copy(own_server, tmp_path, instance, restart)
+
+
+def test_a_connection_dropped_mid_copy_ends_in_a_successful_run(
+    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    def drop_the_loading_connection() -> None:
+        admin = embedded_admin_url("warehouse", own_server)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            (dropped,) = conn.execute(
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid))"
+                " FROM pg_stat_progress_copy WHERE command = 'COPY FROM'"
+            ).fetchone()
+        assert dropped == 1
+
+    load_interrupted_mid_copy(own_server, tmp_path, instance, drop_the_loading_connection)

@@ -5,6 +5,7 @@ import json
 import time
 from dataclasses import replace
 
+import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 from psycopg import sql
 
@@ -56,8 +57,8 @@ def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPla
     conn = lock.connection
     with conn.transaction():
         ensure_ledger(conn)
-    with lock.warehouse.bulk_connection() as bulk:
-        from_specs = plan_from_specs(bulk, context.resources.dataset_specs)
+    with adbc.connect(lock.warehouse.conninfo()) as tables:  # closed here: one per run
+        from_specs = plan_from_specs(tables, context.resources.dataset_specs)
     context.add_output_metadata(
         {
             "planned_from_specs": dg.MetadataValue.json(

@@ -12,10 +12,12 @@ import os
 import subprocess
 import warnings
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import fasteners
 import psycopg
 from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 with warnings.catch_warnings():
     # pgserver resolves a runtime dir at import; without XDG_RUNTIME_DIR it warns and uses /tmp.
@@ -24,6 +26,7 @@ with warnings.catch_warnings():
     from pgserver import PostgresServer
 
 from platform_assets.lib import settings
+from platform_assets.lib.server import roles
 
 SERVER_SYSTEM_USER = "pgserver"  # the account pgserver runs the server as when started by root
 # Settings for a loading-heavy warehouse on a developer machine (stock defaults are sized for a
@@ -38,6 +41,7 @@ SERVER_SETTINGS = {
     "random_page_cost": "1.1",
 }
 TUNED_MARKER = "platform_settings_applied"
+ROLES_MARKER = "platform_roles_applied"
 
 
 def pgdata_dir(data_dir: Path | None = None) -> Path:
@@ -46,13 +50,48 @@ def pgdata_dir(data_dir: Path | None = None) -> Path:
 
 
 def embedded_server(data_dir: Path | None = None) -> PostgresServer:
-    """Start the embedded server if it is not running yet, and return a handle to it."""
+    """Start the embedded server if it is not running yet, and return a handle to it: tuned,
+    with its two databases and the platform's roles (``roles``) in place."""
     pgdata = pgdata_dir(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     if not (pgdata / TUNED_MARKER).exists():
         _apply_server_settings(server, pgdata)
+    if not (pgdata / ROLES_MARKER).exists():
+        _bootstrap_roles(server, pgdata)
     return server
+
+
+def _bootstrap_roles(server: PostgresServer, pgdata: Path) -> None:
+    """Create both databases and the platform's roles, and hand them what is theirs; once per
+    data directory (a file lock makes one process of ``dagster dev`` do it)."""
+    with fasteners.InterProcessLock(pgdata.parent / "pgdata.roles.lock"):
+        if (pgdata / ROLES_MARKER).exists():
+            return
+        for database in (settings.WAREHOUSE_DATABASE, settings.DAGSTER_DATABASE):
+            ensure_database(server.get_uri(), database)
+        apply_roles(
+            server.get_uri(),
+            server.get_uri(settings.WAREHOUSE_DATABASE),
+            server.get_uri(settings.DAGSTER_DATABASE),
+        )
+        (pgdata / ROLES_MARKER).touch()
+
+
+def apply_roles(admin_url: str, warehouse_url: str, instance_url: str) -> None:
+    """Apply the roles' statements (``roles``) as a superuser: the cluster's, then each
+    database's own in that database."""
+    warehouse_database = conninfo_to_dict(warehouse_url)["dbname"]
+    instance_database = conninfo_to_dict(instance_url)["dbname"]
+    batches = [
+        (admin_url, roles.cluster_statements(str(warehouse_database), str(instance_database))),
+        (warehouse_url, roles.warehouse_statements()),
+        (instance_url, roles.instance_statements()),
+    ]
+    for url, statements in batches:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for statement in statements:
+                conn.execute(statement)
 
 
 def _apply_server_settings(server: PostgresServer, pgdata: Path) -> None:
@@ -76,8 +115,18 @@ def _apply_server_settings(server: PostgresServer, pgdata: Path) -> None:
         (pgdata / TUNED_MARKER).touch()
 
 
-def embedded_database_url(database: str, data_dir: Path | None = None) -> str:
-    """libpq URL of ``database`` on the embedded server, creating the database on first use."""
+def embedded_database_url(database: str, role: str, data_dir: Path | None = None) -> str:
+    """libpq URL of ``database`` on the embedded server for ``role`` (one of ``roles.ROLES``),
+    creating the database on first use. The server trusts its unix socket, which only this
+    machine's users who can read the data directory reach: the role is what limits a session."""
+    server = embedded_server(data_dir)
+    ensure_database(server.get_uri(), database)
+    return urlunsplit(urlsplit(server.get_uri(database))._replace(netloc=f"{role}:@"))
+
+
+def embedded_admin_url(database: str, data_dir: Path | None = None) -> str:
+    """libpq URL of ``database`` on the embedded server as its superuser: for setting the
+    server up (roles, databases) and for tests, never for runs."""
     server = embedded_server(data_dir)
     ensure_database(server.get_uri(), database)
     return server.get_uri(database)
@@ -121,12 +170,52 @@ def stop_embedded_server(data_dir: Path | None = None) -> bool:
     return True
 
 
+def apply_roles_to_server(warehouse_database: str, instance_database: str) -> None:
+    """Create both databases if missing and apply the roles on the server whose superuser URL
+    is in ``PLATFORM_ADMIN_DATABASE_URL`` (an external server; the Kubernetes roles Job)."""
+    admin = settings.configured_url(settings.ADMIN_URL_VAR)
+    if admin is None:
+        raise SystemExit(f"set {settings.ADMIN_URL_VAR} to a superuser's URL of the server")
+    for database in (warehouse_database, instance_database):
+        ensure_database(admin, database)
+    apply_roles(
+        admin,
+        make_conninfo(admin, dbname=warehouse_database),
+        make_conninfo(admin, dbname=instance_database),
+    )
+
+
+def _roles_sql(warehouse_database: str, instance_database: str) -> str:
+    """The roles' statements as a psql script, for a server the platform does not run."""
+    parts = [f"-- as a superuser, in any database of the server\n\\connect {warehouse_database}"]
+    parts += [
+        f"{s.as_string()};" for s in roles.cluster_statements(warehouse_database, instance_database)
+    ]
+    parts += [f"-- in the warehouse database\n\\connect {warehouse_database}"]
+    parts += [f"{s.as_string()};" for s in roles.warehouse_statements()]
+    parts += [f"-- in the Dagster instance database\n\\connect {instance_database}"]
+    parts += [f"{s.as_string()};" for s in roles.instance_statements()]
+    return "\n".join(parts)
+
+
 def main() -> None:
-    """platform-db: start, inspect or stop the embedded server from the shell."""
+    """platform-db: start, inspect or stop the embedded server; print or apply the roles' SQL for
+    an external server."""
     parser = argparse.ArgumentParser(prog="platform-db", description=main.__doc__)
-    parser.add_argument("action", choices=["start", "url", "stop"])
+    parser.add_argument(
+        "action", choices=["start", "url", "reader-url", "stop", "roles-sql", "apply-roles"]
+    )
+    parser.add_argument("--warehouse-database", default=settings.WAREHOUSE_DATABASE)
+    parser.add_argument("--instance-database", default=settings.DAGSTER_DATABASE)
     args = parser.parse_args()
     if args.action == "stop":
         print("stopped" if stop_embedded_server() else "not running")
+    elif args.action == "roles-sql":
+        print(_roles_sql(args.warehouse_database, args.instance_database))
+    elif args.action == "apply-roles":
+        apply_roles_to_server(args.warehouse_database, args.instance_database)
+        print(f"roles applied: {', '.join(roles.ROLES)}")
+    elif args.action == "reader-url":
+        print(embedded_database_url(settings.WAREHOUSE_DATABASE, roles.READER))
     else:
-        print(embedded_database_url(settings.WAREHOUSE_DATABASE))
+        print(embedded_database_url(settings.WAREHOUSE_DATABASE, roles.OWNER))

@@ -13,6 +13,7 @@ from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
 
 from platform_assets.lib import settings
+from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
 
 
@@ -23,7 +24,7 @@ def instance_storage_url() -> str:
     selects psycopg 3, with which the webserver's ``/graphql`` fails ("the connection is closed").
     """
     url = settings.configured_url(settings.DAGSTER_STORAGE_URL_VAR) or embedded_database_url(
-        settings.DAGSTER_DATABASE
+        settings.DAGSTER_DATABASE, roles.INSTANCE
     )
     scheme, _, rest = url.partition("://")
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):

@@ -15,6 +15,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import Field, PrivateAttr
 
 from platform_assets.lib import settings
+from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
 
 
@@ -30,13 +31,18 @@ class Warehouse(dg.ConfigurableResource):
     """Connections to the warehouse database.
 
     `database_url` comes from `PLATFORM_DATABASE_URL` (through `dg.EnvVar`); when it is unset the
-    embedded server's `warehouse` database is used. Every connection carries `application_name`
+    embedded server's `warehouse` database is used, as `embedded_role` (the tables' owner by
+    default; never a superuser). Every connection carries `application_name`
     and the timeouts, so a stuck statement or lock wait ends instead of hanging a run. Ordinary SQL
     goes through a small psycopg pool; bulk loads and reads go through ADBC (binary COPY of Arrow).
     """
 
     database_url: str | None = Field(
         default=None, description="libpq URL of the warehouse; None means the embedded server."
+    )
+    embedded_role: str = Field(
+        default=roles.OWNER,
+        description="The role the embedded server is used as (no URL): one of the platform's.",
     )
     application_name: str = Field(default="platform_assets")
     statement_timeout_ms: int = Field(default=15 * 60 * 1000, ge=0)
@@ -56,7 +62,7 @@ class Warehouse(dg.ConfigurableResource):
         if self._conninfo is None:
             base = libpq_url(self.database_url) if self.database_url else None
             self._conninfo = make_conninfo(
-                base or embedded_database_url(settings.WAREHOUSE_DATABASE),
+                base or embedded_database_url(settings.WAREHOUSE_DATABASE, self.embedded_role),
                 application_name=self.application_name,
                 options=(
                     f"-c statement_timeout={self.statement_timeout_ms} "

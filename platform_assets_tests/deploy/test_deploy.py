@@ -1,0 +1,219 @@
+"""The Kubernetes deployment in ``deploy/``, checked as far as a machine without a cluster can:
+the Helm values agree with the instance, workspace and image they describe, the manifests render
+with ``kubectl kustomize`` and validate against Kubernetes' own schemas, the roles Job's command
+really sets up a server, and the image's command serves the code location over gRPC."""
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import kubernetes_validate
+import psycopg
+import pytest
+import yaml
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from platform_assets.lib import settings
+from platform_assets.lib.server import roles
+from platform_assets.lib.server.embedded import embedded_admin_url
+from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.conftest import REPO_ROOT
+
+DEPLOY = REPO_ROOT / "deploy"
+KUBERNETES_VERSION = "1.30.0"
+BIN = Path(sys.executable).parent
+
+
+def helm_values() -> dict:
+    return yaml.safe_load((DEPLOY / "helm" / "values.yaml").read_text())
+
+
+def image_command() -> list[str]:
+    """The Dockerfile's CMD (its exec form, a JSON array)."""
+    (line,) = [x for x in (DEPLOY / "Dockerfile").read_text().splitlines() if x.startswith("CMD ")]
+    return json.loads(line.removeprefix("CMD "))
+
+
+def rendered_manifests() -> list[dict]:
+    kubectl = shutil.which("kubectl")
+    assert kubectl, "kubectl is missing: the README's test command installs it"
+    rendered = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "k8s")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return [doc for doc in yaml.safe_load_all(rendered.stdout) if doc]
+
+
+def test_the_helm_values_match_the_instance_the_workspace_and_the_image() -> None:
+    values = helm_values()
+    instance = yaml.safe_load((REPO_ROOT / "dagster.yaml").read_text())
+    workspace = yaml.safe_load((REPO_ROOT / "workspace.yaml").read_text())
+    module = workspace["load_from"][0]["python_module"]["module_name"]
+
+    runs, pools = values["concurrency"]["runs"], values["concurrency"]["pools"]
+    assert runs["maxConcurrentRuns"] == instance["concurrency"]["runs"]["max_concurrent_runs"]
+    assert runs["tagConcurrencyLimits"] == instance["concurrency"]["runs"]["tag_concurrency_limits"]
+    assert pools["defaultLimit"] == instance["concurrency"]["pools"]["default_limit"]
+    assert pools["granularity"] == instance["concurrency"]["pools"]["granularity"]
+    queued = values["dagsterDaemon"]["runCoordinator"]["config"]["queuedRunCoordinator"]
+    assert (
+        queued["dequeueIntervalSeconds"]
+        == (instance["run_coordinator"]["config"]["dequeue_interval_seconds"])
+    )
+
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    command = image_command()
+    assert deployment["dagsterApiGrpcArgs"] == ["--module-name", module]
+    assert command[command.index("--module-name") + 1] == module
+    assert str(deployment["port"]) == command[command.index("--port") + 1]
+
+    assert values["runLauncher"]["type"] == "K8sRunLauncher"
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert launcher["envSecrets"] == deployment["envSecrets"] == [{"name": "platform-warehouse"}]
+    assert launcher["volumes"] == deployment["volumes"]
+    mount = deployment["volumeMounts"][0]["mountPath"]
+    assert deployment["env"]["PLATFORM_LANDING_DIR"] == mount
+    assert f"PLATFORM_LANDING_DIR={mount}" in launcher["envVars"]
+
+    postgres = values["postgresql"]
+    assert postgres["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
+    assert postgres["postgresqlUsername"] == roles.INSTANCE
+    assert postgres["postgresqlDatabase"] == settings.DAGSTER_DATABASE
+    text = (DEPLOY / "helm" / "values.yaml").read_text()
+    assert not re.search(r"(?i)password\s*:", text), "no password belongs in the values"
+
+
+def test_the_manifests_render_validate_and_agree_with_the_values() -> None:
+    manifests = rendered_manifests()
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    kinds = {m["kind"]: m for m in manifests}
+    assert set(kinds) == {"Namespace", "PersistentVolumeClaim", "Job"}
+    assert all(
+        m["metadata"].get("namespace", "data-platform") == "data-platform" for m in manifests
+    )
+
+    values = helm_values()
+    (deployment,) = values["dagster-user-deployments"]["deployments"]
+    claim = deployment["volumes"][0]["persistentVolumeClaim"]["claimName"]
+    assert kinds["PersistentVolumeClaim"]["metadata"]["name"] == claim
+
+    (container,) = kinds["Job"]["spec"]["template"]["spec"]["containers"]
+    image = deployment["image"]
+    assert container["image"] == f"{image['repository']}:{image['tag']}"
+    assert container["command"] == ["platform-db", "apply-roles"]
+    (env,) = container["env"]
+    assert env["name"] == settings.ADMIN_URL_VAR and "secretKeyRef" in env["valueFrom"]
+
+
+def test_an_invalid_manifest_is_refused_by_the_validation() -> None:
+    """The validation is real: a misspelt field fails it."""
+    job = next(m for m in rendered_manifests() if m["kind"] == "Job")
+    job["spec"]["template"]["spec"]["restartPolicyy"] = "Never"
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(job, KUBERNETES_VERSION, strict=True)
+
+
+def test_the_roles_job_command_sets_up_a_server(warehouse: Warehouse) -> None:
+    if warehouse.database_url:
+        pytest.fail("this test needs the embedded server's superuser: unset PLATFORM_DATABASE_URL")
+    admin = embedded_admin_url("postgres")
+    suffix = os.urandom(4).hex()
+    databases = {"warehouse": f"wh_{suffix}", "instance": f"meta_{suffix}"}
+    job = next(m for m in rendered_manifests() if m["kind"] == "Job")
+    (container,) = job["spec"]["template"]["spec"]["containers"]
+    args = [databases["warehouse"] if arg == "warehouse" else arg for arg in container["args"]]
+    args = [databases["instance"] if arg == "dagster" else arg for arg in args]
+    try:
+        for _ in range(2):  # idempotent: a rerun of the Job changes nothing and succeeds
+            applied = subprocess.run(
+                [str(BIN / container["command"][0]), *container["command"][1:], *args],
+                env={**os.environ, settings.ADMIN_URL_VAR: admin},
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert applied.returncode == 0, applied.stderr
+        owner_url = make_conninfo(admin, user=roles.OWNER, dbname=databases["warehouse"])
+        with psycopg.connect(owner_url, autocommit=True) as conn:
+            conn.execute("CREATE SCHEMA loaded_here")
+        reader_url = make_conninfo(admin, user=roles.READER, dbname=databases["instance"])
+        with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+            psycopg.connect(reader_url)
+        with psycopg.connect(admin, autocommit=True) as conn:
+            owner = conn.execute(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = %s",
+                (databases["instance"],),
+            ).fetchone()
+        assert owner == (roles.INSTANCE,)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            for name in databases.values():
+                conn.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_the_image_command_serves_the_code_location() -> None:
+    command = image_command()
+    port = free_port()
+    command[command.index("--port") + 1] = str(port)
+    command[command.index("--host") + 1] = "127.0.0.1"
+    server = subprocess.Popen(
+        [str(BIN / command[0]), *command[1:]],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline, healthy = time.monotonic() + 120, False
+        while time.monotonic() < deadline and server.poll() is None and not healthy:
+            check = subprocess.run(
+                [str(BIN / "dagster"), "api", "grpc-health-check", "--port", str(port)],
+                capture_output=True,
+                timeout=60,
+            )
+            healthy = check.returncode == 0
+            time.sleep(0 if healthy else 1)
+        assert healthy, server.stderr.read() if server.poll() is not None else "no answer"
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+@pytest.mark.parametrize(
+    ("executor", "expected"), [("in_process", "in_process"), ("k8s_job", "k8s")]
+)
+def test_the_executor_is_chosen_by_the_environment(executor: str, expected: str) -> None:
+    chosen = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from platform_assets.definitions import defs;"
+            "print(defs.get_repository_def().get_job('load_orders').executor_def.name)",
+        ],
+        env={**os.environ, settings.EXECUTOR_VAR: executor},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO_ROOT,
+    )
+    assert chosen.returncode == 0, chosen.stderr
+    assert chosen.stdout.strip().splitlines()[-1] == expected
