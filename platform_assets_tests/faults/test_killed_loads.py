@@ -15,14 +15,10 @@ runs the long form (``KILL_TRIALS_LONG`` per path). ``PLATFORM_FAULT_SEED`` repl
 moments; the seed and the tally are printed.
 """
 
-import contextlib
 import os
 import random
 import signal
-import subprocess
-import sys
 import textwrap
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,6 +31,7 @@ from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
+from platform_assets_tests.faults.killing import killed, settled_leftovers, timed
 from platform_assets_tests.helpers import fetch_all, table_checksum
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -61,7 +58,7 @@ LOADER = textwrap.dedent(
     io_manager = PostgresIOManager(
         warehouse=warehouse, bulk_load_min_rows=int(bulk) if bulk else None
     )
-    print("loading", flush=True)
+    print("started", flush=True)
     dg.materialize(
         [ORDERS],
         partition_key=key,
@@ -71,7 +68,6 @@ LOADER = textwrap.dedent(
             "landing": LandingZone(directory=landing),
         },
     )
-    print("loaded", flush=True)
     """
 )
 
@@ -112,22 +108,6 @@ def partition_state(warehouse: Warehouse) -> PartitionState:
     )
 
 
-def leftovers(warehouse: Warehouse) -> list:
-    """Advisory locks, sessions and staging tables a killed load could have left."""
-    return fetch_all(
-        warehouse,
-        sql.SQL(
-            "SELECT 'lock', objid::text FROM pg_locks WHERE locktype = 'advisory'"
-            " UNION ALL SELECT 'session', state FROM pg_stat_activity"
-            " WHERE pid <> pg_backend_pid() AND datname = current_database()"
-            " AND backend_type = 'client backend' AND state <> 'idle'"
-            " UNION ALL SELECT 'table', schemaname || '.' || tablename FROM pg_tables"
-            " WHERE schemaname NOT IN ('pg_catalog', 'information_schema')"
-            " AND tablename NOT IN ('orders') AND schemaname = 'sales'"
-        ),
-    )
-
-
 def load_in_process(resources: dict, instance: dg.DagsterInstance, bulk: int | None) -> None:
     io_manager = PostgresIOManager(warehouse=resources["warehouse"], bulk_load_min_rows=bulk)
     result = dg.materialize(
@@ -137,51 +117,6 @@ def load_in_process(resources: dict, instance: dg.DagsterInstance, bulk: int | N
         instance=instance,
     )
     assert result.success
-
-
-def _loader(warehouse: Warehouse, landing: Path, bulk: int | None) -> subprocess.Popen:
-    """The loader process, in a process group of its own, once its imports are done."""
-    url = warehouse.database_url or ""
-    process = subprocess.Popen(
-        [sys.executable, "-c", LOADER, KEY, url, str(landing), str(bulk or "")],
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    assert process.stdout is not None
-    assert process.stdout.readline().strip() == "loading"  # imports done: the load begins
-    return process
-
-
-def timed_load(warehouse: Warehouse, landing: Path, bulk: int | None) -> float:
-    """Seconds from the loader's start of the load to its exit, unkilled."""
-    process = _loader(warehouse, landing, bulk)
-    started = time.perf_counter()
-    assert process.wait(timeout=300) == 0
-    return time.perf_counter() - started
-
-
-def killed_load(warehouse: Warehouse, landing: Path, bulk: int | None, after_s: float) -> int:
-    """Start a load in its own process group, SIGKILL the group ``after_s`` into the load;
-    return the exit code (-9 when killed)."""
-    process = _loader(warehouse, landing, bulk)
-    try:
-        return process.wait(timeout=after_s)  # it finished first
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    return process.wait(timeout=120)
-
-
-def settled_leftovers(warehouse: Warehouse) -> list:
-    """Leftovers once the server has noticed the killed client (its socket closed): polled for
-    up to 5 s."""
-    for _ in range(50):
-        found = leftovers(warehouse)
-        if not found:
-            return []
-        time.sleep(0.1)
-    return found
 
 
 def run_kill_trials(
@@ -206,7 +141,8 @@ def run_kill_trials(
     state_old = partition_state(warehouse)
     assert state_old != state_new
     land(new)
-    load_s = timed_load(warehouse, tmp_path, bulk)  # no kill: how long a load takes
+    loader_args = (KEY, warehouse.database_url or "", str(tmp_path), str(bulk or ""))
+    load_s = timed(LOADER, *loader_args)  # no kill: how long a load takes
     assert partition_state(warehouse) == state_new
 
     rng = random.Random(f"{SEED}:{bulk}")
@@ -219,7 +155,7 @@ def run_kill_trials(
         load_in_process(resources, instance, bulk)
         assert partition_state(warehouse) == state_old
         land(new)
-        code = killed_load(warehouse, tmp_path, bulk, after_s=rng.uniform(0, load_s))
+        code = killed(LOADER, *loader_args, after_s=rng.uniform(0, load_s))
         after = partition_state(warehouse)
         assert after in (state_old, state_new), "a partition neither old nor new"
         assert settled_leftovers(warehouse) == []

@@ -15,7 +15,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -86,27 +86,46 @@ def wait_for_copy(url: str, timeout_s: float = 60) -> bool:
 
 
 def load_interrupted_mid_copy(
-    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance, interrupt: Callable[[], None]
+    own_server: Path,
+    tmp_path: Path,
+    instance: dg.DagsterInstance,
+    interrupt: Callable[[], None],
+    days: int = 1,
 ) -> None:
-    """Load a 400,000-order day, ``interrupt`` it once its COPY streams, and check that the run
-    retried by itself and succeeded with the partition whole and every line accounted for."""
+    """Load 400,000 orders on one day, or 99,999 a day over a backfill's range of ``days`` days in
+    one run,
+    ``interrupt`` the load once its COPY streams, and check that the run retried by itself and
+    succeeded with every day whole and every line accounted for."""
     url = embedded_database_url("warehouse", roles.OWNER, own_server)
-    path = write_day(tmp_path / "orders", DAY, orders=400_000, seed=3, malformed_share=0.01)
+    loaded_days = [DAY + timedelta(days=n) for n in range(days)]
+    # A range's days hold at most 99,999 orders: the sample's ids are the day's ordinal * 100,000
+    # + n, so more would repeat the next day's ids.
+    per_day = 400_000 if days == 1 else 99_999
+    paths = [
+        write_day(tmp_path / "orders", day, orders=per_day, seed=3 + n, malformed_share=0.01)
+        for n, day in enumerate(loaded_days)
+    ]
     warehouse = Warehouse(database_url=url)
     resources = {
         "warehouse": warehouse,
         "io_manager": PostgresIOManager(warehouse=warehouse),
         "landing": LandingZone(directory=str(tmp_path)),
     }
+    which = (
+        {"partition_key": DAY.isoformat()}
+        if days == 1
+        else {
+            "tags": {
+                "dagster/asset_partition_range_start": loaded_days[0].isoformat(),
+                "dagster/asset_partition_range_end": loaded_days[-1].isoformat(),
+            }
+        }
+    )
     outcome: dict[str, dg.ExecuteInProcessResult] = {}
     run = threading.Thread(
         target=lambda: outcome.update(
             result=dg.materialize(
-                [ORDERS],
-                partition_key=DAY.isoformat(),
-                resources=resources,
-                instance=instance,
-                raise_on_error=False,
+                [ORDERS], resources=resources, instance=instance, raise_on_error=False, **which
             )
         )
     )
@@ -123,29 +142,45 @@ def load_interrupted_mid_copy(
         if "transient_error_retrying" in event.user_message
     ]
     assert retries, "the interruption was not met by a retry"
-    metadata = result.asset_materializations_for_node("sales__orders")[0].metadata
-    loaded = metadata["rows_loaded"].value
-    lines = path.read_bytes().count(b"\n") - 1
-    assert metadata["rows_read"].value == lines and loaded > 0.95 * lines
+    materialized = result.asset_materializations_for_node("sales__orders")
+    assert len(materialized) == days
+    loaded = sum(m.metadata["rows_loaded"].value for m in materialized)
+    lines = sum(path.read_bytes().count(b"\n") - 1 for path in paths)
+    assert sum(m.metadata["rows_read"].value for m in materialized) == lines
+    assert loaded > 0.95 * lines
     try:
         assert fetch_all(warehouse, sql.SQL("SELECT count(*) FROM sales.orders")) == [(loaded,)]
         accounted = sql.SQL(
-            "SELECT lines_loaded + lines_dead_lettered FROM platform.ingestion_file_lines"
+            "SELECT sum(lines_loaded + lines_dead_lettered) FROM platform.ingestion_file_lines"
         )
         assert fetch_all(warehouse, accounted) == [(lines,)]
     finally:
         warehouse.close()
 
 
-def test_a_server_restart_mid_copy_ends_in_a_successful_run(
-    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
-) -> None:
+def restarter(own_server: Path) -> Callable[[], None]:
+    """Stop the server (a fast shutdown terminates every session), keep it down a few seconds,
+    and start it again."""
+
     def restart() -> None:
-        stop_embedded_server(own_server)  # fast shutdown: every session is terminated
+        stop_embedded_server(own_server)
         time.sleep(DOWN_SECONDS)
         start_in_another_process(own_server)
 
-    load_interrupted_mid_copy(own_server, tmp_path, instance, restart)
+    return restart
+
+
+def test_a_server_restart_mid_copy_ends_in_a_successful_run(
+    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    load_interrupted_mid_copy(own_server, tmp_path, instance, restarter(own_server))
+
+
+def test_a_server_restart_mid_backfill_ends_in_a_successful_run(
+    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """A backfill of three days runs as one range run (its backfill policy): restarted in it."""
+    load_interrupted_mid_copy(own_server, tmp_path, instance, restarter(own_server), days=3)
 
 
 def test_a_connection_dropped_mid_copy_ends_in_a_successful_run(
