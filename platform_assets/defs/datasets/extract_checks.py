@@ -31,14 +31,15 @@ def source_rows_accounted(spec: DatasetSpec, warehouse: Warehouse) -> dg.AssetCh
     if mark is None:
         return dg.AssetCheckResult(passed=True, description="no extract committed yet")
     target = dataset_table_slice(spec, [])
-    audit = audit_extract(
-        source,
-        source.database(warehouse),
-        mark,
-        warehouse,
-        (target.schema, target.table),
-        "/".join(spec.asset_key),
-    )
+    with source.database(warehouse) as database:
+        audit = audit_extract(
+            source,
+            database,
+            mark,
+            warehouse,
+            (target.schema, target.table),
+            "/".join(spec.asset_key),
+        )
     return dg.AssetCheckResult(
         passed=audit.adds_up,
         description=(

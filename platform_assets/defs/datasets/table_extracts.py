@@ -76,7 +76,6 @@ def build_table_extract_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             warehouse.connection() as conn,
         ):
             mark = read_checkpoint(conn, checkpoint_name(spec))
-        database = source.database(warehouse)
         run_logger(context).info(
             "table_extract_started",
             dataset=spec.name,
@@ -87,14 +86,15 @@ def build_table_extract_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
         def read_chunks() -> Iterator[IngestedChunk]:
             keys = unique_key_tracker(spec)
-            for raw, new_mark in changed_rows(source, database, mark, spec.source_column_names):
-                chunk = ingest_batch(spec, raw, WHOLE_TABLE_WINDOW, keys, transform)
-                checkpoint = (
-                    Checkpoint(checkpoint_name(spec), new_mark, started_from=mark)
-                    if new_mark
-                    else None
-                )
-                yield replace(chunk, checkpoint=checkpoint)
+            with source.database(warehouse) as database:
+                for raw, new_mark in changed_rows(source, database, mark, spec.source_column_names):
+                    chunk = ingest_batch(spec, raw, WHOLE_TABLE_WINDOW, keys, transform)
+                    checkpoint = (
+                        Checkpoint(checkpoint_name(spec), new_mark, started_from=mark)
+                        if new_mark
+                        else None
+                    )
+                    yield replace(chunk, checkpoint=checkpoint)
 
         return dg.Output(
             IngestedStream(read_chunks),

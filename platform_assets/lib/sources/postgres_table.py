@@ -8,6 +8,7 @@ row's payload is what the source held.
 
 import os
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
@@ -52,13 +53,19 @@ class PostgresTableSource(BaseModel):
         schema, table = self.table.split(".")
         return schema, table
 
-    def database(self, warehouse: Warehouse) -> Warehouse:
-        """The source database: the URL in ``database_url_env`` if that is set, else the
-        warehouse. The URL is never logged."""
+    @contextmanager
+    def database(self, warehouse: Warehouse) -> Iterator[Warehouse]:
+        """The source database: the URL in ``database_url_env`` if that is set (its connections
+        closed on leaving), else the warehouse. The URL is never logged."""
         url = os.environ.get(self.database_url_env) if self.database_url_env else None
         if not url:
-            return warehouse
-        return Warehouse(database_url=url, application_name="platform_assets_extract")
+            yield warehouse
+            return
+        source = Warehouse(database_url=url, application_name="platform_assets_extract")
+        try:
+            yield source
+        finally:
+            source.close()
 
     @property
     def described_database(self) -> str:
