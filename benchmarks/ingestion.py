@@ -27,7 +27,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from support import benchmark_warehouse
+from support import benchmark_warehouse, checkpoint_server
 
 from platform_assets.lib.warehouse.resource import Warehouse
 
@@ -177,7 +177,7 @@ def empty_tables(warehouse: Warehouse) -> None:
     with warehouse.connection() as conn:
         for schema in ("sales", "platform", "bench"):
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
-        conn.execute("CHECKPOINT")
+    checkpoint_server(warehouse)
 
 
 def peak_rss_mb() -> float:

@@ -7,8 +7,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import psycopg
+
 from platform_assets.lib import settings
-from platform_assets.lib.server.embedded import stop_embedded_server
+from platform_assets.lib.server.embedded import embedded_admin_url, stop_embedded_server
 from platform_assets.lib.warehouse.resource import Warehouse
 
 
@@ -28,3 +30,12 @@ def benchmark_warehouse(prefix: str) -> Iterator[Warehouse]:
         if data_dir is not None:
             stop_embedded_server(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)  # gigabytes per run otherwise
+
+
+def checkpoint_server(warehouse: Warehouse) -> None:
+    """Flush the server's dirty buffers (``CHECKPOINT``) so no arm pays for the previous one's
+    writes. It needs the server's administrator: the embedded server's superuser, or the
+    configured URL's role (the platform's own roles may not; a refusal stops the benchmark)."""
+    url = warehouse.database_url or embedded_admin_url(settings.WAREHOUSE_DATABASE)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CHECKPOINT")
