@@ -13,6 +13,7 @@ import pyarrow as pa
 from psycopg import sql
 
 from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, UNRESOLVED
+from platform_assets.lib.dead_letters.superseded import INTEGER_TEXT
 from platform_assets.lib.sources.postgres_table import PostgresTableSource
 from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA
 from platform_assets.lib.tables.statements import Params
@@ -67,12 +68,13 @@ def audit_extract(
     name = params.add(source.key_column)
     letters_query = sql.SQL(
         "SELECT DISTINCT (payload->>{name})::bigint AS key FROM {dlq} WHERE asset_key = {asset}"
-        " AND status IN ({unresolved}) AND payload->>{name} ~ '^-?[0-9]{{1,18}}$'"
+        " AND status IN ({unresolved}) AND payload->>{name} ~ {integer}"
     ).format(
         name=name,
         dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
         asset=params.add(asset_key),
         unresolved=params.add_all(UNRESOLVED),
+        integer=params.add(INTEGER_TEXT),
     )
     with warehouse.bulk_connection() as conn, conn.cursor() as cursor:
         cursor.execute("SELECT to_regclass($1)", parameters=[".".join(target)])

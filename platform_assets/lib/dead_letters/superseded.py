@@ -21,9 +21,11 @@ from platform_assets.lib.tables.table_slice import TableSlice
 
 SUPERSEDED_BY = "platform (superseded)"
 # How Postgres writes a timestamptz as text in a UTC session, as the extract reads it: a letter's
-# payload is cast only when it has this shape, so an odd payload can never fail the write.
+# payload is cast only when it has this shape (CASE: the server may evaluate conditions in any
+# order), so an odd payload can never fail the write; it is simply not superseded.
 _PG_TIMESTAMPTZ_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$"
-_INTEGER_TEXT = r"^-?\d{1,18}$"
+# A key in a letter's payload that fits a bigint: cast only when it has this shape.
+INTEGER_TEXT = r"^-?\d{1,18}$"
 
 
 @dataclass
@@ -50,7 +52,6 @@ class SupersededLetterDiscard:
             "UPDATE {dlq} d SET status = 'discarded', resolved_run_id = {run}, updated_at = now()"
             " FROM {table} t WHERE d.asset_key = {asset} AND d.partition_key = {partition}"
             " AND d.status IN ({unresolved}) AND d.run_id <> {run}"
-            " AND d.payload->>{key_field} ~ {integer} AND d.payload->>{at_field} ~ {timestamptz}"
             " AND t.{key} = (CASE WHEN d.payload->>{key_field} ~ {integer}"
             "  THEN (d.payload->>{key_field})::bigint END)"
             " AND t.{at} > (CASE WHEN d.payload->>{at_field} ~ {timestamptz}"
@@ -65,7 +66,7 @@ class SupersededLetterDiscard:
             unresolved=params.add_all(UNRESOLVED),
             key_field=key_field,
             at_field=at_field,
-            integer=params.add(_INTEGER_TEXT),
+            integer=params.add(INTEGER_TEXT),
             timestamptz=params.add(_PG_TIMESTAMPTZ_TEXT),
             key=sql.Identifier(self.key_column),
             at=sql.Identifier(self.updated_at_column),
