@@ -122,25 +122,21 @@ def measure(
     drop_tables(warehouse)
 
     started = time.perf_counter()
-    selection = {
-        **LOCATION,
-        "jobName": "__ASSET_JOB",
-        "assetSelection": [{"path": key} for key in ASSETS],
-    }
-    tags = [{"key": key, "value": value} for key, value in range_tags(keys).items()]
-    single = client.launch_run({"selector": selection, "executionMetadata": {"tags": tags}})
-    figures["single_run_status"] = client.wait_for_run(single, 1800)
+    single = client.submit_job_execution(
+        "__ASSET_JOB",
+        repository_location_name=LOCATION["repositoryLocationName"],
+        repository_name=LOCATION["repositoryName"],
+        tags=range_tags(keys),
+        asset_selection=ASSETS,
+    )
+    figures["single_run_status"] = client.wait_for_run(single, 1800).value
     figures["single_run_s"] = round(time.perf_counter() - started, 2)
 
     started = time.perf_counter()
-    partition_tag = [{"key": "dagster/partition", "value": single_day.isoformat()}]
-    one = client.launch_run(
-        {
-            "selector": {**LOCATION, "jobName": "load_orders"},
-            "executionMetadata": {"tags": partition_tag},
-        }
+    one = client.submit_job_execution(
+        "load_orders", tags={"dagster/partition": single_day.isoformat()}
     )
-    figures["one_partition_status"] = client.wait_for_run(one, 600)
+    figures["one_partition_status"] = client.wait_for_run(one, 600).value
     figures["one_partition_run_s"] = round(time.perf_counter() - started, 2)
     warehouse.close()
 
@@ -182,7 +178,7 @@ def main() -> None:
             client.port,
             os.environ,
             data_dir / "dagster-dev.log",
-            lambda: client.query("{ version }"),
+            client.answers,
         ):
             for sensor in ("orders_landing_files", "platform_automation"):
                 client.stop_sensor(sensor)

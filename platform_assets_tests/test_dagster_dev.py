@@ -1,11 +1,11 @@
-"""`dg dev` from the repository root (the README's command), driven through GraphQL the way the
-UI drives it.
+"""`dg dev` from the repository root (the README's command), driven through its GraphQL API with
+Dagster's own client (``dagster-graphql``), making the calls the UI makes.
 
 With nothing launched by hand, the landing-file sensor loads the days whose files landed (adjacent
-days in one run) and automation follows with their metrics. A 60-day backfill from the UI runs in
-no more runs than the backfill policy implies, with the right rows in every partition. Dagster's
-own GraphQL client launches a range of days as one run and follows it. The replay job runs from
-the launchpad with its default config, and everything is still there after a restart.
+days in one run) and automation follows with their metrics. A 60-day partition backfill launched
+through the API runs in no more runs than the backfill policy implies, with the right rows in
+every partition. A range of days runs as one run. The replay job runs from the launchpad with its
+default config, and everything is still there after a restart.
 """
 
 import os
@@ -15,11 +15,10 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 from dagster import DagsterRunStatus
-from dagster_graphql import DagsterGraphQLClient
 from psycopg import sql
 
 from platform_assets.lib import settings
-from platform_assets.lib.dagster_dev.client import LOCATION, DagsterDevClient
+from platform_assets.lib.dagster_dev.client import DagsterDevClient
 from platform_assets.lib.dagster_dev.process import free_port, running_dagster_dev, wait_for
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.warehouse.resource import Warehouse
@@ -33,7 +32,6 @@ CHECK_STATUSES = """
 { assetNodeOrError(assetKey: {path: ["sales", "orders"]}) { ... on AssetNode {
     assetChecksOrError { ... on AssetChecks { checks { name partitionStatuses {
       ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }"""
-FINISHED = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 MATERIALIZED_PARTITIONS = """
 { assetNodes { assetKey { path } assetMaterializations(limit: 5) { partition runId } } }"""
 
@@ -46,8 +44,7 @@ def dagster_dev(landing_dir: Path, log_path: Path, instance_url: str) -> Iterato
     env[settings.LANDING_DIR_VAR] = str(landing_dir)
     env[settings.DAGSTER_STORAGE_URL_VAR] = instance_url
     client = DagsterDevClient(free_port())
-    ready = lambda: client.query("{ version }")  # noqa: E731
-    with running_dagster_dev(REPO_ROOT, client.port, env, log_path, ready):
+    with running_dagster_dev(REPO_ROOT, client.port, env, log_path, client.answers):
         yield client
 
 
@@ -124,7 +121,8 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         assert len(sensor_runs) == 1  # three adjacent days: one range run
         assert sensor_runs[0].tags["dagster/asset_partition_range_start"] == min(landed)
 
-        # A 60-day backfill of orders and metrics from the UI, with the sensors off.
+        # A 60-day partition backfill of orders and metrics, as the UI's dialog launches it, with
+        # the sensors off.
         client.stop_sensor("orders_landing_files")
         client.stop_sensor("platform_automation")
         for n, day in enumerate(BACKFILLED):
@@ -148,38 +146,28 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         # The UI's per-partition check status is what was checked, day by day, and a failed run
         # for a day without files marks that day alone.
         missing_day = (BACKFILLED[0] - timedelta(days=1)).isoformat()
-        failed_run = client.launch_run(
-            {
-                "selector": {**LOCATION, "jobName": "load_orders"},
-                "executionMetadata": {"tags": [{"key": "dagster/partition", "value": missing_day}]},
-            }
+        failed_run = client.submit_job_execution(
+            "load_orders", tags={"dagster/partition": missing_day}
         )
-        assert client.wait_for_run(failed_run, 240) == "FAILURE"
+        assert client.wait_for_run(failed_run, 240) == DagsterRunStatus.FAILURE
         statuses = check_statuses(client)
         for name in ("rows_add_up", "keys_valid"):  # dead_letter_ratio may warn on 40-row days
             assert {statuses[name][day.isoformat()] for day in BACKFILLED} == {"SUCCEEDED"}, name
             assert statuses[name].get(missing_day) != "SUCCEEDED", name
 
-        # Dagster's own GraphQL client (public API only: it has no backfill call) launches a
-        # range of days as one run, as the UI's "Single run" does, and follows it to the end.
+        # A range of days as one run, as the UI's "Single run" does, launched and followed with
+        # the client's own calls.
         ranged = [TODAY - timedelta(days=n) for n in (9, 8, 7)]
         for n, day in enumerate(ranged):
             write_day(landing_dir / "orders", day, orders=60, seed=300 + n, malformed_share=0.02)
-        graphql = DagsterGraphQLClient("127.0.0.1", port_number=client.port)
-        range_run = graphql.submit_job_execution(
+        range_run = client.submit_job_execution(
             "load_orders",
-            repository_location_name=LOCATION["repositoryLocationName"],
             tags={
                 "dagster/asset_partition_range_start": ranged[0].isoformat(),
                 "dagster/asset_partition_range_end": ranged[-1].isoformat(),
             },
         )
-        wait_for(
-            lambda: graphql.get_run_status(range_run) in FINISHED,
-            240,
-            f"the client's range run {range_run}",
-        )
-        assert graphql.get_run_status(range_run) == DagsterRunStatus.SUCCESS
+        assert client.wait_for_run(range_run, 240) == DagsterRunStatus.SUCCESS
         figures = accounted(clean_warehouse)
         for day in ranged:
             assert figures[day.isoformat()][0] == data_lines(landing_dir, day)
@@ -187,15 +175,11 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
 
         # The replay job, launched from the launchpad with the dataset named, replays the
         # orders' dead letters (the default dataset is the first declared, customers).
-        replay_run = client.launch_run(
-            {
-                "selector": {**LOCATION, "jobName": "replay_dead_letters_job"},
-                "runConfigData": {
-                    "ops": {"replay_dead_letters": {"config": {"dataset": "orders"}}}
-                },
-            }
+        replay_run = client.submit_job_execution(
+            "replay_dead_letters_job",
+            run_config={"ops": {"replay_dead_letters": {"config": {"dataset": "orders"}}}},
         )
-        assert client.wait_for_run(replay_run, 240) == "SUCCESS"
+        assert client.wait_for_run(replay_run, 240) == DagsterRunStatus.SUCCESS
         attempts = fetch_all(
             clean_warehouse,
             sql.SQL("SELECT DISTINCT attempt_count FROM platform.dead_letter_records"),
@@ -207,7 +191,7 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
     assert "does not match the virtual environment" not in printed
 
     with dagster_dev(landing_dir, log_path, instance_database_url) as client:
-        assert client.run(replay_run)["status"] == "SUCCESS"
+        assert client.get_run_status(replay_run) == DagsterRunStatus.SUCCESS
         nodes = client.query(MATERIALIZED_PARTITIONS)["assetNodes"]
         orders = next(n for n in nodes if n["assetKey"]["path"] == ["sales", "orders"])
         loads = {r.run_id for r in runs} | {range_run}

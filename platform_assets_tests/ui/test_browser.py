@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from dagster import DagsterRunStatus
 from playwright.sync_api import Browser, Locator, Page, expect, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 from psycopg import sql
@@ -126,7 +127,7 @@ def test_a_day_launched_from_the_ui_rolls_its_checks_up_truthfully(
         # Before the file lands: the run fails, and that day alone is marked.
         launch_partition_from_the_ui(page, day)
         failed_run = wait_for_partition_run(client, day, earlier=set())
-        assert client.run(failed_run)["status"] == "FAILURE"
+        assert client.get_run_status(failed_run) == DagsterRunStatus.FAILURE
         expect_checks_roll_up(page, "Failed")
         expect_partition_tally(page, "rows_add_up", passed=0, execution_failed=1)
         page.screenshot(path=str(artifacts / "asset-checks-day-without-files.png"))
@@ -136,7 +137,7 @@ def test_a_day_launched_from_the_ui_rolls_its_checks_up_truthfully(
         page.goto(asset_page, wait_until="networkidle")
         launch_partition_from_the_ui(page, day)
         loaded_run = wait_for_partition_run(client, day, earlier={failed_run})
-        assert client.run(loaded_run)["status"] == "SUCCESS"
+        assert client.get_run_status(loaded_run) == DagsterRunStatus.SUCCESS
         expect_checks_roll_up(page, "Succeeded")
         expect_partition_tally(page, "rows_add_up", passed=1, execution_failed=0)
         for name in CHECKS:  # each check's execution on the launched day: Passed

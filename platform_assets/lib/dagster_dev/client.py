@@ -1,37 +1,19 @@
-"""The webserver's GraphQL API, called as the UI calls it: launch runs and backfills, follow
-them, turn sensors off."""
+"""The webserver's GraphQL API through Dagster's own client (``dagster-graphql``), with the calls
+the UI makes that the client lacks: launch a partition backfill and follow it, list runs by tag,
+turn a sensor off."""
 
 from dataclasses import dataclass
 
-import requests
+from dagster import DagsterRunStatus
+from dagster_graphql import DagsterGraphQLClient, DagsterGraphQLClientError
+from dagster_graphql.client.query import LAUNCH_PARTITION_BACKFILL_MUTATION
 
 from platform_assets.lib.dagster_dev.process import wait_for
 
 LOCATION = {"repositoryLocationName": "platform_assets", "repositoryName": "__repository__"}
-FINISHED_RUN = ("SUCCESS", "FAILURE", "CANCELED")
+FINISHED_RUN = (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)
 FINISHED_BACKFILL = ("COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED")
 
-_LAUNCH_RUN = """
-mutation Launch($params: ExecutionParams!) {
-  launchRun(executionParams: $params) {
-    __typename
-    ... on LaunchRunSuccess { run { runId } }
-    ... on PythonError { message }
-    ... on InvalidStepError { invalidStepKey }
-    ... on RunConfigValidationInvalid { errors { message } }
-  }
-}"""
-_RUN = """query Run($id: ID!) {
-  runOrError(runId: $id) { ... on Run { status creationTime startTime endTime } }
-}"""
-_LAUNCH_BACKFILL = """
-mutation Backfill($params: LaunchBackfillParams!) {
-  launchPartitionBackfill(backfillParams: $params) {
-    __typename
-    ... on LaunchBackfillSuccess { backfillId }
-    ... on PythonError { message }
-  }
-}"""
 _BACKFILL = """query Backfill($id: String!) {
   partitionBackfillOrError(backfillId: $id) { ... on PartitionBackfill { status } }
 }"""
@@ -41,15 +23,10 @@ _RUNS_TAGGED = """query Runs($key: String!, $value: String!) {
       tags { key value } } }
   }
 }"""
-
 _SENSOR = """query Sensor($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { ... on Sensor { id } }
 }"""
 _STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"""
-
-
-class GraphQLError(RuntimeError):
-    """The webserver answered with errors, or refused what was asked."""
 
 
 @dataclass(frozen=True)
@@ -63,55 +40,47 @@ class RunSummary:
     tags: dict[str, str]
 
 
-class DagsterDevClient:
-    """GraphQL calls to the webserver on ``127.0.0.1:port``."""
+class DagsterDevClient(DagsterGraphQLClient):
+    """Dagster's GraphQL client for the webserver on ``127.0.0.1:port``; runs are launched and
+    followed with its own calls (``submit_job_execution``, ``get_run_status``)."""
 
-    def __init__(self, port: int, timeout_s: float = 30) -> None:
+    def __init__(self, port: int, timeout_s: int = 30) -> None:
+        super().__init__("127.0.0.1", port_number=port, timeout=timeout_s)
         self.port = port
-        self.url = f"http://127.0.0.1:{port}/graphql"
-        self.timeout_s = timeout_s
 
     def query(self, query: str, variables: dict | None = None) -> dict:
-        """POST ``query`` and return its ``data``."""
-        response = requests.post(
-            self.url, json={"query": query, "variables": variables or {}}, timeout=self.timeout_s
-        )
-        response.raise_for_status()
-        body = response.json()
-        if body.get("errors"):
-            raise GraphQLError(str(body["errors"]))
-        return body["data"]
+        """Send ``query`` and return its ``data``; GraphQL errors raise
+        ``DagsterGraphQLClientError``."""
+        return self._execute(query, variables)
 
-    def launch_run(self, params: dict) -> str:
-        """Launch a run as the launchpad does; its id."""
-        launched = self.query(_LAUNCH_RUN, {"params": params})["launchRun"]
-        if launched["__typename"] != "LaunchRunSuccess":
-            raise GraphQLError(str(launched))
-        return launched["run"]["runId"]
+    def answers(self) -> bool:
+        """Whether the webserver answers GraphQL yet (False while it is starting)."""
+        try:
+            return bool(self.query("{ version }"))
+        except DagsterGraphQLClientError:
+            return False
 
-    def run(self, run_id: str) -> dict:
-        """The run's status and its creation, start and end times (epoch seconds)."""
-        return self.query(_RUN, {"id": run_id})["runOrError"]
-
-    def wait_for_run(self, run_id: str, timeout: float) -> str:
+    def wait_for_run(self, run_id: str, timeout: float) -> DagsterRunStatus:
         """The run's final status, once it has one."""
 
-        def finished() -> str | None:
-            status = self.run(run_id)["status"]
+        def finished() -> DagsterRunStatus | None:
+            status = self.get_run_status(run_id)
             return status if status in FINISHED_RUN else None
 
         return wait_for(finished, timeout, f"run {run_id}")
 
     def launch_backfill(self, asset_keys: list[list[str]], partitions: list[str]) -> str:
-        """Launch a backfill of ``partitions`` of the assets, as the UI's backfill dialog does."""
+        """Launch a backfill of ``partitions`` of the assets, as the UI's backfill dialog does,
+        with ``dagster-graphql``'s own mutation; its id."""
         params = {
             "assetSelection": [{"path": key} for key in asset_keys],
             "partitionNames": partitions,
         }
-        launched = self.query(_LAUNCH_BACKFILL, {"params": params})["launchPartitionBackfill"]
-        if launched["__typename"] != "LaunchBackfillSuccess":
-            raise GraphQLError(str(launched))
-        return launched["backfillId"]
+        launched = self.query(LAUNCH_PARTITION_BACKFILL_MUTATION, {"backfillParams": params})
+        result = launched["launchPartitionBackfill"]
+        if result["__typename"] != "LaunchBackfillSuccess":
+            raise DagsterGraphQLClientError(result["__typename"], result.get("message"))
+        return result["backfillId"]
 
     def wait_for_backfill(self, backfill_id: str, timeout: float) -> str:
         """The backfill's final status, once every run it launched has finished."""
@@ -121,7 +90,8 @@ class DagsterDevClient:
             if status["status"] not in FINISHED_BACKFILL:
                 return None
             runs = self.runs_tagged("dagster/backfill", backfill_id)
-            return status["status"] if all(r.status in FINISHED_RUN for r in runs) else None
+            done = {status.value for status in FINISHED_RUN}
+            return status["status"] if all(r.status in done for r in runs) else None
 
         return wait_for(finished, timeout, f"backfill {backfill_id}")
 
@@ -145,4 +115,4 @@ class DagsterDevClient:
         sensor_id = self.query(_SENSOR, {"selector": selector})["sensorOrError"]["id"]
         stopped = self.query(_STOP_SENSOR, {"id": sensor_id})["stopSensor"]
         if stopped["__typename"] != "StopSensorMutationResult":
-            raise GraphQLError(str(stopped))
+            raise DagsterGraphQLClientError(stopped["__typename"])
