@@ -265,6 +265,40 @@ def test_damage_behind_the_extract_fails_the_checks_naming_keys(source: Warehous
     assert accounted.metadata["other_version_keys"].value == [5]
 
 
+def test_rows_without_a_change_time_are_named_not_silently_skipped(source: Warehouse) -> None:
+    """A row with a NULL updated_at (or a NULL key, in a source without a primary key) has no
+    place in the mark's order: no extract can take it. The extract loads the rest and the check
+    names it; once stamped and keyed, the next extract takes it."""
+    with source.connection() as conn:
+        conn.execute("ALTER TABLE crm.customers ALTER COLUMN updated_at DROP NOT NULL")
+        conn.execute("ALTER TABLE crm.customers DROP CONSTRAINT customers_pkey")
+        conn.execute("ALTER TABLE crm.customers ALTER COLUMN id DROP NOT NULL")
+        conn.execute("UPDATE crm.customers SET updated_at = NULL WHERE id IN (7, 30)")
+        conn.execute(
+            "INSERT INTO crm.customers (id, name, email, updated_at)"
+            " VALUES (NULL, 'no id', 'n@example.com', now() - interval '10 seconds')"
+        )
+    first = extract(source, raise_on_error=False)
+    assert figures(first)["rows_read"] == 48
+    accounted = check_evaluation(first, "source_rows_accounted")
+    assert not accounted.passed
+    assert accounted.metadata["unmarked_rows"].value == 3
+    assert accounted.metadata["unmarked_keys"].value == [7, 30]
+    assert "3 source rows have no updated_at or no id" in accounted.description
+    assert accounted.metadata["missing_keys"].value == []
+
+    with source.connection() as conn:
+        conn.execute(
+            "UPDATE crm.customers SET id = coalesce(id, 51),"
+            " updated_at = now() - interval '10 seconds' WHERE updated_at IS NULL OR id IS NULL"
+        )
+    second = extract(source)
+    assert figures(second)["rows_read"] == 3
+    assert checks_passed(second)["source_rows_accounted"]
+    stored = fetch_all(source, sql.SQL("SELECT count(*) FROM staging.customers"))
+    assert stored == [(51,)]
+
+
 def test_an_extract_that_lost_the_race_writes_nothing(
     source: Warehouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -3,7 +3,8 @@
 Independently of the extract's reader and accounting: every source row up to the committed
 high-water mark must be stored at the version the source holds (same ``updated_at``) or wait as
 an unresolved dead letter. A mark ahead of the stored rows, a lost chunk or a row stored at
-another version shows as missing or other-version keys.
+another version shows as missing or other-version keys. A row with no ``updated_at`` or no key
+has no place in the mark's order, so no extract will ever take it: it shows as unmarked.
 """
 
 from dataclasses import dataclass
@@ -31,11 +32,14 @@ class ExtractAudit:
     dead_lettered: int
     missing: list[int]
     other_version: list[int]
+    unmarked: int
+    unmarked_keys: list[int]
 
     @property
     def adds_up(self) -> bool:
-        """Every source row up to the mark is stored as it is, or dead-lettered."""
-        return not self.missing and not self.other_version
+        """Every source row up to the mark is stored as it is, or dead-lettered, and no row is
+        out of every extract's reach."""
+        return not self.missing and not self.other_version and not self.unmarked
 
 
 SAMPLE_KEYS = 20  # keys named in a failing audit
@@ -53,14 +57,22 @@ def audit_extract(
     row went: a mark ahead of the stored rows, a lost chunk or a row stored at another version
     shows as missing or other-version keys."""
     at, key = sql.Identifier(source.updated_at_column), sql.Identifier(source.key_column)
+    table = sql.Identifier(*source.schema_and_table)
     upto = sql.SQL(
         "SELECT {key}::bigint AS key, {at} AS at FROM {table}"
-        " WHERE ({at}, {key}) <= ($1::timestamptz, $2::bigint)"
-    ).format(key=key, at=at, table=sql.Identifier(*source.schema_and_table))
+        " WHERE ({at}, {key}) <= ($1::timestamptz, $2::bigint) AND {key} IS NOT NULL"
+    ).format(key=key, at=at, table=table)
+    unmarked = sql.SQL(
+        "SELECT count(*), coalesce((array_agg({key}::bigint ORDER BY {key})"
+        " FILTER (WHERE {key} IS NOT NULL))[1:{sample}], '{{}}')"
+        " FROM {table} WHERE {at} IS NULL OR {key} IS NULL"
+    ).format(key=key, at=at, table=table, sample=sql.Literal(SAMPLE_KEYS))
     parameters = (datetime.fromisoformat(mark["updated_at"]), int(mark["key"]))
     with source_database.bulk_connection() as conn, conn.cursor() as cursor:
         cursor.execute(upto.as_string(), parameters=parameters)
         in_source = cursor.fetch_arrow_table()
+    with source_database.connection() as conn:
+        unmarked_rows, unmarked_keys = conn.execute(unmarked).fetchone()
     stored_query = sql.SQL("SELECT {key}::bigint AS key, {at} AS stored_at FROM {table}").format(
         key=key, at=at, table=sql.Identifier(*target)
     )
@@ -102,5 +114,11 @@ def audit_extract(
         else:
             held += 1
     return ExtractAudit(
-        in_source.num_rows, held, dead, sorted(missing)[:SAMPLE_KEYS], sorted(other)[:SAMPLE_KEYS]
+        in_source.num_rows,
+        held,
+        dead,
+        sorted(missing)[:SAMPLE_KEYS],
+        sorted(other)[:SAMPLE_KEYS],
+        unmarked_rows,
+        list(unmarked_keys),
     )

@@ -92,7 +92,9 @@ def changed_rows(
     )
     query = sql.SQL(
         "SELECT {texts}, {at} AS {mark_at}, {key}::bigint AS {mark_key} FROM {table}"
-        " WHERE ({at}, {key}) > ($1::timestamptz, $2::bigint)"
+        # A row with no updated_at or no key has no place in the mark's order: no extract takes
+        # it, and source_rows_accounted names it (lib/dead_letters/extract_audit).
+        " WHERE ({at}, {key}) > ($1::timestamptz, $2::bigint) AND {key} IS NOT NULL"
         " AND {at} <= now() - make_interval(secs => $3)"
         # By the typed mark: a bare column name here would sort the text output column instead.
         " ORDER BY {mark_at}, {mark_key} LIMIT $4"
