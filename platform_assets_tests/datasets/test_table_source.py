@@ -186,17 +186,46 @@ def test_rows_younger_than_the_safety_lag_wait_for_the_next_extract(source: Ware
     assert figures(waited)["rows_read"] == 1 and checkpoint(source)["key"] == 50
 
 
+def with_mark_type(mark_type: str) -> DatasetSpec:
+    """The shipped customers spec with its updated_at declared as ``mark_type``."""
+    document = CUSTOMERS.model_dump(exclude_none=True)
+    for column in document["columns"]:
+        if column["name"] == "updated_at":
+            column["type"] = mark_type
+    return DatasetSpec.model_validate(document)
+
+
+@pytest.mark.parametrize("mark_type", ["timestamptz", "timestamp"])
 def test_bad_rows_wait_as_dead_letters_until_a_newer_version_supersedes_them(
-    source: Warehouse,
+    source: Warehouse, mark_type: str
 ) -> None:
+    """Also with an updated_at that has no time zone (as Rails and Django without USE_TZ write
+    it), read as UTC: the mark is a wall-clock time, and letters are superseded by it."""
+    spec = with_mark_type(mark_type)
     with source.connection() as conn:
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE crm.customers ALTER COLUMN updated_at TYPE {}"
+                " USING updated_at AT TIME ZONE 'UTC'"
+            ).format(sql.SQL(mark_type))
+        )
         conn.execute("UPDATE crm.customers SET email = 'not an address' WHERE id = 8")
         conn.execute("UPDATE crm.customers SET name = NULL WHERE id = 9")
-    first = extract(source)
+    first = extract(source, spec)
     assert figures(first)["rows_dead_lettered"] == 2
     assert all(checks_passed(first).values())  # both letters counted as where their rows went
     assert letters(source) == [("8", "new", "*"), ("9", "new", "*")]
     assert checkpoint(source)["key"] == 50  # the mark passes dead letters: they are stored
+    with_zone = datetime.fromisoformat(checkpoint(source)["updated_at"]).tzinfo is not None
+    assert with_zone == (mark_type == "timestamptz")
+    stored = fetch_all(
+        source,
+        sql.SQL(
+            "SELECT count(*) FROM staging.customers s JOIN crm.customers c USING (id)"
+            " WHERE s.updated_at = c.updated_at"
+        ),
+    )
+    assert stored == [(48,)]  # every stored row at the source's very time
 
     with source.connection() as conn:  # the CRM corrects customer 8
         conn.execute(
@@ -204,7 +233,7 @@ def test_bad_rows_wait_as_dead_letters_until_a_newer_version_supersedes_them(
             " updated_at = now() - interval '10 seconds'"
             " WHERE id = 8"
         )
-    fixed = extract(source)
+    fixed = extract(source, spec)
     metadata = fixed.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["superseded_dead_letters"].value == 1
     assert letters(source) == [("8", "discarded", "*"), ("9", "new", "*")]
@@ -427,5 +456,7 @@ def test_the_spec_refuses_what_an_incremental_extract_cannot_do(change: dict, me
 def test_the_high_water_columns_must_be_declared_with_their_types() -> None:
     document = CUSTOMERS.model_dump(exclude_none=True)
     document["columns"] = [c for c in document["columns"] if c["name"] != "updated_at"]
-    with pytest.raises(ValueError, match="'updated_at' must be a declared timestamptz"):
+    with pytest.raises(
+        ValueError, match="'updated_at' must be a declared timestamptz or timestamp"
+    ):
         DatasetSpec.model_validate(document)

@@ -64,7 +64,11 @@ def build_table_extract_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         metadata={
             **dataset_metadata(spec),
             "source_table": source.table,
-            "incremental_by": [source.updated_at_column, source.key_column],
+            "incremental_by": {
+                "updated_at_column": source.updated_at_column,
+                "updated_at_type": spec.column(source.updated_at_column).type,  # type: ignore[union-attr]
+                "key_column": source.key_column,
+            },
         },
     )
     def extract(context: dg.AssetExecutionContext) -> dg.Output[IngestedStream]:

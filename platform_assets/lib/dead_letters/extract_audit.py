@@ -60,7 +60,7 @@ def audit_extract(
     table = sql.Identifier(*source.schema_and_table)
     upto = sql.SQL(
         "SELECT {key}::bigint AS key, {at} AS at FROM {table}"
-        " WHERE ({at}, {key}) <= ($1::timestamptz, $2::bigint) AND {key} IS NOT NULL"
+        " WHERE ({at}, {key}) <= ($1, $2::bigint) AND {key} IS NOT NULL"
     ).format(key=key, at=at, table=table)
     unmarked = sql.SQL(
         "SELECT count(*), coalesce((array_agg({key}::bigint ORDER BY {key})"

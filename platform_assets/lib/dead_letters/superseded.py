@@ -20,10 +20,15 @@ from platform_assets.lib.tables.statements import Params
 from platform_assets.lib.tables.table_slice import TableSlice
 
 SUPERSEDED_BY = "platform (superseded)"
-# How Postgres writes a timestamptz as text in a UTC session, as the extract reads it: a letter's
-# payload is cast only when it has this shape (CASE: the server may evaluate conditions in any
-# order), so an odd payload can never fail the write; it is simply not superseded.
-_PG_TIMESTAMPTZ_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?[+-]\d{2}(:\d{2})?$"
+# How Postgres writes a timestamptz (in a UTC session, as the extract reads it) or a timestamp as
+# text: a letter's payload is cast only when it has that shape (CASE: the server may evaluate
+# conditions in any order), so an odd payload can never fail the write; it is simply not
+# superseded.
+_PG_TIME_TEXT = r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?"
+_PG_TEXT_OF = {
+    "timestamptz": _PG_TIME_TEXT + r"[+-]\d{2}(:\d{2})?$",
+    "timestamp": _PG_TIME_TEXT + "$",
+}
 # A key in a letter's payload that fits a bigint: cast only when it has this shape.
 INTEGER_TEXT = r"^-?\d{1,18}$"
 
@@ -38,6 +43,7 @@ class SupersededLetterDiscard:
     key_column: str
     updated_at_column: str
     run_id: str
+    updated_at_type: str = "timestamptz"  # or "timestamp": wall-clock times
     discarded: int = field(default=0)
 
     def prepare(self, cursor: adbc.Cursor) -> None:
@@ -54,8 +60,8 @@ class SupersededLetterDiscard:
             " AND d.status IN ({unresolved}) AND d.run_id <> {run}"
             " AND t.{key} = (CASE WHEN d.payload->>{key_field} ~ {integer}"
             "  THEN (d.payload->>{key_field})::bigint END)"
-            " AND t.{at} > (CASE WHEN d.payload->>{at_field} ~ {timestamptz}"
-            "  THEN (d.payload->>{at_field})::timestamptz END)"
+            " AND t.{at} > (CASE WHEN d.payload->>{at_field} ~ {time_text}"
+            "  THEN (d.payload->>{at_field})::{time_type} END)"
             " RETURNING d.id, d.partition_key"
         ).format(
             dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
@@ -67,7 +73,8 @@ class SupersededLetterDiscard:
             key_field=key_field,
             at_field=at_field,
             integer=params.add(INTEGER_TEXT),
-            timestamptz=params.add(_PG_TIMESTAMPTZ_TEXT),
+            time_text=params.add(_PG_TEXT_OF[self.updated_at_type]),
+            time_type=sql.SQL(self.updated_at_type),  # one of _PG_TEXT_OF's keys
             key=sql.Identifier(self.key_column),
             at=sql.Identifier(self.updated_at_column),
         )

@@ -30,6 +30,8 @@ ColumnType = Literal[
     "text", "integer", "decimal", "double", "boolean", "date", "timestamptz", "timestamp"
 ]
 TIME_COLUMN_TYPES = ("date", "timestamptz", "timestamp")
+# What a table source's updated_at may be: an instant, or a wall-clock time read as UTC.
+MARK_TIME_TYPES = ("timestamptz", "timestamp")
 Granularity = Literal["hourly", "daily", "weekly", "monthly"]
 # How a partition's key is written (in file names, URLs and the UI) unless the spec says otherwise:
 # Dagster's own defaults.
@@ -264,14 +266,15 @@ class DatasetSpec(StrictModel):
                 f"a postgres_table source is upserted by its key: declare write_mode: upsert and"
                 f" primary_key: [{source.key_column}]"
             )
-        for name, kind in (
-            (source.updated_at_column, "timestamptz"),
-            (source.key_column, "integer"),
+        for name, kinds in (
+            (source.updated_at_column, MARK_TIME_TYPES),
+            (source.key_column, ("integer",)),
         ):
             column = self.column(name)
-            if column is None or column.type != kind or column.derive is not None:
+            if column is None or column.type not in kinds or column.derive is not None:
                 raise ValueError(
-                    f"source high-water column {name!r} must be a declared {kind} source column"
+                    f"source high-water column {name!r} must be a declared"
+                    f" {' or '.join(kinds)} source column"
                 )
 
     @property

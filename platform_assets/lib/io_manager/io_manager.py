@@ -15,10 +15,10 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
   it may rebuild the table's indexes instead of maintaining them (see ``bulk_load``; ``None``:
   never); overrides the IO manager's own.
 - ``schema`` / ``table``: override the names (default: the asset key's prefix / last part).
-- ``incremental_by``: ``[updated_at column, key column]`` of an incremental extract (an
-  unpartitioned ``upsert`` of the changes since the last run): its dead letters and figures add
-  to the earlier runs', and letters whose row it stores at a later version are discarded as
-  superseded (``superseded``).
+- ``incremental_by``: ``{updated_at_column, updated_at_type, key_column}`` of an incremental
+  extract (an unpartitioned ``upsert`` of the changes since the last run; the type is
+  ``timestamptz`` or ``timestamp``): its dead letters and figures add to the earlier runs', and
+  letters whose row it stores at a later version are discarded as superseded (``superseded``).
 
 and per IO manager through its config (``default_schema``, ``write_mode``, timeouts,
 ``bulk_load_min_rows``). Inputs may set ``columns`` (projection) and ``include_row_hash`` in
@@ -319,15 +319,15 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             CheckpointWrite(run_id=context.run_id),
         ]
         if incremental_by:
-            updated_at_column, key_column = incremental_by
             writes.append(
                 SupersededLetterDiscard(
                     asset_key,
                     WHOLE_TABLE,
                     table_slice,
-                    key_column,
-                    updated_at_column,
+                    incremental_by["key_column"],
+                    incremental_by["updated_at_column"],
                     context.run_id,
+                    incremental_by["updated_at_type"],
                 )
             )
         return tuple(writes)

@@ -94,7 +94,9 @@ def changed_rows(
         "SELECT {texts}, {at} AS {mark_at}, {key}::bigint AS {mark_key} FROM {table}"
         # A row with no updated_at or no key has no place in the mark's order: no extract takes
         # it, and source_rows_accounted names it (lib/dead_letters/extract_audit).
-        " WHERE ({at}, {key}) > ($1::timestamptz, $2::bigint) AND {key} IS NOT NULL"
+        # The mark is bound in the column's own kind of time: an aware instant for a timestamptz
+        # column, a naive one (from the rows before) for a timestamp column.
+        " WHERE ({at}, {key}) > ($1, $2::bigint) AND {key} IS NOT NULL"
         " AND {at} <= now() - make_interval(secs => $3)"
         # By the typed mark: a bare column name here would sort the text output column instead.
         " ORDER BY {mark_at}, {mark_key} LIMIT $4"
