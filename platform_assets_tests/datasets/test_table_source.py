@@ -243,6 +243,26 @@ def test_bad_rows_wait_as_dead_letters_until_a_newer_version_supersedes_them(
     assert note[0][0] == "platform (superseded)" and "newer version" in note[0][1]
 
 
+@pytest.mark.parametrize(
+    ("declared", "actual"), [("timestamptz", "timestamp"), ("timestamp", "timestamptz")]
+)
+def test_an_updated_at_of_another_type_than_declared_is_refused_loudly(
+    source: Warehouse, declared: str, actual: str
+) -> None:
+    with source.connection() as conn:
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE crm.customers ALTER COLUMN updated_at TYPE {}"
+                " USING updated_at AT TIME ZONE 'UTC'"
+            ).format(sql.SQL(actual))
+        )
+    result = extract(source, with_mark_type(declared), raise_on_error=False)
+    assert figures(result)["rows_dead_lettered"] == 50
+    ratio = check_evaluation(result, "dead_letter_ratio")
+    assert not ratio.passed
+    assert ratio.metadata["top_rules_broken"].value["updated_at:type"] == 50
+
+
 def test_a_patched_dead_letter_replays_into_the_table(source: Warehouse) -> None:
     with source.connection() as conn:
         conn.execute("UPDATE crm.customers SET name = NULL WHERE id = 9")
