@@ -314,6 +314,21 @@ def test_damage_behind_the_extract_fails_the_checks_naming_keys(source: Warehous
     assert accounted.metadata["other_version_keys"].value == [5]
 
 
+def test_rows_deleted_in_the_source_are_reported_not_counted_as_lost(source: Warehouse) -> None:
+    """An extract by updated_at cannot see a delete; the check says which stored rows the source
+    no longer holds, and still passes: nothing the extract was given is missing."""
+    assert extract(source).success
+    with source.connection() as conn:
+        conn.execute("DELETE FROM crm.customers WHERE id IN (3, 4)")
+    again = extract(source)
+    accounted = check_evaluation(again, "source_rows_accounted")
+    assert accounted.passed
+    assert accounted.metadata["deleted_in_source"].value == 2
+    assert accounted.metadata["deleted_in_source_keys"].value == [3, 4]
+    assert "2 stored rows were deleted in the source" in accounted.description
+    assert fetch_all(source, sql.SQL("SELECT count(*) FROM staging.customers")) == [(50,)]
+
+
 def test_rows_without_a_change_time_are_named_not_silently_skipped(source: Warehouse) -> None:
     """A row with a NULL updated_at (or a NULL key, in a source without a primary key) has no
     place in the mark's order: no extract can take it. The extract loads the rest and the check

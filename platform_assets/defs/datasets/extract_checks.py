@@ -49,11 +49,18 @@ def source_rows_accounted(spec: DatasetSpec, warehouse: Warehouse) -> dg.AssetCh
             f" {source.key_column}, so no extract takes them: give each a key and an"
             f" {source.updated_at_column} of now() and the next extract will"
         )
+    deleted = ""
+    if audit.deleted_in_source:
+        deleted = (
+            f"; {audit.deleted_in_source} stored rows were deleted in the source since (an"
+            f" extract by {source.updated_at_column} cannot see deletes): see"
+            f" deleted_in_source_keys"
+        )
     return dg.AssetCheckResult(
         passed=audit.adds_up,
         description=(
             f"{audit.source_rows} source rows up to the mark: {audit.stored} stored as they are,"
-            f" {audit.dead_lettered} dead-lettered{unreachable}"
+            f" {audit.dead_lettered} dead-lettered{unreachable}{deleted}"
         ),
         metadata={
             "high_water": dg.MetadataValue.json(mark),
@@ -64,5 +71,7 @@ def source_rows_accounted(spec: DatasetSpec, warehouse: Warehouse) -> dg.AssetCh
             "other_version_keys": dg.MetadataValue.json(audit.other_version),
             "unmarked_rows": audit.unmarked,
             "unmarked_keys": dg.MetadataValue.json(audit.unmarked_keys),
+            "deleted_in_source": audit.deleted_in_source,
+            "deleted_in_source_keys": dg.MetadataValue.json(audit.deleted_in_source_keys),
         },
     )

@@ -4,13 +4,16 @@ Independently of the extract's reader and accounting: every source row up to the
 high-water mark must be stored at the version the source holds (same ``updated_at``) or wait as
 an unresolved dead letter. A mark ahead of the stored rows, a lost chunk or a row stored at
 another version shows as missing or other-version keys. A row with no ``updated_at`` or no key
-has no place in the mark's order, so no extract will ever take it: it shows as unmarked.
+has no place in the mark's order, so no extract will ever take it: it shows as unmarked. A stored
+row whose key the source no longer holds was deleted there, which an extract by ``updated_at``
+cannot see: it is reported, not counted against the extract.
 """
 
 from dataclasses import dataclass
 from datetime import datetime
 
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, UNRESOLVED
@@ -34,6 +37,8 @@ class ExtractAudit:
     other_version: list[int]
     unmarked: int
     unmarked_keys: list[int]
+    deleted_in_source: int
+    deleted_in_source_keys: list[int]
 
     @property
     def adds_up(self) -> bool:
@@ -58,9 +63,9 @@ def audit_extract(
     shows as missing or other-version keys."""
     at, key = sql.Identifier(source.updated_at_column), sql.Identifier(source.key_column)
     table = sql.Identifier(*source.schema_and_table)
-    upto = sql.SQL(
-        "SELECT {key}::bigint AS key, {at} AS at FROM {table}"
-        " WHERE ({at}, {key}) <= ($1, $2::bigint) AND {key} IS NOT NULL"
+    keyed = sql.SQL(
+        "SELECT {key}::bigint AS key, {at} AS at, ({at}, {key}) <= ($1, $2::bigint) AS upto"
+        " FROM {table} WHERE {key} IS NOT NULL"
     ).format(key=key, at=at, table=table)
     unmarked = sql.SQL(
         "SELECT count(*), coalesce((array_agg({key}::bigint ORDER BY {key})"
@@ -69,8 +74,9 @@ def audit_extract(
     ).format(key=key, at=at, table=table, sample=sql.Literal(SAMPLE_KEYS))
     parameters = (datetime.fromisoformat(mark["updated_at"]), int(mark["key"]))
     with source_database.bulk_connection() as conn, conn.cursor() as cursor:
-        cursor.execute(upto.as_string(), parameters=parameters)
-        in_source = cursor.fetch_arrow_table()
+        cursor.execute(keyed.as_string(), parameters=parameters)
+        every_source_row = cursor.fetch_arrow_table()
+    in_source = every_source_row.filter(pc.fill_null(every_source_row["upto"], False))
     with source_database.connection() as conn:
         unmarked_rows, unmarked_keys = conn.execute(unmarked).fetchone()
     stored_query = sql.SQL("SELECT {key}::bigint AS key, {at} AS stored_at FROM {table}").format(
@@ -102,6 +108,7 @@ def audit_extract(
             lettered = set(cursor.fetch_arrow_table()["key"].to_pylist())
         else:
             lettered = set()
+    deleted = stored["key"].filter(pc.invert(pc.is_in(stored["key"], every_source_row["key"])))
     joined = in_source.join(stored, "key", join_type="left outer").to_pylist()
     missing, other, held, dead = [], [], 0, 0
     for row in joined:
@@ -121,4 +128,6 @@ def audit_extract(
         sorted(other)[:SAMPLE_KEYS],
         unmarked_rows,
         list(unmarked_keys),
+        len(deleted),
+        sorted(deleted.to_pylist())[:SAMPLE_KEYS],
     )
