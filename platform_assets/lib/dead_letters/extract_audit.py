@@ -60,7 +60,8 @@ def audit_extract(
 ) -> ExtractAudit:
     """Counts, independently of the reader, what the source holds up to ``mark`` and where each
     row went: a mark ahead of the stored rows, a lost chunk or a row stored at another version
-    shows as missing or other-version keys."""
+    shows as missing or other-version keys, a row without ``updated_at`` or key as unmarked, and
+    a stored row the source no longer holds as deleted in the source."""
     at, key = sql.Identifier(source.updated_at_column), sql.Identifier(source.key_column)
     table = sql.Identifier(*source.schema_and_table)
     keyed = sql.SQL(
