@@ -35,13 +35,28 @@ PAGES = {
 }
 
 
+# JSON numbers a binary float cannot hold exactly, as the API writes them (raw text).
+EXACT_PAGE = (
+    '{"data": {"records": ['
+    '{"order_id": 1, "order_date": "DAY", "amount": 1234567890123.4567,'
+    ' "detail": {"unit_price": 0.30000000000000000001, "tags": [1e2]}},'
+    '{"order_id": 2, "order_date": "DAY", "amount": 1e2, "detail": null},'
+    '{"order_id": 3, "order_date": "DAY", "amount": 0.1, "detail": {"unit_price": -0}}'
+    ']}, "next": null}'
+).replace("DAY", DAY)
+
+
 class OrdersApi(BaseHTTPRequestHandler):
-    """Two pages of orders; the second answers 503 the first time it is asked for."""
+    """Two pages of orders, the second answering 503 the first time it is asked for; and one
+    page of amounts written with more digits than a float holds."""
 
     hits: Counter = Counter()
 
     def do_GET(self) -> None:
         OrdersApi.hits[self.path] += 1
+        if self.path == f"/exact?date={DAY}":
+            self.send_json(EXACT_PAGE.encode())
+            return
         page = PAGES.get(self.path)
         if self.path.endswith("page=2") and OrdersApi.hits[self.path] == 1:
             self.send_response(503)
@@ -50,7 +65,10 @@ class OrdersApi(BaseHTTPRequestHandler):
         if page is None:
             self.send_error(404, "no such page")
             return
-        body = json.dumps(page).encode()
+        self.send_json(json.dumps(page).encode())
+
+    def send_json(self, body: bytes) -> None:
+        """Answer 200 with ``body`` as JSON."""
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -73,21 +91,27 @@ def api() -> Iterator[str]:
     server.server_close()
 
 
-def api_dataset(url: str) -> dg.AssetsDefinition:
+ORDER_COLUMNS = [
+    {"name": "order_id", "type": "integer", "required": True},
+    {"name": "order_date", "type": "date", "required": True},
+    {"name": "quantity", "type": "integer", "min": 1},
+    {"name": "status", "type": "text", "enum": ["paid"]},
+]
+
+
+def api_dataset(
+    url: str, name: str = "api_orders", columns: list[dict] = ORDER_COLUMNS
+) -> dg.AssetsDefinition:
+    """A dataset of the API's records at ``url`` (``{date}``: the day), in ``io_test.<name>``."""
     spec = DatasetSpec.model_validate(
         {
-            "name": "api_orders",
-            "asset_key": ["io_test", "api_orders"],
-            "description": "Orders from the shop's API.",
+            "name": name,
+            "asset_key": ["io_test", name],
+            "description": "Records from the shop's API.",
             "group": "test",
             "partitions": {"start": "2026-01-01"},
             "source": {"kind": "http_json", "url": url, "records_path": "data.records"},
-            "columns": [
-                {"name": "order_id", "type": "integer", "required": True},
-                {"name": "order_date", "type": "date", "required": True},
-                {"name": "quantity", "type": "integer", "min": 1},
-                {"name": "status", "type": "text", "enum": ["paid"]},
-            ],
+            "columns": columns,
             "primary_key": ["order_id"],
             "partition_column": "order_date",
         }
@@ -119,6 +143,31 @@ def test_pages_are_followed_retried_and_validated(api: str, resources, instance)
             "ValidationError",
             {"order_id": "4", "order_date": DAY, "quantity": "two", "status": "paid"},
         ),
+    ]
+
+
+def test_numbers_keep_every_digit_the_api_wrote(api: str, resources, instance) -> None:
+    """A JSON number is read as the decimal it spells, never through a binary float: nothing is
+    rounded, into a decimal column or inside a nested object kept as JSON text."""
+    asset = api_dataset(
+        f"{api}/exact?date={{date}}",
+        "api_amounts",
+        [
+            *ORDER_COLUMNS[:2],
+            {"name": "amount", "type": "decimal", "precision": 18, "scale": 4},
+            {"name": "detail", "type": "text"},
+        ],
+    )
+    result = dg.materialize([asset], partition_key=DAY, resources=resources, instance=instance)
+    assert result.success
+    stored = fetch_all(
+        resources["warehouse"],
+        sql.SQL("SELECT order_id, amount::text, detail FROM io_test.api_amounts ORDER BY 1"),
+    )
+    assert stored == [
+        (1, "1234567890123.4567", '{"tags": [1E+2], "unit_price": 0.30000000000000000001}'),
+        (2, "100.0000", None),
+        (3, "0.1000", '{"unit_price": 0}'),
     ]
 
 

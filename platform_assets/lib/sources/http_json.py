@@ -1,13 +1,15 @@
 """A paged JSON API read page by page, with retries for the errors that may pass.
 
 Each page becomes one chunk: the declared fields of every record as text (the same parser then
-types every source), and records that are not JSON objects set aside as unreadable. Connection
+types every source; a JSON number keeps every digit it was written with), and records that are
+not JSON objects set aside as unreadable. Connection
 errors, timeouts, 429 and 5xx are retried (tenacity: exponential backoff with jitter); a 4xx or
 a body that is not the expected JSON fails the run with the URL named. Nothing else is retried.
 """
 
 import os
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin
 
@@ -88,7 +90,8 @@ def _page(session: requests.Session, source: HttpJsonSource, url: str) -> dict:
         if response.status_code >= 400:
             raise LandingFileError(f"{url} answered {response.status_code}: {response.text[:200]}")
         try:
-            body = response.json()
+            # A JSON number is the decimal it spells: a float would round 1234567890123.4567.
+            body = response.json(parse_float=Decimal)
         except ValueError as error:
             raise LandingFileError(f"{url} did not return JSON: {error}") from error
         if not isinstance(body, dict):
