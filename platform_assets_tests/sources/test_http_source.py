@@ -2,17 +2,21 @@
 
 import json
 import threading
+import time
 from collections import Counter
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import dagster as dg
 import pytest
+import requests
 from psycopg import sql
 
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.sources.http_json import SourceUnavailableError
+from platform_assets.lib.sources.http_json import SourceUnavailableError, retry_after_s
 from platform_assets.lib.warehouse.transient import is_transient
 from platform_assets_tests.helpers import fetch_all
 
@@ -51,9 +55,18 @@ class OrdersApi(BaseHTTPRequestHandler):
     page of amounts written with more digits than a float holds."""
 
     hits: Counter = Counter()
+    asked_at: list[float] = []
 
     def do_GET(self) -> None:
         OrdersApi.hits[self.path] += 1
+        if self.path == f"/busy?date={DAY}":  # too many requests: come back in a second
+            OrdersApi.asked_at.append(time.monotonic())
+            if OrdersApi.hits[self.path] == 1:
+                self.send_response(429)
+                self.send_header("Retry-After", "1")
+                self.end_headers()
+                return
+            self.path = f"/orders?date={DAY}"  # then the orders' pages
         if self.path == f"/exact?date={DAY}":
             self.send_json(EXACT_PAGE.encode())
             return
@@ -83,6 +96,7 @@ class OrdersApi(BaseHTTPRequestHandler):
 def api() -> Iterator[str]:
     """The API's base URL, served from a thread for the test's duration."""
     OrdersApi.hits.clear()
+    OrdersApi.asked_at.clear()
     server = ThreadingHTTPServer(("127.0.0.1", 0), OrdersApi)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -169,6 +183,39 @@ def test_numbers_keep_every_digit_the_api_wrote(api: str, resources, instance) -
         (2, "100.0000", None),
         (3, "0.1000", '{"unit_price": 0}'),
     ]
+
+
+def test_a_retry_waits_as_long_as_the_api_asks(api: str, resources, instance) -> None:
+    """A 429 with ``Retry-After: 1`` is retried no sooner than a second later (the backoff alone
+    would wait at most 0.2 s), and the load then completes."""
+    asset = api_dataset(f"{api}/busy?date={{date}}")
+    result = dg.materialize([asset], partition_key=DAY, resources=resources, instance=instance)
+    assert result.success
+    assert OrdersApi.hits[f"/busy?date={DAY}"] == 2
+    first, retried = OrdersApi.asked_at
+    assert retried - first >= 1.0
+    loaded = fetch_all(
+        resources["warehouse"], sql.SQL("SELECT order_id FROM io_test.api_orders ORDER BY 1")
+    )
+    assert loaded == [(1,), (2,), (3,), (5,)]
+
+
+@pytest.mark.parametrize(
+    ("header", "low", "high"),
+    [
+        ("7", 7.0, 7.0),
+        (format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True), 3000.0, 3600.0),
+        (format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True), 0.0, 0.0),
+        ("soon", None, None),
+    ],
+)
+def test_retry_after_is_read_as_seconds_or_as_a_date(
+    header: str, low: float | None, high: float | None
+) -> None:
+    response = requests.Response()
+    response.headers["Retry-After"] = header
+    seconds = retry_after_s(response)
+    assert seconds is None if low is None else low <= seconds <= high
 
 
 def test_an_error_status_fails_clearly_and_is_not_retried(api: str, resources, instance) -> None:

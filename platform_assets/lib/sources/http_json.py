@@ -2,14 +2,17 @@
 
 Each page becomes one chunk: the declared fields of every record as text (the same parser then
 types every source; a JSON number keeps every digit it was written with), and records that are
-not JSON objects set aside as unreadable. Connection
-errors, timeouts, 429 and 5xx are retried (tenacity: exponential backoff with jitter); a 4xx or
-a body that is not the expected JSON fails the run with the URL named. Nothing else is retried.
+not JSON objects set aside as unreadable. Connection errors, timeouts, 408, 429 and 5xx are
+retried (tenacity: exponential backoff with jitter, never sooner than the API's ``Retry-After``,
+up to a minute); a 4xx or a body that is not the expected JSON fails the run with the URL named.
+Nothing else is retried.
 """
 
 import os
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urljoin
 
@@ -17,7 +20,13 @@ import numpy as np
 import pyarrow as pa
 import requests
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_random_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
 
 from platform_assets.lib.sources.field_text import field_text
 from platform_assets.lib.sources.landing_readers import LandingFileError, RawBatch, UnreadableRecord
@@ -31,7 +40,8 @@ class HttpJsonSource(BaseModel):
     last page).
 
     A bearer token, if the API needs one, comes from the environment variable ``token_env``.
-    Connection errors, 429 and 5xx are retried with exponential backoff and jitter, up to
+    Connection errors, timeouts, 408, 429 and 5xx are retried with exponential backoff and
+    jitter, waiting at least what the API's ``Retry-After`` asks (up to a minute), up to
     ``max_attempts``; any other error status fails the run.
     """
 
@@ -57,10 +67,42 @@ class SourceUnavailableError(Exception):
     """The API is unreachable or answered 408, 429 or 5xx: a later attempt may succeed.
 
     ``transient`` tells the IO manager's retry (and so the step's RetryPolicy) that it may retry
-    the write, which reads the source again from the first page.
+    the write, which reads the source again from the first page. ``retry_after_s`` is how long
+    the API asked to be left alone (its ``Retry-After``), if it said.
     """
 
     transient = True
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+MAX_RETRY_AFTER_S = 60.0  # the longest wait an API's Retry-After gets inside one attempt
+_BACKOFF = wait_random_exponential(multiplier=0.2, max=10)
+
+
+def retry_after_s(response: requests.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (given as seconds or as an HTTP date)."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    if value.strip().isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _wait(state: RetryCallState) -> float:
+    """Exponential backoff with jitter, but never shorter than the API's ``Retry-After``
+    (capped at ``MAX_RETRY_AFTER_S``)."""
+    backoff = _BACKOFF(state)
+    error = state.outcome.exception() if state.outcome else None
+    asked = getattr(error, "retry_after_s", None)
+    return max(backoff, min(asked, MAX_RETRY_AFTER_S)) if asked else backoff
 
 
 def _worth_retrying(error: BaseException) -> bool:
@@ -86,7 +128,9 @@ def _page(session: requests.Session, source: HttpJsonSource, url: str) -> dict:
     def get() -> dict:
         response = session.get(url, headers=_headers(source), timeout=source.timeout_s)
         if response.status_code in _RETRY_STATUSES:
-            raise SourceUnavailableError(f"{url} answered {response.status_code}")
+            raise SourceUnavailableError(
+                f"{url} answered {response.status_code}", retry_after_s(response)
+            )
         if response.status_code >= 400:
             raise LandingFileError(f"{url} answered {response.status_code}: {response.text[:200]}")
         try:
@@ -100,7 +144,7 @@ def _page(session: requests.Session, source: HttpJsonSource, url: str) -> dict:
 
     retrying = Retrying(
         retry=retry_if_exception(_worth_retrying),
-        wait=wait_random_exponential(multiplier=0.2, max=10),
+        wait=_wait,
         stop=stop_after_attempt(source.max_attempts),
         reraise=True,
     )
