@@ -5,6 +5,7 @@ per-partition figures of a range run are each partition's own.
 """
 
 from datetime import date, datetime
+from functools import lru_cache
 
 import numpy as np
 import pyarrow as pa
@@ -16,14 +17,33 @@ OUTSIDE = -1
 _KEY_SEPARATOR = "\x1f"
 
 
-def _as_int64(values: pa.Array, bound: date | datetime) -> tuple[np.ndarray, int]:
-    """The column and a bound as comparable integers (days, or microseconds since the epoch)."""
-    if pa.types.is_date(values.type):
-        days = values.cast(pa.date32()).cast(pa.int32()).cast(pa.int64())
-        return days.fill_null(0).to_numpy(), pa.scalar(bound, pa.date32()).cast(pa.int32()).as_py()
-    unit = pa.timestamp("us", tz=values.type.tz)
-    micros = values.cast(unit).cast(pa.int64()).fill_null(0).to_numpy()
-    return micros, pa.scalar(bound, unit).cast(pa.int64()).as_py()
+def _integer_type(column_type: pa.DataType) -> pa.DataType:
+    """The Arrow type whose integers order a time column: days, or microseconds since the epoch."""
+    if pa.types.is_date(column_type):
+        return pa.date32()
+    return pa.timestamp("us", tz=column_type.tz)
+
+
+def _as_int64(values: pa.Array) -> np.ndarray:
+    """The column's values as comparable integers (nulls as 0: they are outside anyway)."""
+    unit = _integer_type(values.type)
+    integers = values.cast(unit).cast(pa.int32() if unit == pa.date32() else pa.int64())
+    return integers.cast(pa.int64()).fill_null(0).to_numpy()
+
+
+@lru_cache(maxsize=16)
+def _windows_as_int64(
+    bounds: tuple[tuple[date | datetime, date | datetime], ...], column_type: pa.DataType
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each window's start and end as integers comparable with ``_as_int64``'s; computed once per
+    range, not once per chunk (a 333-day range writes 333 chunks)."""
+    unit = _integer_type(column_type)
+    integer = pa.int32() if unit == pa.date32() else pa.int64()
+    starts, ends = zip(*bounds, strict=True)
+    return tuple(  # type: ignore[return-value]
+        pa.array(list(side), unit).cast(integer).cast(pa.int64()).to_numpy()
+        for side in (starts, ends)
+    )
 
 
 def assign_partitions(
@@ -43,9 +63,8 @@ def assign_partitions(
         [pc.is_valid(column).to_numpy(zero_copy_only=False) for column in columns]
     )
     if table_slice.partitions[0].window is not None:
-        values, _ = _as_int64(columns[0], bounds[0][0])
-        starts = np.array([_as_int64(columns[0], low)[1] for low, _ in bounds])
-        ends = np.array([_as_int64(columns[0], high)[1] for _, high in bounds])
+        values = _as_int64(columns[0])
+        starts, ends = _windows_as_int64(tuple(map(tuple, bounds)), columns[0].type)
         order = np.argsort(starts)
         slot = np.searchsorted(starts[order], values, side="right") - 1
         candidate = order[np.clip(slot, 0, None)]
