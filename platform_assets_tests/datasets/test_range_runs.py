@@ -118,6 +118,23 @@ def test_a_range_missing_a_delivery_names_every_missing_day(tmp_path, resources,
     assert exists == [(None,)]  # nothing written, not even the first day
 
 
+def test_a_range_before_the_first_partition_fails_at_once_not_retried(
+    tmp_path, resources, instance
+):
+    """No retry can make a range the partitions do not have exist: the step fails once."""
+    result = dg.materialize(
+        [ORDERS],
+        tags=range_tags(date(2025, 12, 22), DAYS[0]),
+        resources=landing(tmp_path, resources),
+        instance=instance,
+        raise_on_error=False,
+    )
+    assert not result.success
+    failure = result.get_step_failure_events()[0].step_failure_data.error.message
+    assert "the run's partitions" in failure and "2025-12-22" in failure
+    assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+
+
 def test_a_key_repeated_across_days_of_a_range_is_one_dead_letter(tmp_path, resources, instance):
     resources = landing(tmp_path, resources, malformed_share=0.0)
     first, second = (next((tmp_path / "orders").glob(f"*{d.isoformat()}*")) for d in DAYS[:2])

@@ -112,7 +112,8 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     def dataset(context: dg.AssetExecutionContext) -> dg.Output[IngestedStream]:
         """The run's partitions of source data, streamed through the spec's validation into the
         warehouse with their dead letters and accounting."""
-        windows = partition_windows(spec, context.partition_keys)
+        with permanent_unless_transient(f"dataset {spec.name}: the run's partitions"):
+            windows = partition_windows(spec, context.partition_keys)  # a range may not exist
         what = f"dataset {spec.name} partitions {windows[0].key}..{windows[-1].key}"
         with permanent_unless_transient(what):
             sources, described = _sources_of_run(spec, context, windows)
