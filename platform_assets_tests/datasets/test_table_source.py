@@ -195,6 +195,17 @@ def with_mark_type(mark_type: str) -> DatasetSpec:
     return DatasetSpec.model_validate(document)
 
 
+def retype_updated_at(warehouse: Warehouse, pg_type: str) -> None:
+    """Make the source's updated_at a ``pg_type`` column, its times read as UTC."""
+    with warehouse.connection() as conn:
+        conn.execute(
+            sql.SQL(
+                "ALTER TABLE crm.customers ALTER COLUMN updated_at TYPE {}"
+                " USING updated_at AT TIME ZONE 'UTC'"
+            ).format(sql.SQL(pg_type))
+        )
+
+
 @pytest.mark.parametrize("mark_type", ["timestamptz", "timestamp"])
 def test_bad_rows_wait_as_dead_letters_until_a_newer_version_supersedes_them(
     source: Warehouse, mark_type: str
@@ -202,13 +213,8 @@ def test_bad_rows_wait_as_dead_letters_until_a_newer_version_supersedes_them(
     """Also with an updated_at that has no time zone (as Rails and Django without USE_TZ write
     it), read as UTC: the mark is a wall-clock time, and letters are superseded by it."""
     spec = with_mark_type(mark_type)
+    retype_updated_at(source, mark_type)
     with source.connection() as conn:
-        conn.execute(
-            sql.SQL(
-                "ALTER TABLE crm.customers ALTER COLUMN updated_at TYPE {}"
-                " USING updated_at AT TIME ZONE 'UTC'"
-            ).format(sql.SQL(mark_type))
-        )
         conn.execute("UPDATE crm.customers SET email = 'not an address' WHERE id = 8")
         conn.execute("UPDATE crm.customers SET name = NULL WHERE id = 9")
     first = extract(source, spec)
@@ -249,13 +255,7 @@ def test_bad_rows_wait_as_dead_letters_until_a_newer_version_supersedes_them(
 def test_an_updated_at_of_another_type_than_declared_is_refused_loudly(
     source: Warehouse, declared: str, actual: str
 ) -> None:
-    with source.connection() as conn:
-        conn.execute(
-            sql.SQL(
-                "ALTER TABLE crm.customers ALTER COLUMN updated_at TYPE {}"
-                " USING updated_at AT TIME ZONE 'UTC'"
-            ).format(sql.SQL(actual))
-        )
+    retype_updated_at(source, actual)
     result = extract(source, with_mark_type(declared), raise_on_error=False)
     assert figures(result)["rows_dead_lettered"] == 50
     ratio = check_evaluation(result, "dead_letter_ratio")
