@@ -206,6 +206,11 @@ def test_a_retry_waits_as_long_as_the_api_asks(api: str, resources, instance) ->
         ("7", 7.0, 7.0),
         (format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True), 3000.0, 3600.0),
         (format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True), 0.0, 0.0),
+        (
+            format_datetime(datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)),
+            3000.0,
+            3600.0,
+        ),
         ("soon", None, None),
     ],
 )

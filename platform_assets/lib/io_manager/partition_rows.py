@@ -24,11 +24,15 @@ def _integer_type(column_type: pa.DataType) -> pa.DataType:
     return pa.timestamp("us", tz=column_type.tz)
 
 
+def _integers(values: pa.Array, unit: pa.DataType) -> pa.Array:
+    """``values`` in ``unit`` (``_integer_type``'s) as int64."""
+    in_unit = values.cast(unit)
+    return (in_unit.cast(pa.int32()) if unit == pa.date32() else in_unit).cast(pa.int64())
+
+
 def _as_int64(values: pa.Array) -> np.ndarray:
     """The column's values as comparable integers (nulls as 0: they are outside anyway)."""
-    unit = _integer_type(values.type)
-    integers = values.cast(unit).cast(pa.int32() if unit == pa.date32() else pa.int64())
-    return integers.cast(pa.int64()).fill_null(0).to_numpy()
+    return _integers(values, _integer_type(values.type)).fill_null(0).to_numpy()
 
 
 @lru_cache(maxsize=16)
@@ -38,11 +42,10 @@ def _windows_as_int64(
     """Each window's start and end as integers comparable with ``_as_int64``'s; computed once per
     range, not once per chunk (a 333-day range writes 333 chunks)."""
     unit = _integer_type(column_type)
-    integer = pa.int32() if unit == pa.date32() else pa.int64()
     starts, ends = zip(*bounds, strict=True)
-    return tuple(  # type: ignore[return-value]
-        pa.array(list(side), unit).cast(integer).cast(pa.int64()).to_numpy()
-        for side in (starts, ends)
+    return (
+        _integers(pa.array(starts, unit), unit).to_numpy(),
+        _integers(pa.array(ends, unit), unit).to_numpy(),
     )
 
 
