@@ -63,23 +63,20 @@ def audit_extract(
     shows as missing or other-version keys, a row without ``updated_at`` or key as unmarked, and
     a stored row the source no longer holds as deleted in the source."""
     at, key = sql.Identifier(source.updated_at_column), sql.Identifier(source.key_column)
-    table = sql.Identifier(*source.schema_and_table)
-    keyed = sql.SQL(
+    every_row = sql.SQL(
         "SELECT {key}::bigint AS key, {at} AS at, ({at}, {key}) <= ($1, $2::bigint) AS upto"
-        " FROM {table} WHERE {key} IS NOT NULL"
-    ).format(key=key, at=at, table=table)
-    unmarked = sql.SQL(
-        "SELECT count(*), coalesce((array_agg({key}::bigint ORDER BY {key})"
-        " FILTER (WHERE {key} IS NOT NULL))[1:{sample}], '{{}}')"
-        " FROM {table} WHERE {at} IS NULL OR {key} IS NULL"
-    ).format(key=key, at=at, table=table, sample=sql.Literal(SAMPLE_KEYS))
+        " FROM {table}"
+    ).format(key=key, at=at, table=sql.Identifier(*source.schema_and_table))
     parameters = (datetime.fromisoformat(mark["updated_at"]), int(mark["key"]))
     with source_database.bulk_connection() as conn, conn.cursor() as cursor:
-        cursor.execute(keyed.as_string(), parameters=parameters)
+        cursor.execute(every_row.as_string(), parameters=parameters)
         every_source_row = cursor.fetch_arrow_table()
-    in_source = every_source_row.filter(pc.fill_null(every_source_row["upto"], False))
-    with source_database.connection() as conn:
-        unmarked_rows, unmarked_keys = conn.execute(unmarked).fetchone()
+    # One scan of the source: a row without updated_at or key has no place in the mark's order.
+    marked = pc.and_(pc.is_valid(every_source_row["key"]), pc.is_valid(every_source_row["at"]))
+    in_source = every_source_row.filter(
+        pc.and_(marked, pc.fill_null(every_source_row["upto"], False))
+    )
+    unmarked = every_source_row.filter(pc.invert(marked))["key"]
     stored_query = sql.SQL("SELECT {key}::bigint AS key, {at} AS stored_at FROM {table}").format(
         key=key, at=at, table=sql.Identifier(*target)
     )
@@ -127,8 +124,8 @@ def audit_extract(
         dead,
         sorted(missing)[:SAMPLE_KEYS],
         sorted(other)[:SAMPLE_KEYS],
-        unmarked_rows,
-        list(unmarked_keys),
+        len(unmarked),
+        sorted(unmarked.drop_null().to_pylist())[:SAMPLE_KEYS],
         len(deleted),
         sorted(deleted.to_pylist())[:SAMPLE_KEYS],
     )
