@@ -29,6 +29,7 @@ from platform_assets.lib.jsonb import JSONB_METADATA, jsonb_bytes
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, row_hashes
 from platform_assets.lib.tables import content_digests, ddl, statements
 from platform_assets.lib.tables.content_digests import WHOLE_TABLE
+from platform_assets.lib.tables.platform_tables import create_platform_table
 from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 from platform_assets.lib.warehouse.transactions import transaction
 
@@ -94,9 +95,7 @@ def record_patches(
     patch table on first use, so call it (with no patches) before any replay.
     """
     with transaction(conn) as cursor:
-        cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(f"ddl|platform.{PATCHES}",))
-        for statement in PATCH_DDL:
-            cursor.execute(statement)
+        create_platform_table(cursor, PATCHES, PATCH_DDL)
         for patch in patches:
             params = statements.Params()
             query = sql.SQL(
