@@ -8,14 +8,8 @@ import dagster as dg
 
 from platform_assets.defs.datasets.columns import declared_column_schema
 from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib.ingestion.spec import DatasetSpec
-
-# Transient errors are retried inside the write (tenacity, exponential backoff with jitter); this
-# retries a step that still failed on one, later. Every other error, in the asset as in the IO
-# manager, is raised as ``dg.Failure(allow_retries=False)`` and never retried.
-DATASET_RETRY_POLICY = dg.RetryPolicy(
-    max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS
-)
 
 
 def dataset_asset_options(spec: DatasetSpec) -> dict[str, Any]:
@@ -31,7 +25,7 @@ def dataset_asset_options(spec: DatasetSpec) -> dict[str, Any]:
         ),
         "group_name": spec.group,
         "owners": spec.owners,
-        "retry_policy": DATASET_RETRY_POLICY,
+        "retry_policy": WAREHOUSE_RETRY_POLICY,
     }
 
 

@@ -18,11 +18,13 @@ from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
 from platform_assets.defs.datasets.table_extracts import WHOLE_TABLE_WINDOW, table_source_of
 from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
     Patch,
     ReplayError,
     ReplayKey,
+    ReplayOutcome,
     queued_partitions,
     record_patches,
     replay_partition,
@@ -36,6 +38,7 @@ from platform_assets.lib.logging import run_logger
 from platform_assets.lib.tables.schema import table_columns
 from platform_assets.lib.tables.table_slice import TableSlice
 from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets.lib.warehouse.transient import permanent_unless_transient
 
 
 class PatchConfig(dg.Config):
@@ -92,24 +95,38 @@ def replay_window(spec: DatasetSpec, table_slice: TableSlice, key: str) -> Parti
     return PartitionWindow(key, window.start, window.end)
 
 
-@dg.op(out=dg.Out(dg.Nothing), tags={"kind": "postgres"}, pool=WAREHOUSE_POOL)
+@dg.op(
+    out=dg.Out(dg.Nothing),
+    tags={"kind": "postgres"},
+    pool=WAREHOUSE_POOL,
+    retry_policy=WAREHOUSE_RETRY_POLICY,
+)
 def replay_dead_letters(
     context: dg.OpExecutionContext, config: ReplayConfig, warehouse: Warehouse
 ) -> Iterator[dg.AssetMaterialization | dg.AssetCheckEvaluation | dg.AssetObservation | dg.Output]:
     """Record the patches, then per partition: lock its queued dead letters, revalidate them with
-    the current spec and code, load the rows that pass, and resolve or re-queue each letter."""
+    the current spec and code, load the rows that pass, and resolve or re-queue each letter.
+
+    Each of these is one transaction, done again on a fresh connection after a transient error; a
+    retried step records no patch twice and finds the partitions already replayed resolved."""
     spec = spec_named(config.dataset)
     asset_key = "/".join(spec.asset_key)
     transform = spec.transform_function()
     log = run_logger(context).bind(dataset=spec.name)
     patches = [Patch(p.dead_letter_id, p.payload, p.note, p.author) for p in config.patches]
-    with warehouse.bulk_connection() as conn:
+    statuses = list(config.statuses)
+    with permanent_unless_transient(f"replay of {spec.name}"):
         try:
-            record_patches(conn, asset_key, patches, context.run_id)
+            warehouse.retried(
+                lambda conn: record_patches(conn, asset_key, patches, context.run_id), log
+            )
         except ReplayError as error:
             raise dg.Failure(str(error), allow_retries=False) from error
         log.info("patches_recorded", count=len(patches))
-        keys = queued_partitions(conn, asset_key, config.partitions, list(config.statuses))
+        keys = warehouse.retried(
+            lambda conn: queued_partitions(conn, asset_key, config.partitions, statuses),
+            log,
+        )
         outcomes = []
         for key in keys:
             table_slice = dataset_table_slice(spec, [key])
@@ -120,15 +137,18 @@ def replay_dead_letters(
             ) -> Revalidated:
                 return revalidate(spec, records, partition, transform)
 
-            outcome = replay_partition(
-                conn,
-                asset_key,
-                table_slice,
-                replay_key(spec),
-                list(config.statuses),
-                check,
-                context.run_id,
-            )
+            def replayed(conn: adbc.Connection, slice_: TableSlice = table_slice) -> ReplayOutcome:
+                return replay_partition(
+                    conn,
+                    asset_key,
+                    slice_,
+                    replay_key(spec),
+                    statuses,
+                    check,
+                    context.run_id,
+                )
+
+            outcome = warehouse.retried(replayed, log)
             outcomes.append(outcome)
             log.info(
                 "partition_replayed",
@@ -138,6 +158,9 @@ def replay_dead_letters(
                 still_failing=outcome.still_failing,
             )
             if outcome.resolved:
+                schema = warehouse.retried(
+                    lambda conn, s=table_slice: _stored_schema(conn, spec, s), log
+                )
                 yield dg.AssetMaterialization(
                     asset_key=spec.asset_key,
                     partition=None if spec.incremental else key,
@@ -146,12 +169,12 @@ def replay_dead_letters(
                         "rows_replayed_in": outcome.resolved,
                         "replay_run_id": context.run_id,
                         # as every write records it, so the schema-change check compares alike
-                        "dagster/column_schema": _stored_schema(conn, spec, table_slice),
+                        "dagster/column_schema": schema,
                     },
                 )
                 yield from evaluations_after_change(context, spec, warehouse, key)
-    with warehouse.connection() as conn:
-        yield dead_letter_observation(conn, asset_key)
+        with warehouse.connection() as conn:
+            yield dead_letter_observation(conn, asset_key)
     summary = {
         "replayed": sum(o.replayed for o in outcomes),
         "resolved": sum(o.resolved for o in outcomes),

@@ -1,10 +1,11 @@
 """Discarding dead letters: an audited decision that some rejected rows will never be loaded.
 
 All the letters named are discarded in one transaction, or none: each must be an unresolved
-letter of the dataset. Every discard is recorded with who decided it and why
-(``platform.dead_letter_discards``), the letter keeps its payload and becomes ``discarded``, and
-its partition's accounting moves it from dead-lettered to discarded, so rows read = loaded +
-dead-lettered + discarded still holds and ``rows_add_up`` stays true.
+letter of the dataset (or one this same run discarded already: a retried step repeats nothing).
+Every discard is recorded with who decided it and why (``platform.dead_letter_discards``), the
+letter keeps its payload and becomes ``discarded``, and its partition's accounting moves it from
+dead-lettered to discarded, so rows read = loaded + dead-lettered + discarded still holds and
+``rows_add_up`` stays true.
 """
 
 from collections import Counter
@@ -86,13 +87,35 @@ def discard_letters(
         cursor.execute(update.as_string(), parameters=params.values)
         discarded = cursor.fetchall()
         missing = sorted(set(letter_ids) - {int(letter_id) for letter_id, _ in discarded})
+        earlier = _discarded_by(cursor, asset_key, missing, run_id) if missing else []
+        missing = sorted(set(missing) - {int(letter_id) for letter_id, _ in earlier})
         if missing:
             raise DiscardError(
                 f"dead letter(s) {missing} are not unresolved dead letters of {asset_key};"
                 " nothing was discarded"
             )
         per_partition = record_discards(cursor, asset_key, discarded, note, author, run_id)
+    per_partition.update(partition_key for _, partition_key in earlier)
     return Discarded(dict(per_partition))
+
+
+def _discarded_by(
+    cursor: adbc.Cursor, asset_key: str, letter_ids: list[int], run_id: str
+) -> list[tuple[int, str]]:
+    """Those of ``letter_ids`` this run has already discarded (a retried step): done, not
+    refused, and not recorded twice."""
+    params = statements.Params()
+    query = sql.SQL(
+        "SELECT id, partition_key FROM {} WHERE asset_key = {} AND id IN ({})"
+        " AND status = 'discarded' AND resolved_run_id = {}"
+    ).format(
+        sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+        params.add(asset_key),
+        params.add_all(letter_ids),
+        params.add(run_id),
+    )
+    cursor.execute(query.as_string(), parameters=params.values)
+    return cursor.fetchall()
 
 
 def record_discards(

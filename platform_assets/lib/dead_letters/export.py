@@ -1,13 +1,43 @@
-"""Export dead letters to Parquet, for analysis or hand-off (the reference's ``save_failures``)."""
+"""Export dead letters to Parquet, for analysis or hand-off (the reference's ``save_failures``).
 
+The letters stream from the database's COPY into the Parquet writer a batch at a time, so memory
+stays flat whatever the queue's size. The file is written under a temporary name beside its
+destination and renamed over it only once complete: a consumer, or an export killed halfway,
+only ever finds the previous file or the new one under the final name. A killed export's
+temporary file is removed by the next export to the same place.
+"""
+
+import contextlib
+import os
 from pathlib import Path
 
+import psutil
 import pyarrow.parquet as pq
 from psycopg import sql
 
 from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA
 from platform_assets.lib.tables.statements import Params
 from platform_assets.lib.warehouse.resource import Warehouse
+
+_PARTIAL = ".partial"
+
+
+def partial_path(path: Path, pid: int) -> Path:
+    """Where process ``pid`` writes ``path`` until it is complete: hidden, in the same directory
+    (so the final rename is atomic), named after the writer so a dead writer's file is known."""
+    return path.with_name(f".{path.name}.{pid}{_PARTIAL}")
+
+
+def remove_abandoned_partials(path: Path) -> list[Path]:
+    """Delete the temporary files of exports to ``path`` whose writer process is gone."""
+    removed = []
+    for candidate in path.parent.glob(f".{path.name}.*{_PARTIAL}"):
+        pid = candidate.name.removeprefix(f".{path.name}.").removesuffix(_PARTIAL)
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another export removed it first
+                candidate.unlink()
+                removed.append(candidate)
+    return removed
 
 
 def export_dead_letters(
@@ -17,8 +47,8 @@ def export_dead_letters(
     partition_key: str | None = None,
     status: str | None = None,
 ) -> int:
-    """Write the matching dead letters (payload and detail as JSON text) to ``path``; return how
-    many were written."""
+    """Write the matching dead letters (payload and detail as JSON text) to ``path``, atomically;
+    return how many were written."""
     params = Params()
     filters = [
         sql.SQL("{} = {}").format(sql.Identifier(column), params.add(value))
@@ -35,9 +65,21 @@ def export_dead_letters(
         " code_version, attempt_count, status, resolved_run_id, created_at, updated_at"
         " FROM {} WHERE {} ORDER BY id"
     ).format(sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS), sql.SQL(" AND ").join(filters))
-    with warehouse.bulk_connection() as conn, conn.cursor() as cursor:
-        cursor.execute(query.as_string(), parameters=params.values or None)
-        table = cursor.fetch_arrow_table()
     path.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, path)
-    return table.num_rows
+    remove_abandoned_partials(path)
+    partial = partial_path(path, os.getpid())
+    rows = 0
+    try:
+        with warehouse.bulk_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(query.as_string(), parameters=params.values or None)
+            batches = cursor.fetch_record_batch()
+            with pq.ParquetWriter(partial, batches.schema) as writer:
+                for batch in batches:
+                    writer.write_batch(batch)
+                    rows += batch.num_rows
+        with partial.open("rb+") as written:
+            os.fsync(written.fileno())
+        partial.replace(path)
+    finally:
+        partial.unlink(missing_ok=True)
+    return rows

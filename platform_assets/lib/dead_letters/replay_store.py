@@ -92,11 +92,20 @@ def record_patches(
     """Store ``patches`` (audit trail) and mark their dead letters ``replaying``; commit.
 
     Committed before the replay itself, so a patch survives a replay that fails. Creates the
-    patch table on first use, so call it (with no patches) before any replay.
+    patch table on first use, so call it (with no patches) before any replay. A patch this run
+    already recorded (a retried step) is not recorded again.
     """
     with transaction(conn) as cursor:
         create_platform_table(cursor, PATCHES, PATCH_DDL)
         for patch in patches:
+            cursor.execute(
+                sql.SQL("SELECT 1 FROM {} WHERE dead_letter_id = $1 AND run_id = $2")
+                .format(sql.Identifier(PLATFORM_SCHEMA, PATCHES))
+                .as_string(),
+                parameters=(patch.dead_letter_id, run_id),
+            )
+            if cursor.fetchone() is not None:
+                continue
             params = statements.Params()
             query = sql.SQL(
                 "UPDATE {} SET status = 'replaying', updated_at = now()"

@@ -60,7 +60,11 @@ from platform_assets.lib.tables.native_partitions import NATIVE_PARTITIONS_METAD
 from platform_assets.lib.tables.schema import Column
 from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets.lib.warehouse.transient import permanent_unless_transient, retry_transient
+from platform_assets.lib.warehouse.transient import (
+    TRANSIENT_ATTEMPTS,
+    permanent_unless_transient,
+    retry_transient,
+)
 
 CODE_VERSION = f"platform_assets {version('platform_assets')}"  # stamped on every dead letter
 
@@ -187,7 +191,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
     write_mode: WriteMode | None = None
     lock_timeout_ms: int | None = None
     statement_timeout_ms: int | None = None
-    transient_attempts: int = 10
+    transient_attempts: int = TRANSIENT_ATTEMPTS
     bulk_load_min_rows: int | None = BULK_LOAD_MIN_ROWS
 
     def _write_mode(self, context: dg.OutputContext, table_slice: TableSlice) -> WriteMode:
@@ -274,7 +278,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
 
         log = run_logger(context).bind(table=table_slice.qualified_name)
         with permanent_unless_transient(context.asset_key.to_user_string()):
-            result = retry_transient(write, self.transient_attempts, log)
+            result = retry_transient(write, log, self.transient_attempts)
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
         self._report(context, table_slice, mode, result, accounting)
         if accounting:

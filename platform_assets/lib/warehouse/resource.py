@@ -2,13 +2,15 @@
 
 import contextlib
 import queue
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import adbc_driver_manager
 import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
 import psycopg
+import structlog
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 from psycopg_pool import ConnectionPool
@@ -17,6 +19,9 @@ from pydantic import Field, PrivateAttr
 from platform_assets.lib import settings
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
+from platform_assets.lib.warehouse.transient import retry_transient
+
+T = TypeVar("T")
 
 
 def libpq_url(url: str) -> str:
@@ -110,6 +115,17 @@ class Warehouse(dg.ConfigurableResource):
                 # After a failure the idle connections may be as broken (a server restart):
                 # drop them, so a retry connects afresh instead of drawing a dead one.
                 self._close_idle_bulk_connections()
+
+    def retried(self, work: Callable[[adbc.Connection], T], log: structlog.stdlib.BoundLogger) -> T:
+        """``work`` on a bulk connection, done again on a fresh one after a transient error (a
+        lost connection, a deadlock, a server restarting): for work that is one transaction, or
+        that is safe to repeat."""
+
+        def attempt() -> T:
+            with self.bulk_connection() as conn:
+                return work(conn)
+
+        return retry_transient(attempt, log)
 
     def _close_idle_bulk_connections(self) -> None:
         while not self._bulk_pool.empty():

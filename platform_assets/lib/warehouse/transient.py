@@ -29,6 +29,9 @@ from tenacity import (
 
 T = TypeVar("T")
 
+# With the waits of ``retry_transient``, about 40 s: a server restarting or failing over.
+TRANSIENT_ATTEMPTS = 10
+
 TRANSIENT_SQLSTATES = frozenset(
     {
         "40001",  # serialization_failure
@@ -105,7 +108,11 @@ def describe_error(error: BaseException | None) -> str:
     return type(first).__name__
 
 
-def retry_transient(action: Callable[[], T], attempts: int, log: structlog.stdlib.BoundLogger) -> T:
+def retry_transient(
+    action: Callable[[], T],
+    log: structlog.stdlib.BoundLogger,
+    attempts: int = TRANSIENT_ATTEMPTS,
+) -> T:
     """Run ``action``, retrying transient database errors with exponential backoff and jitter.
 
     Waits grow 0.25, 0.5, 1, 2, 4, 8, 8… seconds (plus up to 0.5 s of jitter), so the default
