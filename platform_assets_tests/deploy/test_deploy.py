@@ -71,6 +71,25 @@ def test_the_helm_values_match_the_instance_the_workspace_and_the_image() -> Non
         == (instance["run_coordinator"]["config"]["dequeue_interval_seconds"])
     )
 
+    monitoring = values["dagsterDaemon"]["runMonitoring"]
+    local = instance["run_monitoring"]
+    for key in (
+        "enabled",
+        "start_timeout_seconds",
+        "cancel_timeout_seconds",
+        "max_resume_run_attempts",
+        "poll_interval_seconds",
+        "free_slots_after_run_end_seconds",
+    ):
+        camel = "".join(word.title() for word in key.split("_"))
+        assert monitoring[camel[0].lower() + camel[1:]] == local[key], key
+    retries = values["dagsterDaemon"]["runRetries"]
+    assert retries == {
+        "enabled": instance["run_retries"]["enabled"],
+        "maxRetries": instance["run_retries"]["max_retries"],
+        "retryOnAssetOrOpFailure": instance["run_retries"]["retry_on_asset_or_op_failure"],
+    }
+
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     command = image_command()
     assert deployment["dagsterApiGrpcArgs"] == ["--module-name", module]

@@ -18,6 +18,7 @@ from platform_assets.lib.migrations.ledger import MigrationRefused
 from platform_assets.lib.migrations.lock import LOCK_KEY
 from platform_assets.lib.migrations.model import Check, Migration, discover
 from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.conftest import admin_conninfo
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
 
@@ -318,6 +319,42 @@ def test_killed_mid_backfill_resumes_without_redoing_batches(shop: Warehouse) ->
     ).step_output_data.metadata
     assert baseline_output["resumed_after_key"].value == killed_at * 25
     assert baseline_output["batches_already_done"].value == killed_at
+
+
+def test_a_connection_lost_mid_backfill_is_retried_and_resumed_in_the_same_run(
+    shop: Warehouse,
+) -> None:
+    """The migration's session is terminated (a failover, an administrator) while batches run:
+    no rollback, the step's retry takes the lock on a new connection and resumes after the last
+    committed key, and the same run ends applied."""
+    outcome: dict[str, dg.ExecuteInProcessResult] = {}
+    run = threading.Thread(
+        target=lambda: outcome.update(
+            result=run_migrations(shop, confirm=True, batch_size=25, pause_ms=200)
+        )
+    )
+    run.start()
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and committed_batches(shop) < 4:
+        time.sleep(0.05)
+    with psycopg.connect(admin_conninfo(shop), autocommit=True) as admin:
+        (terminated,) = admin.execute(
+            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_locks"
+            " WHERE locktype = 'advisory' AND granted"
+            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0)",
+            (LOCK_KEY,),
+        ).fetchone()
+    assert terminated == 1
+    run.join(timeout=300)
+
+    result = outcome["result"]
+    assert result.success
+    retried = [e.step_key for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+    assert retried == ["backfill"]
+    [(_, status, batches, rows, _)] = ledger(shop)
+    assert (status, batches, rows) == ("applied", CUSTOMERS // 25, CUSTOMERS)
+    tiers = fetch_all(shop, sql.SQL("SELECT id, tier FROM crm.customers"))
+    assert all(tier == expected_tier(customer_id) for customer_id, tier in tiers)
 
 
 def committed_batches(warehouse: Warehouse) -> int:

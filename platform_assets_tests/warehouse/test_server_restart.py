@@ -1,5 +1,6 @@
 """A PostgreSQL server restarted, or the load's connection dropped, in the middle of a load: the
-run retries and succeeds by itself.
+run retries and succeeds by itself. Replays, exports, discards and extracts launched while the
+server is down wait for it and succeed by themselves too.
 
 Each test runs its own embedded server (not the session's). One stops it while the partition's
 COPY is streaming, keeps it down for a few seconds, and starts it again: lost and refused
@@ -20,9 +21,13 @@ from pathlib import Path
 
 import dagster as dg
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
+from platform_assets.defs.datasets.discard import discard_dead_letters_job
+from platform_assets.defs.datasets.export import export_dead_letters_job
+from platform_assets.defs.datasets.replay import replay_dead_letters_job
 from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.server import roles
@@ -34,6 +39,8 @@ from platform_assets.lib.server.embedded import (
 )
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.datasets.test_table_source import create_source, extract
+from platform_assets_tests.faults.test_killed_replays import STRICT_ORDERS
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -196,3 +203,81 @@ def test_a_connection_dropped_mid_copy_ends_in_a_successful_run(
         assert dropped == 1
 
     load_interrupted_mid_copy(own_server, tmp_path, instance, drop_the_loading_connection)
+
+
+def outage(own_server: Path) -> threading.Thread:
+    """Stop the server now and start it again ``DOWN_SECONDS`` later, in the background."""
+    stop_embedded_server(own_server)
+
+    def come_back() -> None:
+        time.sleep(DOWN_SECONDS)
+        start_in_another_process(own_server)
+
+    back = threading.Thread(target=come_back)
+    back.start()
+    return back
+
+
+def test_replays_exports_discards_and_extracts_ride_out_an_outage(
+    own_server: Path, tmp_path: Path, instance: dg.DagsterInstance
+) -> None:
+    """Each launched while the server is down: each waits for it and succeeds by itself."""
+    warehouse = Warehouse(database_url=embedded_database_url("warehouse", roles.OWNER, own_server))
+    write_day(tmp_path / "orders", DAY, orders=2_000, seed=5, malformed_share=0.03)
+    loaded = dg.materialize(
+        [STRICT_ORDERS],
+        partition_key=DAY.isoformat(),
+        resources={
+            "warehouse": warehouse,
+            "io_manager": PostgresIOManager(warehouse=warehouse),
+            "landing": LandingZone(directory=str(tmp_path)),
+        },
+        instance=instance,
+    )
+    assert loaded.success
+    create_source(warehouse)
+
+    def survived(launch: Callable[[], dg.ExecuteInProcessResult], retried: bool = True) -> None:
+        """``launch`` during an outage succeeds; with ``retried``, after retrying (the extract's
+        reads wait in the connection pool instead)."""
+        back = outage(own_server)
+        try:
+            result = launch()
+        finally:
+            back.join()
+        assert result.success
+        messages = [event.user_message for event in instance.all_logs(result.run_id)]
+        if retried:
+            assert any("transient_error_retrying" in m for m in messages), "no retry met it"
+
+    def job(job_def: dg.JobDefinition, op: str, config: dict) -> dg.ExecuteInProcessResult:
+        return job_def.execute_in_process(
+            run_config={"ops": {op: {"config": {"dataset": "orders", **config}}}},
+            resources={"warehouse": warehouse},
+            instance=instance,
+            raise_on_error=False,
+        )
+
+    def statuses() -> dict[str, int]:
+        query = sql.SQL("SELECT status, count(*) FROM platform.dead_letter_records GROUP BY 1")
+        return dict(fetch_all(warehouse, query))
+
+    try:
+        survived(lambda: job(replay_dead_letters_job, "replay_dead_letters", {}))
+        assert statuses()["resolved"] > 0
+        exported = tmp_path / "letters.parquet"
+        survived(
+            lambda: job(export_dead_letters_job, "export_dead_letters_op", {"path": str(exported)})
+        )
+        assert pq.ParquetFile(exported).metadata.num_rows == statuses()["new"]
+        (letter,) = fetch_all(
+            warehouse,
+            sql.SQL("SELECT min(id) FROM platform.dead_letter_records WHERE status = 'new'"),
+        )[0]
+        discard = {"dead_letter_ids": [letter], "note": "test", "author": "test"}
+        survived(lambda: job(discard_dead_letters_job, "discard_dead_letters", discard))
+        assert statuses()["discarded"] == 1
+        survived(lambda: extract(warehouse, instance=instance, raise_on_error=False), False)
+        assert fetch_all(warehouse, sql.SQL("SELECT count(*) FROM staging.customers")) == [(50,)]
+    finally:
+        warehouse.close()

@@ -23,7 +23,7 @@ from platform_assets.lib.logging import run_logger
 from platform_assets.lib.sources.postgres_table import PostgresTableSource, changed_rows
 from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets.lib.warehouse.transient import permanent_unless_transient
+from platform_assets.lib.warehouse.transient import permanent_unless_transient, retry_transient
 
 # An unpartitioned dataset's rows belong to no time window; its one "partition" is the table.
 WHOLE_TABLE_WINDOW = PartitionWindow(
@@ -75,12 +75,15 @@ def build_table_extract_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         """The source rows changed since the last extract, validated and upserted by key, with
         their dead letters and the new high-water mark in the same transaction."""
         warehouse: Warehouse = context.resources.warehouse
-        with (
-            permanent_unless_transient(f"dataset {spec.name} checkpoint"),
-            warehouse.connection() as conn,
-        ):
-            mark = read_checkpoint(conn, checkpoint_name(spec))
-        run_logger(context).info(
+        log = run_logger(context)
+
+        def last_mark() -> dict | None:
+            with warehouse.connection() as conn:
+                return read_checkpoint(conn, checkpoint_name(spec))
+
+        with permanent_unless_transient(f"dataset {spec.name} checkpoint"):
+            mark = retry_transient(last_mark, log)
+        log.info(
             "table_extract_started",
             dataset=spec.name,
             source_table=source.table,

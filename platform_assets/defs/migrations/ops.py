@@ -1,4 +1,9 @@
-"""The ops of the migration job, one per step, each handing the plan to the next."""
+"""The ops of the migration job, one per step, each handing the plan to the next.
+
+A transient error (a lost connection, a server restarting) fails a step for its retry policy to
+run it again, resuming from the ledger; any other error is final (``dg.Failure`` that allows no
+retry): a refused or rolled-back migration is never tried again by itself.
+"""
 
 import getpass
 import json
@@ -19,6 +24,7 @@ from platform_assets.defs.migrations.plan import (
 )
 from platform_assets.defs.migrations.rollback import failed_checks, rolled_back_on_failure
 from platform_assets.defs.migrations.spec_changes import plan_from_specs
+from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib.migrations.baseline import (
     back_up_columns,
     capture_baseline,
@@ -44,12 +50,15 @@ from platform_assets.lib.migrations.ledger import (
 from platform_assets.lib.migrations.lint import lint, postgres_version
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Migration
+from platform_assets.lib.warehouse.transient import permanent_unless_transient
 
 
 @dg.op(
     out=dg.Out(io_manager_key=STATE_IO_MANAGER),
     required_resource_keys={"migrations", "migration_lock", "dataset_specs"},
+    retry_policy=WAREHOUSE_RETRY_POLICY,
 )
+@permanent_unless_transient("migrate: guard")
 def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPlan:
     """Hold the lock (the resource took it), check the ledger against the code and the migrations
     planned from the dataset specs, lint, plan."""
@@ -121,7 +130,8 @@ def skipped(context: dg.OpExecutionContext, plan: MigrationPlan) -> MigrationPla
     return plan
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: pre checks")
 def pre_checks(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
@@ -135,7 +145,8 @@ def pre_checks(
     return plan
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: baseline")
 def baseline(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
@@ -167,7 +178,18 @@ def baseline(
     return replace(plan, baseline=captured)
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+def with_ledger_progress(plan: MigrationPlan, lock: MigrationLock) -> MigrationPlan:
+    """``plan`` with the DDL done and the backfill's last key as the ledger has them now: a step
+    retried after a lost connection resumes where its last attempt committed, as a new run would."""
+    assert plan.migration is not None
+    entry = ledger_entries(lock.connection).get(plan.migration.id)
+    if entry is None or entry.status != RUNNING:
+        return plan
+    return replace(plan, resume_after=entry.backfill_last_key, ddl_done=frozenset(entry.ddl_done))
+
+
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: forward")
 def forward(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
@@ -188,12 +210,14 @@ def forward(
             migration.id,
         )
         context.log.info(f"backed up {migration.destroys_columns} of {kept} rows before forward")
+    progress = with_ledger_progress(plan, migration_lock).ddl_progress("forward")
     with rolled_back_on_failure(context, plan, migration_lock, "forward"):
-        run_ddl(conn, migration.forward, plan.timeouts, plan.ddl_progress("forward"))
+        run_ddl(conn, migration.forward, plan.timeouts, progress)
     return plan
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: backfill")
 def backfill(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
@@ -211,12 +235,13 @@ def backfill(
         )
 
     started = time.perf_counter()
+    resume_after = with_ledger_progress(plan, migration_lock).resume_after
     with rolled_back_on_failure(context, plan, migration_lock, "backfill"):
         progress = run_backfill(
             migration_lock.connection,
             plan.migration.id,
             plan.migration.backfill,
-            plan.resume_after,
+            resume_after,
             on_batch,
             plan.timeouts,
         )
@@ -232,24 +257,22 @@ def backfill(
     return plan
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: constraints")
 def constraints(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
     """Constraints added NOT VALID, then validated: no long exclusive lock."""
     if not applying(plan):
         return skipped(context, plan)
+    progress = with_ledger_progress(plan, migration_lock).ddl_progress("constraints")
     with rolled_back_on_failure(context, plan, migration_lock, "constraints"):
-        run_ddl(
-            migration_lock.connection,
-            plan.migration.constraints,
-            plan.timeouts,
-            plan.ddl_progress("constraints"),
-        )
+        run_ddl(migration_lock.connection, plan.migration.constraints, plan.timeouts, progress)
     return plan
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: post validate")
 def post_validate(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
@@ -275,7 +298,8 @@ def post_validate(
     return plan
 
 
-@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER))
+@dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
+@permanent_unless_transient("migrate: record")
 def record(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> dg.Output[str]:

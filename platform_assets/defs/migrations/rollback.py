@@ -19,6 +19,7 @@ from platform_assets.lib.migrations.ledger import (
 )
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Check
+from platform_assets.lib.warehouse.transient import is_transient
 
 
 def failed_checks(lock: MigrationLock, checks: list[Check]) -> list[str]:
@@ -65,8 +66,13 @@ def roll_back_migration(
 def rolled_back_on_failure(
     context: dg.OpExecutionContext, plan: MigrationPlan, lock: MigrationLock, step: str
 ) -> Iterator[None]:
-    """Any failure inside rolls the migration back, verifies the baseline, and fails the step."""
+    """Any failure inside rolls the migration back, verifies the baseline, and fails the step;
+    except a transient one (a lost connection, a server restarting): the migration stays running
+    in the ledger and the step's retry, or the next run, resumes it where it stopped."""
     try:
         yield
-    except Exception as error:  # every failure here is rolled back, then re-raised
+    except Exception as error:  # every failure here is rolled back or resumed, then re-raised
+        if is_transient(error):
+            context.log.warning(f"{step} met a transient error; it resumes on retry: {error}")
+            raise
         roll_back_migration(context, plan, lock, step, error)

@@ -1,7 +1,9 @@
 """The webserver's GraphQL API through Dagster's own client (``dagster-graphql``), with the calls
-the UI makes that the client lacks: launch a partition backfill and follow it, list runs by tag,
-turn a sensor off."""
+the UI makes that the client lacks: launch a partition backfill and follow it, list runs by tag or
+in progress, turn a sensor off, set a pool's limit and see who holds its slots, and find a run's
+worker process."""
 
+import re
 from dataclasses import dataclass
 
 from dagster import DagsterRunStatus
@@ -27,6 +29,16 @@ _SENSOR = """query Sensor($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { ... on Sensor { id } }
 }"""
 _STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"""
+_IN_PROGRESS = """{ runsOrError(filter:
+  {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]})
+  { ... on Runs { results { runId } } } }"""
+_SET_POOL_LIMIT = """mutation Limit($pool: String!, $limit: Int!) {
+  setConcurrencyLimit(concurrencyKey: $pool, limit: $limit) }"""
+_POOL = """query Pool($pool: String!) { instance { concurrencyLimit(concurrencyKey: $pool) {
+  claimedSlots { runId stepKey } } } }"""
+_RUN_MESSAGES = """query Logs($id: ID!) { logsForRun(runId: $id) {
+  ... on EventConnection { events { ... on MessageEvent { message } } } } }"""
+_WORKER_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
 @dataclass(frozen=True)
@@ -116,3 +128,26 @@ class DagsterDevClient(DagsterGraphQLClient):
         stopped = self.query(_STOP_SENSOR, {"id": sensor_id})["stopSensor"]
         if stopped["__typename"] != "StopSensorMutationResult":
             raise DagsterGraphQLClientError(stopped["__typename"])
+
+    def runs_in_progress(self) -> list[str]:
+        """The ids of the runs queued, starting, running or being cancelled."""
+        return [r["runId"] for r in self.query(_IN_PROGRESS)["runsOrError"]["results"]]
+
+    def set_pool_limit(self, pool: str, limit: int) -> None:
+        """Set the pool's slot limit, as the UI's *Deployment → Concurrency* page does."""
+        if not self.query(_SET_POOL_LIMIT, {"pool": pool, "limit": limit})["setConcurrencyLimit"]:
+            raise DagsterGraphQLClientError("setConcurrencyLimit", pool)
+
+    def slot_holders(self, pool: str) -> list[str]:
+        """The runs holding a slot of ``pool`` now, one entry per slot."""
+        limit = self.query(_POOL, {"pool": pool})["instance"]["concurrencyLimit"]
+        return [slot["runId"] for slot in limit["claimedSlots"]]
+
+    def worker_pid(self, run_id: str) -> int:
+        """The pid of the run's worker process, as the worker recorded it when it started."""
+        events = self.query(_RUN_MESSAGES, {"id": run_id})["logsForRun"]["events"]
+        for event in events:
+            found = _WORKER_PID.search(event.get("message") or "")
+            if found:
+                return int(found.group(1))
+        raise DagsterGraphQLClientError("no worker pid recorded", run_id)

@@ -22,6 +22,9 @@ class MigrationLock(dg.ConfigurableResource):
 
     def setup_for_execution(self, context: dg.InitResourceContext) -> None:
         """Connect and take the lock, or refuse the run."""
+        self._conn = self._locked_connection()
+
+    def _locked_connection(self) -> psycopg.Connection:
         conn = psycopg.connect(self.warehouse.conninfo(), autocommit=True)
         (acquired,) = conn.execute(
             "SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (LOCK_KEY,)
@@ -29,18 +32,26 @@ class MigrationLock(dg.ConfigurableResource):
         if not acquired:
             conn.close()
             raise MigrationRefused("another migration run holds the migration lock; try later")
-        self._conn = conn
+        return conn
 
     @property
     def connection(self) -> psycopg.Connection:
-        """The connection holding the lock."""
+        """The connection holding the lock. A connection lost with its server (the lock went
+        with its session) is replaced by a new one that takes the lock again, or refuses if
+        another run took it meanwhile: a retried step carries on under the same guarantee."""
         if self._conn is None:
             raise RuntimeError("MigrationLock is only usable inside a run")
+        if self._conn.closed or self._conn.broken:
+            self._conn.close()
+            self._conn = self._locked_connection()
         return self._conn
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
         """Release the lock and close the connection."""
         if self._conn is not None:
-            self._conn.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (LOCK_KEY,))
+            if not (self._conn.closed or self._conn.broken):
+                self._conn.execute(
+                    "SELECT pg_advisory_unlock(hashtextextended(%s, 0))", (LOCK_KEY,)
+                )
             self._conn.close()
             self._conn = None
