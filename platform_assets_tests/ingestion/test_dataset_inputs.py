@@ -283,3 +283,30 @@ def test_a_ten_megabyte_field_becomes_a_dead_letter_with_its_value(landing, inst
             "['placed', 'paid', 'shipped', 'delivered', 'cancelled', 'returned']",
         )
     ]
+
+
+def test_a_file_cut_mid_row_keeps_its_last_row_as_a_dead_letter(landing, instance) -> None:
+    """The delivery stopped in the middle of its last row: every other row loads, the cut row
+    is a dead letter saying why, and nothing loads with a changed value."""
+    directory, resources = landing
+    path = directory / orders_file_name(DAY)
+    content = path.read_bytes()
+    last_start = content.rstrip(b"\n").rfind(b"\n") + 1
+    cut = content[: last_start + (len(content) - last_start) // 2]  # half of the last row
+    path.write_bytes(cut)
+
+    result = materialize(resources, instance)
+
+    assert result.success
+    read, loaded, dead = figures(result)
+    assert read == cut.count(b"\n") == loaded + dead  # the header's break counts the cut line
+    stored = fetch_all(
+        resources["warehouse"],
+        sql.SQL(
+            "SELECT source_ref, stage, error_class, payload ->> 'line'"
+            " FROM platform.dead_letter_records WHERE error_class = 'PossiblyTruncated'"
+        ),
+    )
+    assert stored == [
+        (f"{path.name}:{read + 1}", "parse", "PossiblyTruncated", cut[last_start:].decode())
+    ]

@@ -92,18 +92,26 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, list[Record]]:
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(csv_files(), st.sampled_from([64, 4096]))
+@given(csv_files(), st.sampled_from([64, 4096]), st.sampled_from(["dead_letter", "load"]))
 def test_every_line_is_loaded_or_set_aside_and_no_good_record_is_lost(
-    tmp_path_factory, file: tuple[bytes, list[Record]], block_bytes: int
+    tmp_path_factory, file: tuple[bytes, list[Record]], block_bytes: int, unterminated: str
 ) -> None:
     content, records = file
     path = tmp_path_factory.mktemp("fuzz") / "day.csv"
     path.write_bytes(content)
     data_lines = content.count(b"\n") + (not content.endswith(b"\n")) - 1
+    last_line = data_lines + 1
+    flag_last = unterminated == "dead_letter" and not content.endswith(b"\n")
 
-    rows, spans = {}, []
+    rows, spans, truncated = {}, [], []
     limits = RecordLimits(max_record_bytes=4096, max_record_lines=20)
-    for batch in stream_csv(path, COLUMNS, block_bytes=block_bytes, limits=limits):
+    for batch in stream_csv(
+        path,
+        COLUMNS,
+        block_bytes=block_bytes,
+        limits=limits,
+        unterminated_last_line=unterminated,
+    ):
         for index, row in enumerate(batch.rows.to_pylist()):
             first, lines = int(batch.positions[index]), batch.lines_of(index)
             rows[first] = (tuple(row.values()), lines)
@@ -111,9 +119,14 @@ def test_every_line_is_loaded_or_set_aside_and_no_good_record_is_lost(
         spans += [
             (int(r.source_ref.split(":")[1].split("-")[0]), r.lines) for r in batch.unreadable
         ]
+        truncated += [
+            r.source_ref for r in batch.unreadable if r.error_class == "PossiblyTruncated"
+        ]
 
     covered = sorted(line for first, lines in spans for line in range(first, first + lines))
     assert covered == list(range(2, data_lines + 2))  # every line exactly once
+    # A file without a final line break has its last line set aside, unless declared normal.
+    assert truncated == ([f"day.csv:{last_line}"] if flag_last else [])
 
     line, starts = 2, []
     for record in records:
@@ -123,7 +136,10 @@ def test_every_line_is_loaded_or_set_aside_and_no_good_record_is_lost(
     resync_seen, shares_line = False, False
     for record, start in zip(records, starts, strict=True):
         loaded = rows.get(start)
-        if record.damage or shares_line:  # after a CR-only end it starts mid-line: damaged too
+        ends_the_file = start + record.text.count(b"\n") >= last_line
+        if (
+            record.damage or shares_line or (flag_last and ends_the_file)
+        ):  # after a CR-only end it starts mid-line: damaged too
             resync_seen |= record.damage in RESYNCED
         elif loaded is not None:  # a row read from where a good record starts is that record
             assert loaded == (record.values, record.text.count(b"\n")), (start, record)

@@ -56,7 +56,7 @@ def test_every_line_is_a_record_empty_ones_included(tmp_path: Path) -> None:
     path = tmp_path / "orders.csv"
     path.write_text("\n".join([HEADER, GOOD, "", GOOD]))  # no line break at the end
 
-    batches = list(stream_csv(path, ORDER_COLUMNS))
+    batches = list(stream_csv(path, ORDER_COLUMNS, unterminated_last_line="load"))
 
     (empty,) = [u for batch in batches for u in batch.unreadable]
     assert (empty.source_ref, empty.payload) == ("orders.csv:3", {"line": ""})

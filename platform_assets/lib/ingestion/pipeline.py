@@ -68,7 +68,13 @@ def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> It
     if source.format == "parquet":
         batches = stream_parquet(path, declared, source.extra_columns)
     else:
-        batches = stream_csv(path, declared, source.extra_columns, limits=source.record_limits)
+        batches = stream_csv(
+            path,
+            declared,
+            source.extra_columns,
+            limits=source.record_limits,
+            unterminated_last_line=source.unterminated_last_line,
+        )
     data_lines = count_data_lines(path, source.format)
     first = True
     for batch in batches:

@@ -27,16 +27,19 @@ import pyarrow.csv as pacsv
 csv.field_size_limit(2**31 - 1)
 
 _QUOTE, _COMMA, _LF, _CR = (ord(c) for c in '",\n\r')
+KEPT_BYTES = 4096  # what a dead letter keeps of a line too long to load
 
 
 @dataclass(frozen=True)
 class RecordLimits:
-    """How far a record may extend past its first line (a quoted field with line breaks).
+    """How long a record may be: ``max_record_bytes`` for a line or a record over several lines
+    (a quoted field with line breaks), and ``max_record_lines`` lines.
 
-    A single line is always read whole, however long; only joining further lines is bounded.
+    A longer line is never held whole: it becomes a ``RecordTooLarge`` unreadable line keeping
+    its first ``KEPT_BYTES`` and its length, so memory stays bounded whatever the file holds.
     """
 
-    max_record_bytes: int = 1 << 20
+    max_record_bytes: int = 16 << 20
     max_record_lines: int = 1_000
 
 
@@ -67,6 +70,20 @@ class PieceRecords:
     unreadable: list[Unreadable]
     bytes_consumed: int
     lines_consumed: int
+
+
+def too_large(first_line: int, head: bytes, length: int, limits: RecordLimits) -> Unreadable:
+    """The unreadable line ``first_line`` of ``length`` bytes, longer than a record may be: its
+    first ``KEPT_BYTES`` (``head``) and its length are all that is kept."""
+    return Unreadable(
+        first_line,
+        1,
+        head[:KEPT_BYTES],
+        "RecordTooLarge",
+        f"the line is {length} bytes, more than a record may be (source.max_record_bytes:"
+        f" {limits.max_record_bytes}); its first {min(length, KEPT_BYTES)} bytes are kept",
+        {"line_bytes": length, "kept_bytes": min(length, KEPT_BYTES)},
+    )
 
 
 def line_bounds(data: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -258,6 +275,8 @@ def read_piece(
     data = np.frombuffer(piece, dtype=np.uint8)
     starts, ends = line_bounds(data)
     careful = careful_lines(data, starts, ends)
+    oversized = (ends - starts) > limits.max_record_bytes
+    careful |= oversized
     picked = [header.index(name) for name in declared]
     out = PieceRecords([], [], [], [], 0, 0)
     pending: list[tuple[list[str], int, int]] = []
@@ -291,6 +310,13 @@ def read_piece(
             out.line_counts.append(np.ones(len(lines), dtype=np.int64))
             out.unreadable += malformed
             index = stop
+            continue
+        if oversized[index]:
+            head = piece[starts[index] : starts[index] + KEPT_BYTES]
+            out.unreadable.append(
+                too_large(first_line + index, head, int(ends[index] - starts[index]), limits)
+            )
+            index += 1
             continue
         limit = single if index < alone_until else limits
         try:

@@ -15,7 +15,7 @@ import csv
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, BinaryIO, Literal
 
 import numpy as np
 import pyarrow as pa
@@ -26,9 +26,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from platform_assets.lib.arrow_cast import cast_isolating_failures
 from platform_assets.lib.sources.csv_records import (
     DEFAULT_RECORD_LIMITS,
+    KEPT_BYTES,
+    PieceRecords,
     RecordLimits,
     Unreadable,
     read_piece,
+    too_large,
 )
 
 # CSV pieces of whole lines (about 80k order rows); a longer line makes its piece longer.
@@ -57,6 +60,7 @@ class LandingFilesSource(BaseModel):
     extra_columns: Literal["error", "ignore"] = "error"
     max_record_bytes: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_bytes
     max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
+    unterminated_last_line: Literal["dead_letter", "load"] = "dead_letter"
 
     @model_validator(mode="after")
     def _pattern_names_the_partition(self) -> "LandingFilesSource":
@@ -183,11 +187,16 @@ def _check_columns(path: Path, found: list[str], declared: list[str], extra: str
         )
 
 
-def _csv_header(path: Path) -> list[str]:
+def _csv_header(path: Path, limits: RecordLimits) -> list[str]:
     if not path.is_file():
         raise LandingFileError(f"landing file {path} does not exist")
     with path.open("rb") as handle:
-        first = handle.readline()
+        first = handle.readline(limits.max_record_bytes + 1)
+    if len(first) > limits.max_record_bytes:
+        raise LandingFileError(
+            f"landing file {path} has a header line longer than source.max_record_bytes"
+            f" ({limits.max_record_bytes}): it is no CSV header"
+        )
     if not first.strip():
         raise LandingFileError(f"landing file {path} is empty: it has not even a header line")
     if b"\r" in first.rstrip(b"\r\n"):
@@ -272,52 +281,100 @@ def _decode(
     return decoded.filter(pa.array(keep)), lines[keep], counts[keep], unreadable
 
 
+def _past_the_line(handle: BinaryIO, partial: bytes, block_bytes: int) -> tuple[bytes, int, bytes]:
+    """Read on past the line ``partial`` begins, holding none of it but its first bytes: those,
+    the line's length (line break included) and what follows it in the last block read."""
+    head, length = partial[:KEPT_BYTES], len(partial)
+    while block := handle.read(block_bytes):
+        end = block.find(b"\n")
+        line_part = block if end < 0 else block[: end + 1]
+        head += line_part[: KEPT_BYTES - len(head)]
+        length += len(line_part)
+        if end >= 0:
+            return head, length, block[end + 1 :]
+    return head, length, b""
+
+
+def _batch(path: Path, declared: list[str], piece: bytes, records: PieceRecords) -> RawBatch:
+    """The rows and unreadable records ``read_piece`` found in ``piece``, as text."""
+    if records.tables:
+        table = pa.concat_tables(records.tables)
+        lines = np.concatenate(records.first_lines)
+        counts = np.concatenate(records.line_counts)
+    else:
+        table = pa.table({name: pa.array([], pa.binary()) for name in declared})
+        lines = counts = np.empty(0, dtype=np.int64)
+    has_nul = b"\x00" in piece
+    rows, lines, counts, undecodable = _decode(table, path.name, lines, counts, has_nul)
+    unreadable = [_unreadable(path.name, record) for record in records.unreadable]
+    return RawBatch(rows, path.name, lines, unreadable + undecodable, line_counts=counts)
+
+
 def stream_csv(
     path: Path,
     declared: list[str],
     extra_columns: str = "error",
     block_bytes: int = CSV_BLOCK_BYTES,
     limits: RecordLimits = DEFAULT_RECORD_LIMITS,
+    unterminated_last_line: str = "dead_letter",
 ) -> Iterator[RawBatch]:
     """The CSV at ``path`` in chunks of about ``block_bytes``, declared columns as text.
 
     Lines are numbered as in the file (the header is line 1). Memory is bounded by one piece
     plus one record: pyarrow's own streaming reader reads up to 32 blocks ahead (measured: 600 MB
     of Arrow memory on this file type), so the pieces are cut here, at line breaks, and a record
-    still open at a piece's end is carried into the next. An empty field is an empty string.
+    still open at a piece's end is carried into the next. A line longer than
+    ``limits.max_record_bytes`` is read past, never held: it becomes a ``RecordTooLarge``
+    unreadable line with its first bytes. A last line without a line break (a file cut short, or
+    still being written) becomes a ``PossiblyTruncated`` unreadable line, unless
+    ``unterminated_last_line`` is ``load``. An empty field is an empty string.
     """
-    header = _csv_header(path)
+    header = _csv_header(path, limits)
     _check_columns(path, header, declared, extra_columns)
     with path.open("rb") as handle:
-        handle.readline()  # the header, read above
+        handle.readline(limits.max_record_bytes + 1)  # the header, read above
         first_line, carry = 2, b""
         while True:
             block = handle.read(block_bytes)
             at_eof = not block
             data = carry + block
             cut = len(data) if at_eof else data.rfind(b"\n") + 1
-            if not cut:
-                if at_eof:
-                    return
-                carry = data  # one line longer than a piece: read on
-                continue
             piece, rest = data[:cut], data[cut:]
-            records = read_piece(piece, first_line, header, declared, limits, at_eof)
-            carry = piece[records.bytes_consumed :] + rest
-            first_line += records.lines_consumed
-            if records.tables:
-                table = pa.concat_tables(records.tables)
-                lines = np.concatenate(records.first_lines)
-                counts = np.concatenate(records.line_counts)
-            else:
-                table = pa.table({name: pa.array([], pa.binary()) for name in declared})
-                lines = counts = np.empty(0, dtype=np.int64)
-            has_nul = b"\x00" in piece
-            rows, lines, counts, undecodable = _decode(table, path.name, lines, counts, has_nul)
-            unreadable = [_unreadable(path.name, record) for record in records.unreadable]
-            yield RawBatch(rows, path.name, lines, unreadable + undecodable, line_counts=counts)
+            too_long = len(rest) > limits.max_record_bytes  # a line that cannot be a record
+            tail = b""
+            if at_eof and not piece.endswith(b"\n") and unterminated_last_line != "load":
+                piece, tail = piece[: piece.rfind(b"\n") + 1], piece[piece.rfind(b"\n") + 1 :]
+            carry = rest
+            if piece or tail:
+                records = (
+                    read_piece(piece, first_line, header, declared, limits, at_eof or too_long)
+                    if piece
+                    else PieceRecords([], [], [], [], 0, 0)
+                )
+                carry = piece[records.bytes_consumed :] + rest
+                first_line += records.lines_consumed
+                if tail:
+                    records.unreadable.append(
+                        Unreadable(
+                            first_line,
+                            1,
+                            tail,
+                            "PossiblyTruncated",
+                            "the file does not end with a line break, so its last line may be"
+                            " cut short (a file truncated, or still being written); if the"
+                            " source writes files so, declare source.unterminated_last_line:"
+                            " load",
+                        )
+                    )
+                    first_line += 1
+                yield _batch(path, declared, piece, records)
             if at_eof:
                 return
+            if too_long:
+                head, length, carry = _past_the_line(handle, rest, block_bytes)
+                letter = too_large(first_line, head, length, limits)
+                yield _batch(path, declared, b"", PieceRecords([], [], [], [letter], 0, 1))
+                first_line += 1
 
 
 def stream_parquet(
