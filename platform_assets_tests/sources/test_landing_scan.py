@@ -87,3 +87,65 @@ def test_a_file_for_a_day_that_is_not_a_partition_yet_waits(tmp_path: Path) -> N
     (tmp_path / "orders_2026-12-01.csv").write_text("a\n1\n")
     waiting = settle(tmp_path)
     assert waiting.changed_keys == {} and waiting.cursor["seen"] == {}
+
+
+def test_a_file_replaced_keeping_its_size_and_time_is_requested(tmp_path: Path) -> None:
+    """As ``cp -p`` or ``rsync -t`` deliver a corrected file: same length, same mtime."""
+    path = tmp_path / "orders_2026-11-02.csv"
+    path.write_text("a,b\n1,2\n")
+    before = settle(tmp_path)
+    stat = path.stat()
+    replacement = tmp_path / "incoming.tmp"
+    replacement.write_text("a,b\n1,3\n")
+    os.utime(replacement, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    replacement.replace(path)  # a new inode under the old name
+    assert (path.stat().st_size, path.stat().st_mtime_ns) == (stat.st_size, stat.st_mtime_ns)
+    after = settle(tmp_path, before.cursor)
+    assert list(after.changed_keys) == ["2026-11-02"]
+
+    with path.open("r+") as in_place:  # rewritten in place, its mtime put back
+        in_place.write("a,b\n1,4\n")
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert list(settle(tmp_path, after.cursor).changed_keys) == ["2026-11-02"]
+
+
+def test_a_file_removed_after_loading_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "orders_2026-11-02.csv").write_text("a\n1\n")
+    cursor = settle(tmp_path).cursor
+    (tmp_path / "orders_2026-11-02.csv").unlink()
+    rescanned = scan(tmp_path, cursor)
+    assert rescanned.removed == ["orders_2026-11-02.csv"] and rescanned.changed_keys == {}
+    assert scan(tmp_path, rescanned.cursor).removed == []  # reported once
+
+
+def test_a_file_waits_for_its_ready_marker(tmp_path: Path) -> None:
+    path = tmp_path / "orders_2026-11-02.csv"
+    path.write_text("a\n1\n")
+
+    def not_ready(file: Path) -> str | None:
+        return None if file.with_name(file.name + ".done").exists() else "no marker yet"
+
+    def look(cursor: dict | None) -> LandingScan:
+        return scan_landing(
+            tmp_path, PATTERN, "%Y-%m-%d", cursor, lambda day: True, not_ready=not_ready
+        )
+
+    waiting = look(look(None).cursor)
+    assert waiting.changed_keys == {} and waiting.waiting == {path.name: "no marker yet"}
+    path.with_name(path.name + ".done").touch()
+    assert list(look(look(waiting.cursor).cursor).changed_keys) == ["2026-11-02"]
+
+
+def test_a_link_out_of_the_landing_zone_is_refused_never_read(tmp_path: Path) -> None:
+    zone, outside = tmp_path / "landing", tmp_path / "secrets.csv"
+    (zone / "orders").mkdir(parents=True)
+    outside.write_text("a\n1\n")
+    (zone / "orders" / "orders_2026-11-02.csv").symlink_to(outside)
+
+    def look(cursor: dict | None) -> LandingScan:
+        return scan_landing(zone / "orders", PATTERN, "%Y-%m-%d", cursor, lambda day: True, zone)
+
+    refused = look(look(None).cursor)
+    assert refused.changed_keys == {} and refused.cursor["seen"] == {}
+    assert list(refused.refused) == ["orders_2026-11-02.csv"]
+    assert "leads out of the landing zone" in refused.refused["orders_2026-11-02.csv"]

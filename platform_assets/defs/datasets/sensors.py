@@ -1,8 +1,10 @@
 """Each landing-file dataset's sensor: load exactly the partitions whose files appeared or changed.
 
-The cursor remembers every file's size, modification time and SHA-256 (``lib/sources/
-landing_scan``): a file is requested once it has stopped growing, a file whose bytes did not
-change is never requested again, and a changed file is requested once. Adjacent changed
+The cursor remembers every file's size, modification and change times, inode and SHA-256
+(``lib/sources/landing_scan``): a file is requested once it has stopped growing and is ready (its
+ready marker or manifest arrived, when the spec declares them), a file whose bytes did not change
+is never requested again, and a changed file is requested once, even when it kept its size and
+modification time. Adjacent changed
 partitions go in one range run (up to the dataset's ``max_partitions_per_run``, when it sets one).
 """
 
@@ -18,6 +20,7 @@ from platform_assets.defs.datasets.landing import landing_observation
 from platform_assets.defs.datasets.partitions import dataset_partitions
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.sources.completeness import not_ready
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
 from platform_assets.lib.sources.landing_scan import scan_landing
 from platform_assets.lib.sources.landing_zone import LandingZone
@@ -66,14 +69,25 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
     def landing_files_changed(
         context: dg.SensorEvaluationContext, landing: LandingZone
     ) -> dg.SensorResult:
-        """Requests each changed partition once; the cursor holds what was seen."""
+        """Requests each changed partition once; the cursor holds what was seen. The tick says
+        which files wait and why, which were removed after loading, and which were refused."""
+        zone = Path(landing.directory)
         scan = scan_landing(
-            Path(landing.directory) / source.directory,
+            zone / source.directory,
             source.pattern,
             spec.partitions.format,
             json.loads(context.cursor) if context.cursor else None,
             partitions_def.has_partition_key,  # a file for a key not yet a partition waits
+            zone=zone,
+            not_ready=lambda path: not_ready(path, source.ready_marker, source.manifest),
         )
+        notes = [
+            *(f"{name} waits: {why}" for name, why in scan.waiting.items()),
+            *(f"{name} was removed after it was seen; its rows stay" for name in scan.removed),
+            *(f"{name} is refused: {why}" for name, why in scan.refused.items()),
+        ]
+        for note in notes:
+            context.log.warning(note)
         requests = [
             dg.RunRequest(
                 run_key=f"{run[0]}..{run[-1]}:" + _digest(scan.changed_keys[key] for key in run),
@@ -91,8 +105,10 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         ]
         skip = None
         if not requests:
-            waiting = f"; waiting for {scan.settling} to stop growing" if scan.settling else ""
-            skip = dg.SkipReason(f"no new or changed {spec.name} landing file{waiting}")
+            if scan.settling:
+                notes.append(f"waiting for {scan.settling} to stop growing")
+            said = "".join(f"; {note}" for note in notes)
+            skip = dg.SkipReason(f"no new or changed {spec.name} landing file{said}")
         return dg.SensorResult(
             run_requests=requests,
             skip_reason=skip,

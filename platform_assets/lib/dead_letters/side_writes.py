@@ -103,6 +103,8 @@ ACCOUNTING_DDL = [
         CHECK (data_lines = lines_loaded + lines_dead_lettered)
     )
     """,
+    # What vouched for the file's completeness: its ready marker, its manifest's sha256 and rows.
+    add_column_when_missing(FILE_LINES, "completeness_checks", "text NOT NULL DEFAULT ''"),
 ]
 
 
@@ -314,12 +316,13 @@ class AccountingWrite:
         insert = (
             sql.SQL(
                 "INSERT INTO {} AS f (asset_key, partition_key, source_file, data_lines,"
-                " lines_loaded, lines_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+                " lines_loaded, lines_dead_lettered, run_id, completeness_checks)"
+                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
                 " ON CONFLICT (asset_key, partition_key, source_file) DO UPDATE SET"
                 " data_lines = f.data_lines + excluded.data_lines,"
                 " lines_loaded = f.lines_loaded + excluded.lines_loaded,"
                 " lines_dead_lettered = f.lines_dead_lettered + excluded.lines_dead_lettered,"
-                " run_id = excluded.run_id"
+                " run_id = excluded.run_id, completeness_checks = excluded.completeness_checks"
             )
             .format(sql.Identifier(PLATFORM_SCHEMA, FILE_LINES))
             .as_string()
@@ -335,6 +338,7 @@ class AccountingWrite:
                     lines.lines_loaded,
                     lines.lines_dead_lettered,
                     self.run_id,
+                    lines.checks,
                 ),
             )
 

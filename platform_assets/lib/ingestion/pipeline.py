@@ -34,6 +34,7 @@ from platform_assets.lib.ingestion.validation import (
     check_rows,
     failures_of,
 )
+from platform_assets.lib.sources.completeness import check_before_reading, check_rows_read
 from platform_assets.lib.sources.landing_readers import (
     LandingFileError,
     LandingFilesSource,
@@ -63,8 +64,11 @@ def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindo
 
 
 def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> Iterator[RawBatch]:
-    """``path`` in chunks, with the reader of the source's format; the first chunk carries the
-    file's data lines, counted from its bytes before the reader starts (``count_data_lines``)."""
+    """``path`` in chunks, with the reader of the source's format, once its ready marker and
+    manifest checksum (if declared) vouch for it. The first chunk carries the file's data lines,
+    counted from its bytes before the reader starts (``count_data_lines``); a last empty chunk
+    carries what vouched for the file, once its manifest's row count (if any) is checked too."""
+    completeness = check_before_reading(path, source.ready_marker, source.manifest)
     if source.format == "parquet":
         batches = stream_parquet(path, declared, source.extra_columns)
     else:
@@ -73,16 +77,28 @@ def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> It
             declared,
             source.extra_columns,
             limits=source.record_limits,
-            unterminated_last_line=source.unterminated_last_line,
+            unterminated_last_line=(
+                "load" if completeness.declared_whole else source.unterminated_last_line
+            ),
         )
     data_lines = count_data_lines(path, source.format)
-    first = True
+    records, first = 0, True
     for batch in batches:
+        records += batch.records_read
         yield replace(batch, file_data_lines=data_lines if first else 0)
         first = False
+    empty = pa.table({name: pa.array([], pa.string()) for name in declared})
     if first:  # a file of no rows still reports its (zero) lines
-        empty = pa.table({name: pa.array([], pa.string()) for name in declared})
         yield RawBatch(empty, path.name, np.empty(0, np.int64), file_data_lines=data_lines)
+    checked = check_rows_read(path, completeness, records)
+    if checked.evidence:
+        yield RawBatch(
+            empty,
+            path.name,
+            np.empty(0, np.int64),
+            file_data_lines=0,
+            file_checks=checked.describe(),
+        )
 
 
 def _letters(
@@ -244,7 +260,7 @@ def ingest_batch(
     if raw.file_data_lines is not None:
         dead_lines = sum(letter.source_lines for letter in processed.letters)
         file_lines[(window.key, raw.source)] = FileLines(
-            raw.file_data_lines, processed.lines_loaded, dead_lines
+            raw.file_data_lines, processed.lines_loaded, dead_lines, raw.file_checks
         )
     return IngestedChunk(
         processed.rows,

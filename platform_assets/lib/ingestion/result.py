@@ -92,17 +92,20 @@ def no_dead_letters() -> pa.Table:
 class FileLines:
     """A landing file's physical data lines (counted from its bytes, not by the reader) and the
     lines its loaded rows and its dead letters span: the first must equal the other two summed,
-    so no reader bug can hide lines of a file."""
+    so no reader bug can hide lines of a file. ``checks`` says what vouched for the file's
+    completeness (its ready marker, its manifest's checksum and rows), if anything did."""
 
     data_lines: int = 0
     lines_loaded: int = 0
     lines_dead_lettered: int = 0
+    checks: str = ""
 
     def __add__(self, other: "FileLines") -> "FileLines":
         return FileLines(
             self.data_lines + other.data_lines,
             self.lines_loaded + other.lines_loaded,
             self.lines_dead_lettered + other.lines_dead_lettered,
+            other.checks or self.checks,
         )
 
     @property

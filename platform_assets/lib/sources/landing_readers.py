@@ -48,7 +48,9 @@ class LandingFilesSource(BaseModel):
     (``YYYY-MM-DD`` for days, or the spec's ``partitions.key_format``); every matching file of
     the partition is read, in name order. A CSV record may span several lines (a quoted line
     break), up to ``max_record_lines`` and ``max_record_bytes``; a quote still open past them
-    makes only its own line a dead letter.
+    makes only its own line a dead letter, and a longer line is a dead letter too. A last line
+    without a line break is a dead letter unless ``unterminated_last_line`` is ``load``, or the
+    file's ``ready_marker`` or ``manifest`` checksum vouches for it (``completeness``).
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -61,11 +63,20 @@ class LandingFilesSource(BaseModel):
     max_record_bytes: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_bytes
     max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
     unterminated_last_line: Literal["dead_letter", "load"] = "dead_letter"
+    ready_marker: str | None = None
+    manifest: str | None = None
 
     @model_validator(mode="after")
     def _pattern_names_the_partition(self) -> "LandingFilesSource":
         if "{date}" not in self.pattern:
             raise ValueError("source.pattern must contain {date}")
+        for field_name in ("ready_marker", "manifest"):
+            value = getattr(self, field_name)
+            if value is not None and ("{file}" not in value or "/" in value):
+                raise ValueError(
+                    f"source.{field_name} {value!r} must name a file beside the data file,"
+                    " with {file} standing for the data file's name (e.g. '{file}.done')"
+                )
         for field_name in ("directory", "pattern"):
             value = getattr(self, field_name)
             if PurePath(value).is_absolute() or ".." in PurePath(value).parts:
@@ -104,7 +115,8 @@ class RawBatch:
     its first line or row number in ``positions`` and how many lines it spans in
     ``line_counts``, 1 when omitted), and the stretch's unreadable records. For a landing file,
     ``file_data_lines`` is what the chunk adds to the file's count of data lines (the whole count
-    on its first chunk, 0 on the others); None for sources without lines.
+    on its first chunk, 0 on the others); None for sources without lines. ``file_checks`` says
+    what vouched for the file's completeness (on its last chunk).
 
     References are built only for the rows that need one (dead letters), not per row read.
     """
@@ -116,6 +128,7 @@ class RawBatch:
     position_prefix: str = ""
     line_counts: np.ndarray | None = None
     file_data_lines: int | None = None
+    file_checks: str = ""
 
     @property
     def records_read(self) -> int:
