@@ -191,10 +191,9 @@ def test_a_process_killed_between_chunks_leaves_nothing_half_written(
     assert result.success and figures(result)[0] > 2000
 
 
-def test_a_parquet_dataset_is_typed_from_its_declared_columns(
-    resources, instance, tmp_path
-) -> None:
-    spec = DatasetSpec.model_validate(
+def parquet_readings(columns: list[dict]) -> DatasetSpec:
+    """Meter readings delivered as Parquet, with ``columns``, keyed by meter and time."""
+    return DatasetSpec.model_validate(
         {
             "name": "readings",
             "asset_key": ["io_test", "readings"],
@@ -210,11 +209,19 @@ def test_a_parquet_dataset_is_typed_from_its_declared_columns(
             "columns": [
                 {"name": "meter", "type": "integer", "required": True},
                 {"name": "read_at", "type": "timestamptz", "required": True},
-                {"name": "kwh", "type": "decimal", "precision": 8, "scale": 3, "min": 0},
+                *columns,
             ],
             "primary_key": ["meter", "read_at"],
             "partition_column": "read_at",
         }
+    )
+
+
+def test_a_parquet_dataset_is_typed_from_its_declared_columns(
+    resources, instance, tmp_path
+) -> None:
+    spec = parquet_readings(
+        [{"name": "kwh", "type": "decimal", "precision": 8, "scale": 3, "min": 0}]
     )
     (tmp_path / "readings").mkdir()
     pq.write_table(
@@ -310,3 +317,72 @@ def test_a_file_cut_mid_row_keeps_its_last_row_as_a_dead_letter(landing, instanc
     assert stored == [
         (f"{path.name}:{read + 1}", "parse", "PossiblyTruncated", cut[last_start:].decode())
     ]
+
+
+def test_a_parquet_value_that_cannot_be_read_costs_its_row_alone(
+    resources, instance, tmp_path
+) -> None:
+    """One label of 300 is not UTF-8, and the kWh come as decimal(20,6): 35.920000 fits the
+    declared numeric(12,2) by value and loads, 35.925000 does not and is a dead letter. A column
+    Arrow cannot render as text at all fails the file, naming it, the column and both types."""
+    spec = parquet_readings(
+        [
+            {"name": "label", "type": "text"},
+            {"name": "kwh", "type": "decimal", "precision": 12, "scale": 2},
+        ]
+    )
+    (tmp_path / "readings").mkdir()
+    path = tmp_path / "readings" / f"readings_{KEY}.parquet"
+    labels = [f"meter {n}".encode() for n in range(300)]
+    labels[41] = b"caf\xe9"
+    kwh = ["35.920000"] * 300
+    kwh[7] = "35.925000"
+    times = [f"2026-11-10T{n // 60 % 24:02}:{n % 60:02}:00Z" for n in range(300)]
+    pq.write_table(
+        pa.table(
+            {
+                "meter": pa.array(range(300), pa.int64()),
+                "read_at": pa.array(times).cast(pa.timestamp("us", tz="UTC")),
+                "label": pa.array(labels, pa.binary()),
+                "kwh": pa.array(kwh).cast(pa.decimal128(20, 6)),
+            }
+        ),
+        path,
+    )
+    asset = build_dataset_asset(spec)
+    resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+
+    result = dg.materialize([asset], partition_key=KEY, instance=instance, resources=resources)
+
+    metadata = result.asset_materializations_for_node("io_test__readings")[0].metadata
+    assert (metadata["rows_read"].value, metadata["rows_loaded"].value) == (300, 298)
+    warehouse = resources["warehouse"]
+    loaded = fetch_all(warehouse, sql.SQL("SELECT DISTINCT kwh::text FROM io_test.readings"))
+    assert loaded == [("35.92",)]
+    letters = fetch_all(
+        warehouse,
+        sql.SQL(
+            "SELECT source_ref, error_class, payload ->> 'label', error_detail -> 'raw_base64'"
+            " FROM platform.dead_letter_records ORDER BY 1"
+        ),
+    )
+    assert letters == [
+        (f"{path.name}:row 42", "InvalidEncoding", "caf\\xe9", {"label": "Y2Fm6Q=="}),
+        (f"{path.name}:row 8", "ValidationError", "meter 7", None),
+    ]
+
+    nested = pa.table(
+        {
+            "meter": pa.array([1], pa.int64()),
+            "read_at": pa.array(["2026-11-10T01:00:00Z"]).cast(pa.timestamp("us", tz="UTC")),
+            "label": pa.array([["a", "b"]], pa.list_(pa.string())),
+            "kwh": pa.array(["1.00"]).cast(pa.decimal128(20, 6)),
+        }
+    )
+    pq.write_table(nested, path)
+    refused = dg.materialize(
+        [asset], partition_key=KEY, instance=instance, resources=resources, raise_on_error=False
+    )
+    message = refused.failure_data_for_node("io_test__readings").error.cause.message
+    assert f"{path}: column label is list<element: string>" in message
+    assert "cannot be read as the declared text" in message

@@ -188,8 +188,26 @@ ORDERS_SPEC = Path(__file__).parents[2] / "platform_assets" / "datasets" / "orde
         (lambda d: d["source"].update(directory="/etc"), "must stay inside the landing"),
         (lambda d: d["source"].update(pattern="../x_{date}.csv"), "must stay inside the landing"),
         (lambda d: d.update(asset_key=["sales", "t" * 64]), "asset_key.1"),
+        (
+            lambda d: d["columns"].append({"name": "twice", "type": "text", "regex": r"(a)\1"}),
+            "column twice: regex '(a)\\\\1' is not one Arrow's RE2 engine evaluates",
+        ),
+        (
+            lambda d: d["source"].update(ready_marker="../{file}.done"),
+            "must name a file beside the data file",
+        ),
     ],
-    ids=["reserved", "too-long", "repeated", "escape", "absolute", "pattern-escape", "long-key"],
+    ids=[
+        "reserved",
+        "too-long",
+        "repeated",
+        "escape",
+        "absolute",
+        "pattern-escape",
+        "long-key",
+        "backreference",
+        "marker-elsewhere",
+    ],
 )
 def test_a_spec_that_can_never_work_is_refused_naming_file_and_field(
     tmp_path: Path, change, message: str

@@ -59,9 +59,11 @@ def _source_batches(
     landing: LandingZone = context.resources.landing
     files = landing_files(source, Path(landing.directory), window)
 
+    declared_types = {column.name: column.type for column in spec.columns}
+
     def batches() -> Iterator[RawBatch]:
         for path in files:
-            yield from read_file(source, path, spec.source_column_names)
+            yield from read_file(source, path, spec.source_column_names, declared_types)
 
     described = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
     return batches, {"source_files": described}

@@ -58,10 +58,11 @@ def arrow_field(column: ColumnSpec) -> pa.Field:
 def _shape(column: ColumnSpec) -> str | None:
     if column.type == "integer" and column.accept_integral_decimals:
         return r"^[+-]?\d{1,19}(\.0*)?$"
-    if column.type == "decimal":
+    if column.type == "decimal":  # by value: leading and trailing zeros are not digits lost
         whole, fraction = column.precision - column.scale, column.scale  # type: ignore[operator]
-        digits = rf"\d{{1,{whole}}}" if whole else "0?"
-        return rf"^[+-]?{digits}(\.\d{{1,{fraction}}})?$" if fraction else rf"^[+-]?{digits}$"
+        digits = rf"0*\d{{1,{whole}}}" if whole else "0*"
+        point = rf"(\.\d{{1,{fraction}}}0*)?" if fraction else r"(\.0+)?"
+        return rf"^[+-]?{digits}{point}$"
     return _SHAPES.get(column.type)
 
 
@@ -94,6 +95,13 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
     candidates = pc.if_else(pa.array(well_shaped), present, pa.scalar(None, pa.string()))
     if column.type == "integer":  # Arrow's integer parser takes "-7" but not "+7", nor "7.0"
         candidates = pc.replace_substring_regex(candidates, r"^\+|\.0*$", "")
+    if column.type == "decimal":  # the value's own digits: "0035.920000" is 35.92
+        for zeros, kept in (
+            (r"^([+-]?)0+(\d)", r"\1\2"),
+            (r"(\.\d*?)0+$", r"\1"),
+            (r"\.$|^\+", ""),
+        ):
+            candidates = pc.replace_substring_regex(candidates, zeros, kept)
     typed, cast_failed = cast_isolating_failures(candidates, target)
     return typed, (~missing & ~well_shaped) | cast_failed
 
@@ -118,7 +126,7 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
         return f"{name}: {text!r} is outside the range of a 64-bit integer"
     if kind == "decimal" and has_digits:
         precision, scale = column.precision, column.scale
-        fraction = number.group(2) or ""  # type: ignore[union-attr]
+        fraction = (number.group(2) or "").rstrip("0")  # type: ignore[union-attr]
         if len(fraction) > scale:  # type: ignore[operator]
             allowed = "no fraction digits" if scale == 0 else f"at most {scale}"
             return (

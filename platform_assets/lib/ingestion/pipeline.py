@@ -63,14 +63,21 @@ def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindo
     return paths
 
 
-def read_file(source: LandingFilesSource, path: Path, declared: list[str]) -> Iterator[RawBatch]:
+def read_file(
+    source: LandingFilesSource,
+    path: Path,
+    declared: list[str],
+    declared_types: dict[str, str] | None = None,
+) -> Iterator[RawBatch]:
     """``path`` in chunks, with the reader of the source's format, once its ready marker and
     manifest checksum (if declared) vouch for it. The first chunk carries the file's data lines,
     counted from its bytes before the reader starts (``count_data_lines``); a last empty chunk
     carries what vouched for the file, once its manifest's row count (if any) is checked too."""
     completeness = check_before_reading(path, source.ready_marker, source.manifest)
     if source.format == "parquet":
-        batches = stream_parquet(path, declared, source.extra_columns)
+        batches = stream_parquet(
+            path, declared, source.extra_columns, declared_types=declared_types
+        )
     else:
         batches = stream_csv(
             path,

@@ -8,13 +8,14 @@ The platform builds the asset, its checks and its dead-letter wiring from it
 docs/datasets.md.
 """
 
-import re
 from datetime import date, datetime
 from decimal import Decimal
 from importlib import import_module
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import yaml
 from dagster._utils.schedules import is_valid_cron_string
 from pydantic import Field, ValidationError, model_validator
@@ -98,10 +99,15 @@ class ColumnSpec(StrictModel):
         if (self.enum or self.regex or self.max_length) and not textual:
             raise ValueError(f"column {self.name}: enum/regex/max_length apply to text only")
         if self.regex is not None:
+            # Compiled by the engine that evaluates it (Arrow's RE2, anchored as validation
+            # anchors it): a pattern only Python accepts, such as a backreference, fails here.
             try:
-                re.compile(self.regex)
-            except re.error as error:
-                raise ValueError(f"column {self.name}: regex does not compile: {error}") from error
+                pc.match_substring_regex(pa.array([""]), f"^(?:{self.regex})$")
+            except pa.ArrowInvalid as error:
+                raise ValueError(
+                    f"column {self.name}: regex {self.regex!r} is not one Arrow's RE2 engine"
+                    f" evaluates (no backreferences or lookarounds): {error}"
+                ) from error
         return self
 
 
