@@ -2,7 +2,8 @@
 
 ``dagster.yaml`` lists that logger under ``python_logs.managed_python_loggers``, so every line
 lands in the Dagster run's event log (the UI's run logs), not only on stderr. Lines are JSON when
-``PLATFORM_LOG_FORMAT=json`` (production) and ``key=value`` console text otherwise.
+``PLATFORM_LOG_FORMAT=json`` (production) and ``key=value`` console text otherwise. No line
+carries a secret: each is masked last (``lib/redaction``).
 """
 
 import logging
@@ -11,8 +12,15 @@ import dagster as dg
 import structlog
 
 from platform_assets.lib import settings
+from platform_assets.lib.redaction import redact
 
 LOGGER_NAME = "platform_assets"
+
+
+def _redacted_line(_logger: object, _method: str, line: str) -> str:
+    """The rendered line with every secret masked (``lib/redaction``): the last word on what a
+    log line may carry, whatever a caller bound to it."""
+    return redact(line)
 
 
 def configure_logging() -> None:
@@ -34,6 +42,7 @@ def configure_logging() -> None:
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             renderer,
+            _redacted_line,
         ],
         logger_factory=structlog.stdlib.LoggerFactory(),
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),

@@ -61,6 +61,8 @@ class WebhookNotifier(Notifier):
             response = requests.post(self.url, json=message, timeout=self.timeout_s)
         except (requests.ConnectionError, requests.Timeout) as error:
             raise _Retryable(f"webhook unreachable ({type(error).__name__})") from None
+        except (requests.RequestException, ValueError) as error:  # its message quotes the URL
+            raise NotifierError(f"the webhook URL is malformed ({type(error).__name__})") from None
         if response.status_code in _RETRY_STATUSES:
             raise _Retryable(f"webhook answered {response.status_code}")
         if response.status_code >= 400:

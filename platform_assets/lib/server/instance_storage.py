@@ -11,8 +11,11 @@ from typing import Any, Self
 from dagster._config.config_schema import UserConfigSchema
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from platform_assets.lib import settings
+from platform_assets.lib.redaction import redacted
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
 
@@ -28,7 +31,11 @@ def instance_storage_url() -> str:
     )
     scheme, _, rest = url.partition("://")
     if scheme in ("postgres", "postgresql", "postgresql+psycopg"):
-        return f"postgresql+psycopg2://{rest}"
+        url = f"postgresql+psycopg2://{rest}"
+    try:
+        make_url(url).port  # noqa: B018 (parsed now: SQLAlchemy's own error would quote the URL)
+    except (ArgumentError, ValueError) as error:
+        raise redacted(error, f"{settings.DAGSTER_STORAGE_URL_VAR} is malformed") from None
     return url
 
 

@@ -17,6 +17,7 @@ from psycopg_pool import ConnectionPool
 from pydantic import Field, PrivateAttr
 
 from platform_assets.lib import settings
+from platform_assets.lib.redaction import redacted
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
 from platform_assets.lib.warehouse.transient import retry_transient
@@ -66,14 +67,17 @@ class Warehouse(dg.ConfigurableResource):
         """
         if self._conninfo is None:
             base = libpq_url(self.database_url) if self.database_url else None
-            self._conninfo = make_conninfo(
-                base or embedded_database_url(settings.WAREHOUSE_DATABASE, self.embedded_role),
-                application_name=self.application_name,
-                options=(
-                    f"-c statement_timeout={self.statement_timeout_ms} "
-                    f"-c lock_timeout={self.lock_timeout_ms}"
-                ),
-            )
+            try:
+                self._conninfo = make_conninfo(
+                    base or embedded_database_url(settings.WAREHOUSE_DATABASE, self.embedded_role),
+                    application_name=self.application_name,
+                    options=(
+                        f"-c statement_timeout={self.statement_timeout_ms} "
+                        f"-c lock_timeout={self.lock_timeout_ms}"
+                    ),
+                )
+            except psycopg.ProgrammingError as error:  # its message quotes the URL
+                raise redacted(error, "the database URL is malformed") from None
         return self._conninfo
 
     @contextmanager
