@@ -3,23 +3,62 @@
 A large partition can have many dead letters (1% of 10M rows is 100k, ~65 MB as Arrow); keeping
 them on disk instead of in memory is what keeps a streamed write's memory flat. They are COPYed in
 at the end of the write, batch by batch, in the same transaction as the rows.
+
+The file lives in the run's own directory (``<data dir>/spool/<run id>/``), named after the host
+and process writing it, and is removed when the write ends, committed or not; the directory goes
+with its last file. A process killed mid-write cannot remove its file: the next spool started on
+the same host removes every file whose process is gone.
 """
 
+import contextlib
 import os
+import socket
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 
+import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from platform_assets.lib import settings
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA
+
+_PREFIX = "dead-letters-"
+
+
+def spool_root() -> Path:
+    """Where every run's spool directory lives."""
+    return settings.data_dir() / "spool"
+
+
+def _owner_prefix(pid: int) -> str:
+    return f"{_PREFIX}{socket.gethostname()}-{pid}-"
+
+
+def remove_abandoned_spools(root: Path) -> list[Path]:
+    """Delete the spool files this host's dead processes left under ``root`` (and the run
+    directories they leave empty); what was removed."""
+    removed = []
+    host = f"{_PREFIX}{socket.gethostname()}-"
+    for path in root.glob(f"*/{host}*"):
+        pid = path.name.removeprefix(host).partition("-")[0]
+        if pid.isdigit() and not psutil.pid_exists(int(pid)):
+            with contextlib.suppress(FileNotFoundError):  # another process removed it first
+                path.unlink()
+                removed.append(path)
+    for directory in {path.parent for path in removed}:
+        with contextlib.suppress(OSError):  # not empty: a live write of the run still spools
+            directory.rmdir()
+    return removed
 
 
 class DeadLetterSpool:
     """Append dead-letter tables; count them per partition; read them back once, in order."""
 
-    def __init__(self) -> None:
+    def __init__(self, run_id: str = "") -> None:
+        self.run_id = run_id or "no-run"
         self.per_partition: Counter[str] = Counter()
         self._path: str | None = None
         self._sink: pa.NativeFile | None = None
@@ -32,7 +71,13 @@ class DeadLetterSpool:
         for entry in pc.value_counts(letters.column("partition_key")).to_pylist():
             self.per_partition[entry["values"]] += entry["counts"]
         if self._writer is None:
-            descriptor, self._path = tempfile.mkstemp(prefix="dead-letters-", suffix=".arrows")
+            root = spool_root()
+            remove_abandoned_spools(root)
+            directory = root / self.run_id
+            directory.mkdir(parents=True, exist_ok=True)
+            descriptor, self._path = tempfile.mkstemp(
+                prefix=_owner_prefix(os.getpid()), suffix=".arrows", dir=directory
+            )
             os.close(descriptor)
             self._sink = pa.OSFile(self._path, "wb")
             self._writer = pa.ipc.new_stream(self._sink, DEAD_LETTER_SCHEMA)
@@ -59,4 +104,6 @@ class DeadLetterSpool:
             self._writer = None
         if self._path is not None:
             os.unlink(self._path)
+            with contextlib.suppress(OSError):  # another write of the run still spools there
+                os.rmdir(os.path.dirname(self._path))
             self._path = None

@@ -8,6 +8,7 @@ import numpy as np
 import pyarrow as pa
 
 from platform_assets.lib.dead_letters.side_writes import WriteTally
+from platform_assets.lib.dead_letters.spool import DeadLetterSpool
 from platform_assets.lib.ingestion.result import IngestedChunk
 from platform_assets.lib.io_manager.partition_rows import OUTSIDE, assign_partitions
 from platform_assets.lib.io_manager.write_request import (
@@ -46,7 +47,10 @@ class ChunkStream:
         self._chunks = chunks
         self._bounds = bounds
         self.keys = [p.key for p in request.table_slice.partitions] or [WHOLE_TABLE]
-        self.tally = WriteTally(rows_loaded=Counter(dict.fromkeys(self.keys, 0)))
+        self.tally = WriteTally(
+            rows_loaded=Counter(dict.fromkeys(self.keys, 0)),
+            dead_letters=DeadLetterSpool(request.run_id),
+        )
         self.error: BaseException | None = None
         self._prefetcher: Prefetcher | None = None
 

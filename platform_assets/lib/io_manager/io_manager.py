@@ -258,6 +258,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 expected_rows=known_rows if known_rows is not None else first.rows.num_rows,
                 native_partitions=bool(metadata.get(NATIVE_PARTITIONS_METADATA)),
                 bulk_load_min_rows=bulk_load_min_rows,
+                run_id=context.run_id,
             )
             with self.warehouse.bulk_connection() as conn:
                 prepared = prepare_table(conn, request)

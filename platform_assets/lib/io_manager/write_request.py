@@ -68,6 +68,7 @@ class WriteRequest:
     expected_rows: int = 0  # rows the write loads at least (its first chunk's): see bulk_load
     native_partitions: bool = False  # a new table is created natively partitioned (see there)
     bulk_load_min_rows: int | None = bulk_load.BULK_LOAD_MIN_ROWS
+    run_id: str = ""  # the run writing: its dead letters spool under its own directory
 
     @property
     def schema(self) -> pa.Schema:
