@@ -22,7 +22,7 @@ from psycopg.conninfo import make_conninfo
 
 from platform_assets.lib import settings
 from platform_assets.lib.server import roles
-from platform_assets.lib.server.embedded import embedded_admin_url
+from platform_assets.lib.server.embedded import embedded_admin_url, role_password
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
 
@@ -83,12 +83,9 @@ def test_the_helm_values_match_the_instance_the_workspace_and_the_image() -> Non
     ):
         camel = "".join(word.title() for word in key.split("_"))
         assert monitoring[camel[0].lower() + camel[1:]] == local[key], key
-    retries = values["dagsterDaemon"]["runRetries"]
-    assert retries == {
-        "enabled": instance["run_retries"]["enabled"],
-        "maxRetries": instance["run_retries"]["max_retries"],
-        "retryOnAssetOrOpFailure": instance["run_retries"]["retry_on_asset_or_op_failure"],
-    }
+    # The chart renders run_retries from additionalInstanceConfig whole (its own keys lack one).
+    assert values["dagsterDaemon"]["runRetries"] == {"enabled": False}
+    assert values["additionalInstanceConfig"]["run_retries"] == instance["run_retries"]
 
     (deployment,) = values["dagster-user-deployments"]["deployments"]
     command = image_command()
@@ -163,10 +160,20 @@ def test_the_roles_job_command_sets_up_a_server(warehouse: Warehouse) -> None:
                 timeout=120,
             )
             assert applied.returncode == 0, applied.stderr
-        owner_url = make_conninfo(admin, user=roles.OWNER, dbname=databases["warehouse"])
+        owner_url = make_conninfo(
+            admin,
+            user=roles.OWNER,
+            password=role_password(roles.OWNER),
+            dbname=databases["warehouse"],
+        )
         with psycopg.connect(owner_url, autocommit=True) as conn:
             conn.execute("CREATE SCHEMA loaded_here")
-        reader_url = make_conninfo(admin, user=roles.READER, dbname=databases["instance"])
+        reader_url = make_conninfo(
+            admin,
+            user=roles.READER,
+            password=role_password(roles.READER),
+            dbname=databases["instance"],
+        )
         with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
             psycopg.connect(reader_url)
         with psycopg.connect(admin, autocommit=True) as conn:

@@ -15,13 +15,10 @@ import textwrap
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from psycopg import sql
 
 from platform_assets.lib.dead_letters.export import export_dead_letters
-from platform_assets.lib.dead_letters.side_writes import DEAD_LETTER_DDL, DEAD_LETTERS
-from platform_assets.lib.tables.platform_tables import create_platform_table
+from platform_assets.lib.samples.sample_dead_letters import add_sample_letters
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets.lib.warehouse.transactions import transaction
 from platform_assets_tests.faults.killing import killed, timed
 from platform_assets_tests.faults.test_killed_loads import SEED
 
@@ -40,33 +37,14 @@ EXPORTER = textwrap.dedent(
 )
 
 
-def add_letters(warehouse: Warehouse, count: int) -> None:
-    """``count`` more dead letters of a made-up asset, each with a payload of a dozen fields."""
-    with warehouse.bulk_connection() as conn, transaction(conn) as cursor:
-        create_platform_table(cursor, DEAD_LETTERS, DEAD_LETTER_DDL)
-        cursor.execute(
-            sql.SQL(
-                "INSERT INTO {} (asset_key, partition_key, run_id, stage, source_ref, payload,"
-                " error_class, error_message, record_hash)"
-                " SELECT 'export/test', '2026-11-01', 'run', 'validate', 'file.csv:' || n,"
-                " jsonb_object(array_agg('field_' || f), array_agg(md5((n * f)::text))),"
-                " 'ValidationError', 'quantity is below 1', md5(n::text)"
-                " FROM generate_series(1, $1) n, generate_series(1, 12) f GROUP BY n"
-            )
-            .format(sql.Identifier("platform", DEAD_LETTERS))
-            .as_string(),
-            parameters=(count,),
-        )
-
-
 def test_killed_exports_leave_the_previous_file_or_the_new_one(
     clean_warehouse: Warehouse, tmp_path: Path
 ) -> None:
     path = tmp_path / "exports" / "letters.parquet"
     url = clean_warehouse.database_url or ""
-    add_letters(clean_warehouse, LETTERS)
+    add_sample_letters(clean_warehouse, "export/test", LETTERS)
     assert export_dead_letters(clean_warehouse, path) == LETTERS
-    add_letters(clean_warehouse, 1_000)
+    add_sample_letters(clean_warehouse, "export/test", 1_000)
     export_s = timed(EXPORTER, str(path), url)  # the new export, unkilled
     assert pq.ParquetFile(path).metadata.num_rows == LETTERS + 1_000
 
@@ -74,7 +52,7 @@ def test_killed_exports_leave_the_previous_file_or_the_new_one(
     tally = {"killed": 0, "finished first": 0}
     while tally["killed"] < KILLS:
         assert sum(tally.values()) < 3 * KILLS, f"the exports kept finishing first: {tally}"
-        add_letters(clean_warehouse, 1_000)
+        add_sample_letters(clean_warehouse, "export/test", 1_000)
         before = pq.ParquetFile(path).metadata.num_rows
         code = killed(EXPORTER, str(path), url, after_s=rng.uniform(0.4, 1.0) * export_s)
         assert code in (0, -signal.SIGKILL)

@@ -11,7 +11,7 @@ from dagster._core.instance.ref import InstanceRef
 from platform_assets.defs.resources import build_warehouse
 from platform_assets.lib import settings
 from platform_assets.lib.server import roles
-from platform_assets.lib.server.embedded import embedded_server, stop_embedded_server
+from platform_assets.lib.server.embedded import embedded_admin_url, stop_embedded_server
 from platform_assets.lib.server.instance_storage import instance_storage_url
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
@@ -20,7 +20,7 @@ from platform_assets_tests.conftest import REPO_ROOT
 @pytest.fixture
 def session_url() -> str:
     """A libpq URL of the tests' server, standing in for an external one."""
-    return settings.configured_url(settings.WAREHOUSE_URL_VAR) or embedded_server().get_uri()
+    return settings.configured_url(settings.WAREHOUSE_URL_VAR) or embedded_admin_url("postgres")
 
 
 def test_embedded_server_starts_without_a_url(tmp_path: Path, monkeypatch) -> None:

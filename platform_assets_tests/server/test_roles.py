@@ -6,6 +6,7 @@ role's alone. Proven by trying, as each role, what it must not do."""
 
 from collections.abc import Iterator
 
+import dagster as dg
 import psycopg
 import pytest
 from psycopg import errors, sql
@@ -14,10 +15,15 @@ from sqlalchemy.engine import make_url
 from platform_assets.defs.resources import migrator, warehouse
 from platform_assets.lib import settings
 from platform_assets.lib.server import roles
-from platform_assets.lib.server.embedded import _roles_sql, embedded_database_url
+from platform_assets.lib.server.embedded import (
+    _roles_sql,
+    embedded_admin_url,
+    embedded_database_url,
+)
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.datasets.test_table_source import CUSTOMERS, create_source, extract
 from platform_assets_tests.helpers import fetch_all
+from platform_assets_tests.sales.test_pipeline import ORDERS
 
 
 def connect(role: str, database: str = settings.WAREHOUSE_DATABASE) -> psycopg.Connection:
@@ -129,14 +135,64 @@ def test_the_roles_sql_for_an_external_server_is_what_the_embedded_one_ran() -> 
 def test_a_password_in_a_source_url_appears_nowhere(
     probe: Warehouse, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    secret = "s3cret-pw-never-logged"
     create_source(probe)
-    url = embedded_database_url(settings.WAREHOUSE_DATABASE, roles.OWNER)
-    with_password = make_url(url).set(password=secret).render_as_string(hide_password=False)
-    monkeypatch.setenv("PLATFORM_CRM_DATABASE_URL", with_password)  # trusted socket: accepted
+    with_password = embedded_database_url(settings.WAREHOUSE_DATABASE, roles.OWNER)
+    secret = make_url(with_password).password
+    assert secret  # the embedded server asks every role for its password
+    monkeypatch.setenv("PLATFORM_CRM_DATABASE_URL", with_password)
     result = extract(probe, CUSTOMERS)
     assert result.success
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["source_database"].value == "$PLATFORM_CRM_DATABASE_URL"
     events = str([event.event_specific_data for event in result.all_events])
     assert secret not in events and secret not in caplog.text
+
+
+def test_authentication_holds_a_changed_user_name_or_no_password_is_refused(
+    probe: Warehouse,
+) -> None:
+    """The attack of a process that reaches the socket: the owner's URL with the superuser's
+    name, with no password, or with the owner's password for another role. None gets in."""
+    owner = make_url(embedded_database_url(settings.WAREHOUSE_DATABASE, roles.OWNER))
+    attempts = {
+        "superuser, no password": owner.set(username="postgres", password=""),
+        "superuser, the owner's password": owner.set(username="postgres"),
+        "owner, no password": owner.set(password=""),
+        "reader, the owner's password": owner.set(username=roles.READER),
+    }
+    for what, url in attempts.items():
+        with pytest.raises(psycopg.OperationalError, match="password") as refusal:
+            psycopg.connect(url.render_as_string(hide_password=False)).close()
+        assert owner.password not in str(refusal.value), what
+    with psycopg.connect(embedded_admin_url(settings.WAREHOUSE_DATABASE)) as conn:
+        hba = conn.execute("SELECT DISTINCT auth_method FROM pg_hba_file_rules").fetchall()
+    assert hba == [("scram-sha-256",)]
+    secrets = settings.data_dir() / "secrets"
+    assert {p.stat().st_mode & 0o777 for p in secrets.iterdir()} == {0o600}
+
+
+def test_every_login_role_has_a_statement_timeout(probe: Warehouse) -> None:
+    for role in roles.ROLES:
+        database = settings.DAGSTER_DATABASE if role == roles.INSTANCE else None
+        with connect(role, database or settings.WAREHOUSE_DATABASE) as conn:
+            conn.execute("RESET statement_timeout")  # the role's own default, not a session's
+            (timeout,) = conn.execute("SHOW statement_timeout").fetchone()
+        assert timeout not in ("0", "0ms"), role
+
+
+def test_the_reader_cannot_read_columns_tagged_pii(resources: dict, instance, landing_dir) -> None:
+    """Loaded as runs load it, orders' customer_id (tagged pii) is not readable by the reader;
+    every other column is, by name."""
+    loaded = dg.materialize(
+        [ORDERS], partition_key="2026-11-01", resources=resources, instance=instance
+    )
+    assert (
+        loaded.success
+        and dg.materialize(  # a second write changes no grant
+            [ORDERS], partition_key="2026-11-01", resources=resources, instance=instance
+        ).success
+    )
+    with connect(roles.READER) as reader:
+        assert reader.execute("SELECT count(order_id) FROM sales.orders").fetchone()[0] > 0
+        assert refused(reader, "SELECT customer_id FROM sales.orders")
+        assert refused(reader, "SELECT * FROM sales.orders")

@@ -10,6 +10,7 @@ from platform_assets.defs.datasets.columns import declared_column_schema
 from platform_assets.defs.pools import WAREHOUSE_POOL
 from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.tables.reader_access import PII_COLUMNS_METADATA
 
 
 def dataset_asset_options(spec: DatasetSpec) -> dict[str, Any]:
@@ -35,5 +36,7 @@ def dataset_metadata(spec: DatasetSpec) -> dict[str, Any]:
         "primary_key": spec.primary_key,
         "write_mode": spec.write_mode,
         "dataset": spec.name,
+        # Columns the reader role may not read at all (lib/tables/reader_access).
+        PII_COLUMNS_METADATA: [c.name for c in spec.columns if "pii" in (c.tags or {})],
         "dagster/column_schema": dg.MetadataValue.table_schema(declared_column_schema(spec)),
     }

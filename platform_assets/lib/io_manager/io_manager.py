@@ -57,6 +57,7 @@ from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 from platform_assets.lib.tables.bulk_load import BULK_LOAD_MIN_ROWS
 from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.tables.native_partitions import NATIVE_PARTITIONS_METADATA
+from platform_assets.lib.tables.reader_access import PII_COLUMNS_METADATA
 from platform_assets.lib.tables.schema import Column
 from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
 from platform_assets.lib.warehouse.resource import Warehouse
@@ -259,6 +260,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 native_partitions=bool(metadata.get(NATIVE_PARTITIONS_METADATA)),
                 bulk_load_min_rows=bulk_load_min_rows,
                 run_id=context.run_id,
+                hidden_from_reader=list(metadata.get(PII_COLUMNS_METADATA) or []),
             )
             with self.warehouse.bulk_connection() as conn:
                 prepared = prepare_table(conn, request)

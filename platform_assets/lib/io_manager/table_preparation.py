@@ -14,6 +14,7 @@ from platform_assets.lib.tables import (
     native_partitions,
     statements,
 )
+from platform_assets.lib.tables.reader_access import hide_from_reader
 from platform_assets.lib.tables.schema import (
     Column,
     SchemaMismatchError,
@@ -103,6 +104,7 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
                 native_partitions.ensure_partitions(
                     cursor, table_slice, _partition_type(existing, table_slice)
                 )
+            hide_from_reader(cursor, schema, table, request.hidden_from_reader)
             table_rows = bulk_load.estimated_rows(cursor, table_name)
             conn.commit()
             return PreparedTable(
@@ -118,11 +120,14 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
             list(table_slice.partition_columns),
         )
         if request.native_partitions:
-            return _create_partitioned(cursor, request, columns)
+            prepared = _create_partitioned(cursor, request, columns)
+            hide_from_reader(cursor, schema, table, request.hidden_from_reader)
+            return prepared
         # An upsert's ON CONFLICT needs the primary key before its merge: nothing waits for it.
         deferred = request.mode is not WriteMode.UPSERT
         primary_key = [] if deferred else request.primary_key
         cursor.execute(ddl.create_table(schema, table, columns, primary_key))
+        hide_from_reader(cursor, schema, table, request.hidden_from_reader)
         indexing = _index_ddl(request, with_primary_key=deferred)
         if deferred:
             return PreparedTable(columns, tuple(indexing), recreated=recreated)

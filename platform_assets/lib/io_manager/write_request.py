@@ -69,6 +69,7 @@ class WriteRequest:
     native_partitions: bool = False  # a new table is created natively partitioned (see there)
     bulk_load_min_rows: int | None = bulk_load.BULK_LOAD_MIN_ROWS
     run_id: str = ""  # the run writing: its dead letters spool under its own directory
+    hidden_from_reader: list[str] = field(default_factory=list)  # personal data (reader_access)
 
     @property
     def schema(self) -> pa.Schema:

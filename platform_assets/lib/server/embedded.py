@@ -4,15 +4,24 @@
 left running (``cleanup_mode=None``) so that every process of ``dagster dev`` (webserver, daemon,
 code server, run workers) shares it; it listens only on a unix socket inside the data directory.
 ``platform-db stop`` stops it; deleting the data directory resets everything.
+
+Every role authenticates with ``scram-sha-256`` (pgserver's cluster trusts its socket; the first
+start replaces that): each has a password generated once and kept in ``<data dir>/secrets/`` in a
+file only its owner may read (0600), which the resources read when they connect. The superuser's
+is read only to set the server up (``embedded_admin_url``), never by a run: a process that reaches
+the socket and changes the user name in its URL is refused.
 """
 
 import argparse
 import contextlib
+import hashlib
 import os
+import secrets
 import subprocess
+import tempfile
 import warnings
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 import fasteners
 import psycopg
@@ -42,6 +51,12 @@ SERVER_SETTINGS = {
 }
 TUNED_MARKER = "platform_settings_applied"
 ROLES_MARKER = "platform_roles_applied"
+AUTH_MARKER = "platform_passwords_required"
+SUPERUSER = "postgres"
+# Every connection over the socket authenticates with its role's password: no trust, no peer.
+HBA_CONF = (
+    "# platform_assets: every role authenticates with its password\nlocal all all scram-sha-256\n"
+)
 
 
 def pgdata_dir(data_dir: Path | None = None) -> Path:
@@ -49,33 +64,96 @@ def pgdata_dir(data_dir: Path | None = None) -> Path:
     return (data_dir or settings.data_dir()) / "pgdata"
 
 
+def role_password(role: str, data_dir: Path | None = None) -> str:
+    """The embedded server's password of ``role``: generated on first use and kept in
+    ``<data dir>/secrets/<role>.password``, readable by its owner only (a secret: never log it)."""
+    directory = (data_dir or settings.data_dir()) / "secrets"
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    path = directory / f"{role}.password"
+    if not path.exists():
+        descriptor, draft = tempfile.mkstemp(dir=directory)  # created 0600
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_urlsafe(32))
+        with contextlib.suppress(FileExistsError):  # another process made it first: use that one
+            os.link(draft, path)
+        os.unlink(draft)
+    return path.read_text().strip()
+
+
+def _as_role(server: PostgresServer, role: str, database: str, data_dir: Path | None) -> str:
+    """The server's URL of ``database`` for ``role``, with its password."""
+    netloc = f"{quote(role, safe='')}:{quote(role_password(role, data_dir), safe='')}@"
+    return urlunsplit(urlsplit(server.get_uri(database))._replace(netloc=netloc))
+
+
 def embedded_server(data_dir: Path | None = None) -> PostgresServer:
     """Start the embedded server if it is not running yet, and return a handle to it: tuned,
-    with its two databases and the platform's roles (``roles``) in place."""
+    with its two databases, the platform's roles (``roles``) and password authentication in
+    place."""
     pgdata = pgdata_dir(data_dir)
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)
     if not (pgdata / TUNED_MARKER).exists():
-        _apply_server_settings(server, pgdata)
-    if not (pgdata / ROLES_MARKER).exists():
-        _bootstrap_roles(server, pgdata)
+        _apply_server_settings(server, pgdata, data_dir)
+    if not _roles_applied(pgdata):
+        _bootstrap_roles(server, pgdata, data_dir)
+    if not (pgdata / AUTH_MARKER).exists():
+        _require_passwords(server, pgdata, data_dir)
     return server
 
 
-def _bootstrap_roles(server: PostgresServer, pgdata: Path) -> None:
+def _roles_digest() -> str:
+    """A digest of the roles' statements: a data directory whose roles were applied from other
+    statements (an older release) gets them applied again."""
+    text = _roles_sql(settings.WAREHOUSE_DATABASE, settings.DAGSTER_DATABASE)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _roles_applied(pgdata: Path) -> bool:
+    marker = pgdata / ROLES_MARKER
+    return marker.exists() and marker.read_text() == _roles_digest()
+
+
+def _bootstrap_roles(server: PostgresServer, pgdata: Path, data_dir: Path | None) -> None:
     """Create both databases and the platform's roles, and hand them what is theirs; once per
     data directory (a file lock makes one process of ``dagster dev`` do it)."""
     with fasteners.InterProcessLock(pgdata.parent / "pgdata.roles.lock"):
-        if (pgdata / ROLES_MARKER).exists():
+        if _roles_applied(pgdata):
             return
+        admin = _as_role(server, SUPERUSER, SUPERUSER, data_dir)
         for database in (settings.WAREHOUSE_DATABASE, settings.DAGSTER_DATABASE):
-            ensure_database(server.get_uri(), database)
+            ensure_database(admin, database)
         apply_roles(
-            server.get_uri(),
-            server.get_uri(settings.WAREHOUSE_DATABASE),
-            server.get_uri(settings.DAGSTER_DATABASE),
+            admin,
+            _as_role(server, SUPERUSER, settings.WAREHOUSE_DATABASE, data_dir),
+            _as_role(server, SUPERUSER, settings.DAGSTER_DATABASE, data_dir),
         )
-        (pgdata / ROLES_MARKER).touch()
+        (pgdata / ROLES_MARKER).write_text(_roles_digest())
+
+
+def _require_passwords(server: PostgresServer, pgdata: Path, data_dir: Path | None) -> None:
+    """Give every role its password, then make the server ask for it (``pg_hba.conf``) and
+    reload; once per data directory. Until now pgserver's cluster trusted its socket, which is
+    how this connection gets in."""
+    with fasteners.InterProcessLock(pgdata.parent / "pgdata.auth.lock"):
+        if (pgdata / AUTH_MARKER).exists():
+            return
+        with psycopg.connect(
+            _as_role(server, SUPERUSER, SUPERUSER, data_dir), autocommit=True
+        ) as conn:
+            for role in (SUPERUSER, *roles.ROLES):
+                conn.execute(
+                    sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                        sql.Identifier(role), sql.Literal(role_password(role, data_dir))
+                    )
+                )
+            hba = pgdata / "pg_hba.conf"
+            owner = hba.stat()
+            hba.write_text(HBA_CONF)
+            os.chown(hba, owner.st_uid, owner.st_gid)  # the server's own account keeps it
+            hba.chmod(0o600)
+            conn.execute("SELECT pg_reload_conf()")
+        (pgdata / AUTH_MARKER).touch()
 
 
 def apply_roles(admin_url: str, warehouse_url: str, instance_url: str) -> None:
@@ -94,7 +172,7 @@ def apply_roles(admin_url: str, warehouse_url: str, instance_url: str) -> None:
                 conn.execute(statement)
 
 
-def _apply_server_settings(server: PostgresServer, pgdata: Path) -> None:
+def _apply_server_settings(server: PostgresServer, pgdata: Path, data_dir: Path | None) -> None:
     """Write ``SERVER_SETTINGS`` with ALTER SYSTEM and restart once, the first time only.
 
     Several processes of ``dagster dev`` start at once; a file lock makes one of them do it.
@@ -102,7 +180,8 @@ def _apply_server_settings(server: PostgresServer, pgdata: Path) -> None:
     with fasteners.InterProcessLock(pgdata.parent / "pgdata.settings.lock"):
         if (pgdata / TUNED_MARKER).exists():
             return
-        with psycopg.connect(server.get_uri(), autocommit=True) as conn:
+        admin = _as_role(server, SUPERUSER, SUPERUSER, data_dir)
+        with psycopg.connect(admin, autocommit=True) as conn:
             for name, value in SERVER_SETTINGS.items():
                 conn.execute(
                     sql.SQL("ALTER SYSTEM SET {} = {}").format(
@@ -117,19 +196,18 @@ def _apply_server_settings(server: PostgresServer, pgdata: Path) -> None:
 
 def embedded_database_url(database: str, role: str, data_dir: Path | None = None) -> str:
     """libpq URL of ``database`` on the embedded server for ``role`` (one of ``roles.ROLES``),
-    creating the database on first use. The server trusts its unix socket, which only this
-    machine's users who can read the data directory reach: the role is what limits a session."""
+    with its password (a secret), creating the database on first use."""
     server = embedded_server(data_dir)
-    ensure_database(server.get_uri(), database)
-    return urlunsplit(urlsplit(server.get_uri(database))._replace(netloc=f"{role}:@"))
+    ensure_database(_as_role(server, SUPERUSER, SUPERUSER, data_dir), database)
+    return _as_role(server, role, database, data_dir)
 
 
 def embedded_admin_url(database: str, data_dir: Path | None = None) -> str:
     """libpq URL of ``database`` on the embedded server as its superuser: for setting the
     server up (roles, databases) and for tests, never for runs."""
     server = embedded_server(data_dir)
-    ensure_database(server.get_uri(), database)
-    return server.get_uri(database)
+    ensure_database(_as_role(server, SUPERUSER, SUPERUSER, data_dir), database)
+    return _as_role(server, SUPERUSER, database, data_dir)
 
 
 def ensure_database(admin_url: str, database: str) -> None:

@@ -11,6 +11,8 @@
 - ``dagster_instance`` owns the Dagster instance database (runs, events, schedules), which no
   other role may even connect to.
 
+Every login has a default ``statement_timeout`` (``STATEMENT_TIMEOUTS``).
+
 The statements are idempotent; ``platform-db`` applies them to the embedded server, and
 ``platform-db roles-sql`` prints them for an external one (docs/operations.md).
 """
@@ -22,6 +24,9 @@ MIGRATOR = "platform_migrator"
 READER = "platform_reader"
 INSTANCE = "dagster_instance"
 ROLES = (OWNER, MIGRATOR, READER, INSTANCE)
+# No statement of any login runs forever, whatever its client forgot to set: a default per role,
+# which a session may lower (the warehouse resource sets 15 min, migrations their own per step).
+STATEMENT_TIMEOUTS = {OWNER: "60min", MIGRATOR: "60min", READER: "5min", INSTANCE: "15min"}
 
 # Objects made before the roles existed (by the superuser) are handed to the role that owns
 # their database's objects now: schemas, tables, views, sequences and functions, outside the
@@ -72,6 +77,12 @@ def cluster_statements(warehouse_database: str, instance_database: str) -> list[
     reader = sql.Identifier(READER)
     return [
         *(_create_role(role) for role in ROLES),
+        *(
+            sql.SQL("ALTER ROLE {} SET statement_timeout = {}").format(
+                sql.Identifier(role), sql.Literal(timeout)
+            )
+            for role, timeout in STATEMENT_TIMEOUTS.items()
+        ),
         sql.SQL("GRANT {} TO {}").format(owner, migrator),
         sql.SQL("ALTER ROLE {} SET role = {}").format(migrator, sql.Literal(OWNER)),
         sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(warehouse),
