@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from psycopg import sql
 
 from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA
-from platform_assets.lib.tables.statements import Params
+from platform_assets.lib.tables.statements import SettingParams
 from platform_assets.lib.warehouse.resource import Warehouse
 
 _PARTIAL = ".partial"
@@ -49,9 +49,9 @@ def export_dead_letters(
 ) -> int:
     """Write the matching dead letters (payload and detail as JSON text) to ``path``, atomically;
     return how many were written."""
-    params = Params()
+    params = SettingParams()
     filters = [
-        sql.SQL("{} = {}").format(sql.Identifier(column), params.add(value))
+        sql.SQL("{} = {}").format(sql.Identifier(column), params.add(value, "text"))
         for column, value in (
             ("asset_key", asset_key),
             ("partition_key", partition_key),
@@ -71,7 +71,11 @@ def export_dead_letters(
     rows = 0
     try:
         with warehouse.bulk_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(query.as_string(), parameters=params.values or None)
+            if params.values:
+                setup, values = params.setup()
+                cursor.execute(setup, parameters=values)
+                cursor.fetchall()
+            cursor.execute(query.as_string())  # no bind parameters: streamed as a binary COPY
             batches = cursor.fetch_record_batch()
             with pq.ParquetWriter(partial, batches.schema) as writer:
                 for batch in batches:
