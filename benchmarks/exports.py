@@ -14,14 +14,11 @@ files are deleted afterwards.
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from ingestion import peak_rss_mb
-from support import benchmark_warehouse
+from support import benchmark_warehouse, peak_rss_mb, run_arm
 
 from platform_assets.lib.dead_letters.export import export_dead_letters
 from platform_assets.lib.samples.sample_dead_letters import add_sample_letters
@@ -36,17 +33,6 @@ def export_arm(asset_key: str, target: Path) -> None:
     seconds = time.perf_counter() - started
     warehouse.close()
     print(json.dumps({"rows": rows, "seconds": seconds, "peak_rss_mb": peak_rss_mb()}))
-
-
-def measure(asset_key: str, target: Path) -> dict:
-    """The export of ``asset_key``'s letters in a child process; its figures."""
-    completed = subprocess.run(
-        [sys.executable, __file__, "--arm", asset_key, "--target", str(target)],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=True,
-    )
-    return json.loads(completed.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
@@ -65,9 +51,9 @@ def main() -> None:
     ):
         add_sample_letters(warehouse, "bench/full", args.letters)
         add_sample_letters(warehouse, "bench/tenth", args.letters // 10)
-        tenth = measure("bench/tenth", Path(scratch) / "tenth.parquet")
+        tenth = run_arm(__file__, "bench/tenth", Path(scratch) / "tenth.parquet")
         print("a tenth:", tenth)
-        full = measure("bench/full", Path(scratch) / "full.parquet")
+        full = run_arm(__file__, "bench/full", Path(scratch) / "full.parquet")
         print("all:", full)
     print(
         json.dumps(

@@ -16,8 +16,6 @@ line printed is one JSON object with the figures.
 import argparse
 import json
 import os
-import subprocess
-import sys
 import tempfile
 import time
 from datetime import date
@@ -27,7 +25,7 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from support import benchmark_warehouse, checkpoint_server
+from support import benchmark_warehouse, checkpoint_server, peak_rss_mb, run_arm
 
 from platform_assets.lib.warehouse.resource import Warehouse
 
@@ -180,26 +178,9 @@ def empty_tables(warehouse: Warehouse) -> None:
     checkpoint_server(warehouse)
 
 
-def peak_rss_mb() -> float:
-    """This process's peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries the parent's peak
-    over fork and exec into it, and the parent held the generated file's columns."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    raise RuntimeError("no VmHWM in /proc/self/status")
-
-
 def measure(arm: str, target: Path) -> dict:
     """Run ``arm`` in a child process; its figures, its own peak RSS among them."""
-    completed = subprocess.run(
-        [sys.executable, __file__, "--arm", arm, "--target", str(target)],
-        stdout=subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if completed.returncode != 0:
-        raise RuntimeError(f"{arm} arm failed ({completed.returncode}): {completed.stdout[-2000:]}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_arm(__file__, arm, target)
 
 
 def main() -> None:

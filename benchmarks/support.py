@@ -1,7 +1,10 @@
 """What the benchmarks share: a warehouse to measure against, and clean-up afterwards."""
 
+import json
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -39,3 +42,26 @@ def checkpoint_server(warehouse: Warehouse) -> None:
     url = warehouse.database_url or embedded_admin_url(settings.WAREHOUSE_DATABASE)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CHECKPOINT")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS (``VmHWM``). Not ``ru_maxrss``: Linux carries the parent's peak
+    over fork and exec into it, and the parent held the generated file's columns."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    raise RuntimeError("no VmHWM in /proc/self/status")
+
+
+def run_arm(script: str, arm: str, target: Path) -> dict:
+    """Run ``script --arm arm --target target`` in a child process: the figures it prints as
+    JSON on its last line (its own peak RSS among them)."""
+    completed = subprocess.run(
+        [sys.executable, script, "--arm", arm, "--target", str(target)],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(f"{arm} arm failed ({completed.returncode}): {completed.stdout[-2000:]}")
+    return json.loads(completed.stdout.strip().splitlines()[-1])

@@ -243,6 +243,35 @@ def _unreadable(source: str, record: Unreadable) -> UnreadableRecord:
     )
 
 
+def _invalid_encoding(
+    source_ref: str, raw: dict[str, Any], columns_bad: list[str], why: str, lines: int = 1
+) -> UnreadableRecord:
+    """A record set aside for fields that cannot be text: every field as text (bytes escaped),
+    and the bad ones' bytes in base64."""
+    return UnreadableRecord(
+        source_ref=source_ref,
+        payload={
+            name: None
+            if value is None
+            else escaped_text(value)
+            if isinstance(value, bytes)
+            else str(value)
+            for name, value in raw.items()
+        },
+        error_class="InvalidEncoding",
+        message=f"field(s) {columns_bad} {why}",
+        detail={
+            "columns": columns_bad,
+            "raw_base64": {
+                name: base64.b64encode(raw[name]).decode()
+                for name in columns_bad
+                if isinstance(raw[name], bytes)
+            },
+        },
+        lines=lines,
+    )
+
+
 def _decode(
     rows: pa.Table, source: str, lines: np.ndarray, counts: np.ndarray, has_nul: bool
 ) -> tuple[pa.Table, np.ndarray, np.ndarray, list[UnreadableRecord]]:
@@ -267,27 +296,14 @@ def _decode(
         return decoded, lines, counts, []
     unreadable = []
     for index in np.flatnonzero(bad):
-        raw = {name: rows.column(name)[index].as_py() for name in rows.column_names}
-        columns_bad = [name for name, failed in bad_columns.items() if failed[index]]
         first, count = int(lines[index]), int(counts[index])
         unreadable.append(
-            UnreadableRecord(
-                source_ref=f"{source}:{first}"
-                if count == 1
-                else f"{source}:{first}-{first + count - 1}",
-                payload={
-                    name: None if value is None else escaped_text(value)
-                    for name, value in raw.items()
-                },
-                error_class="InvalidEncoding",
-                message=f"field(s) {columns_bad} are not valid UTF-8 or hold a NUL byte",
-                detail={
-                    "columns": columns_bad,
-                    "raw_base64": {
-                        name: base64.b64encode(raw[name]).decode() for name in columns_bad
-                    },
-                },
-                lines=count,
+            _invalid_encoding(
+                f"{source}:{first}" if count == 1 else f"{source}:{first}-{first + count - 1}",
+                {name: rows.column(name)[index].as_py() for name in rows.column_names},
+                [name for name, failed in bad_columns.items() if failed[index]],
+                "are not valid UTF-8 or hold a NUL byte",
+                count,
             )
         )
     keep = ~bad
@@ -421,33 +437,15 @@ def _parquet_as_text(
     rows = pa.table(texts, names=declared)
     if not bad.any():
         return rows, numbers, []
-    unreadable = []
-    for index in np.flatnonzero(bad):
-        columns_bad = [name for name, failed in bad_columns.items() if failed[index]]
-        raw = {name: table.column(name)[int(index)].as_py() for name in declared}
-        unreadable.append(
-            UnreadableRecord(
-                source_ref=f"{source}:row {numbers[index]}",
-                payload={
-                    name: None
-                    if value is None
-                    else escaped_text(value)
-                    if isinstance(value, bytes)
-                    else str(value)
-                    for name, value in raw.items()
-                },
-                error_class="InvalidEncoding",
-                message=f"field(s) {columns_bad} cannot be read as text (not valid UTF-8)",
-                detail={
-                    "columns": columns_bad,
-                    "raw_base64": {
-                        name: base64.b64encode(raw[name]).decode()
-                        for name in columns_bad
-                        if isinstance(raw[name], bytes)
-                    },
-                },
-            )
+    unreadable = [
+        _invalid_encoding(
+            f"{source}:row {numbers[index]}",
+            {name: table.column(name)[int(index)].as_py() for name in declared},
+            [name for name, failed in bad_columns.items() if failed[index]],
+            "cannot be read as text (not valid UTF-8)",
         )
+        for index in np.flatnonzero(bad)
+    ]
     keep = pa.array(~bad)
     return rows.filter(keep), numbers[~bad], unreadable
 
