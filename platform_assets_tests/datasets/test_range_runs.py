@@ -161,3 +161,50 @@ def test_a_key_repeated_across_days_of_a_range_is_one_dead_letter(tmp_path, reso
         (order_id,),
     )
     assert letters == [(DAYS[1].isoformat(), "DuplicateKey")]
+
+
+def test_each_day_of_a_range_run_carries_its_own_figures(tmp_path, resources, instance) -> None:
+    """Three days with different files and different damage, loaded in one run: each day's
+    materialisation, as stored in the instance, names only its own files, lines and rules."""
+    days = DAYS[:3]
+    shares = [0.0, 0.05, 0.25]  # no damage, some, much
+    paths = {
+        day.isoformat(): write_day(
+            tmp_path / "orders", day, orders=200 + 100 * n, seed=60 + n, malformed_share=share
+        )
+        for n, (day, share) in enumerate(zip(days, shares, strict=True))
+    }
+    resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+    ranged = dg.materialize(
+        [ORDERS], tags=range_tags(days[0], days[-1]), resources=resources, instance=instance
+    )
+    assert ranged.success
+
+    stored = instance.fetch_materializations(ORDERS.key, limit=10).records
+    by_day = {r.partition_key: r.asset_materialization.metadata for r in stored}
+    assert sorted(by_day) == sorted(paths)
+    letters = dict(
+        fetch_all(
+            resources["warehouse"],
+            sql.SQL("SELECT partition_key, count(*) FROM platform.dead_letter_records GROUP BY 1"),
+        )
+    )
+    for key, path in paths.items():
+        metadata = by_day[key]
+        lines = path.read_bytes().count(b"\n") - 1
+        (source,) = metadata["source_files"].value
+        assert source["path"] == str(path)
+        assert metadata["landing_file_lines"].value == {
+            path.name: {
+                "data_lines": lines,
+                "lines_loaded": metadata["rows_loaded"].value,
+                "lines_dead_lettered": metadata["rows_dead_lettered"].value,
+            }
+        }
+        assert metadata["rows_read"].value == lines
+        assert metadata["rows_dead_lettered"].value == letters.get(key, 0)
+        rules = metadata["top_rules_broken"].value if "top_rules_broken" in metadata else {}
+        assert (sum(rules.values()) > 0) == (letters.get(key, 0) > 0)
+    undamaged, damaged = days[0].isoformat(), days[2].isoformat()
+    assert "top_rules_broken" not in by_day[undamaged]
+    assert max(by_day[damaged]["top_rules_broken"].value.values()) <= letters[damaged]

@@ -71,9 +71,10 @@ def _source_batches(
 
 def _sources_of_run(
     spec: DatasetSpec, context: dg.AssetExecutionContext, windows: list[PartitionWindow]
-) -> tuple[list[tuple[PartitionWindow, Callable[[], Iterator[RawBatch]]]], dict[str, list]]:
-    """Every partition's source, listed before anything is read: a range run missing any day's
-    delivery fails naming every missing day, not only the first."""
+) -> tuple[list[tuple[PartitionWindow, Callable[[], Iterator[RawBatch]]]], dict[str, dict]]:
+    """Every partition's source, listed before anything is read (a range run missing any day's
+    delivery fails naming every missing day, not only the first), and what each partition reads
+    (its files or URL), by partition key."""
     sources, described, missing = [], {}, []
     for window in windows:
         try:
@@ -82,8 +83,7 @@ def _sources_of_run(
             missing.append(str(error))
             continue
         sources.append((window, batches))
-        for name, values in about.items():
-            described.setdefault(name, []).extend(values)
+        described[window.key] = about
     if missing:
         raise LandingFileError("; ".join(missing))
     return sources, described
@@ -119,7 +119,13 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         what = f"dataset {spec.name} partitions {windows[0].key}..{windows[-1].key}"
         with permanent_unless_transient(what):
             sources, described = _sources_of_run(spec, context, windows)
-            run_logger(context).info("dataset_source", dataset=spec.name, **described)
+            log = run_logger(context)
+            for key, about in described.items():  # each day's page shows its own sources
+                log.info("dataset_source", dataset=spec.name, partition_key=key, **about)
+                context.add_asset_metadata(
+                    {name: dg.MetadataValue.json(values) for name, values in about.items()},
+                    partition_key=key,
+                )
 
         def read_chunks() -> Iterator[IngestedChunk]:
             # Looked up afresh on every (re)read: a retried write sees what committed since.
@@ -138,8 +144,7 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                     spec, batches(), window, transform, keys_elsewhere, keys=taken
                 )
 
-        metadata = {name: dg.MetadataValue.json(values) for name, values in described.items()}
-        return dg.Output(IngestedStream(read_chunks), metadata=metadata)
+        return dg.Output(IngestedStream(read_chunks))
 
     return dataset
 

@@ -131,7 +131,8 @@ class CheckpointMovedError(ValueError):
 
 @dataclass
 class WriteTally:
-    """What the chunks of one write held, summed as they streamed into the table."""
+    """What the chunks of one write held, summed as they streamed into the table, per partition
+    (``rules_broken``: how many dead letters broke each rule, per partition)."""
 
     rows_loaded: Counter[str] = field(default_factory=Counter)
     rows_read: Counter[str] = field(default_factory=Counter)
@@ -143,7 +144,9 @@ class WriteTally:
     file_lines: defaultdict[tuple[str, str], FileLines] = field(
         default_factory=lambda: defaultdict(FileLines)
     )
-    rules_broken: Counter[str] = field(default_factory=Counter)
+    rules_broken: defaultdict[str, Counter[str]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
 
     def add_file_lines(self, file_lines: dict[tuple[str, str], FileLines]) -> None:
         """Add a chunk's lines per (partition key, landing file)."""
@@ -246,15 +249,17 @@ class AccountingWrite:
 
     The write's figures replace the partition's, or with ``adds`` (an ``append``) add to them,
     and so do its landing files' lines. After the write, ``figures`` holds each partition's
-    counts in this write and ``rules_broken`` how many dead letters broke each rule, for the
-    run's metadata and log.
+    counts in this write, ``rules_broken`` how many of each partition's dead letters broke each
+    rule, and ``file_lines`` each partition's landing files' lines: each partition's own
+    figures, for its metadata (a range run's days each get theirs) and the run's log.
     """
 
     asset_key: str
     run_id: str
     adds: bool = False
     figures: dict[str, dict[str, int]] = field(default_factory=dict)
-    rules_broken: Counter[str] = field(default_factory=Counter)
+    rules_broken: dict[str, Counter[str]] = field(default_factory=dict)
+    file_lines: dict[str, dict[str, FileLines]] = field(default_factory=dict)
 
     def prepare(self, cursor: adbc.Cursor) -> None:
         """Create the accounting table if needed."""
@@ -262,7 +267,9 @@ class AccountingWrite:
 
     def apply(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
         """Check read = loaded + dead-lettered for every partition, then upsert the figures."""
-        self.rules_broken = tally.rules_broken
+        self.rules_broken = dict(tally.rules_broken)
+        for (key, source_file), lines in tally.file_lines.items():
+            self.file_lines.setdefault(key, {})[source_file] = lines
         dead_lettered = tally.dead_letters.per_partition
         strays = sorted(set(tally.rows_read) - set(tally.rows_loaded))
         if strays:

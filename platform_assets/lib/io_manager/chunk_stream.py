@@ -107,7 +107,9 @@ class ChunkStream:
         self.tally.rows_loaded.update(_rows_per_partition(table_slice, assignment))
         self.tally.rows_read.update(chunk.rows_read)
         self.tally.add_file_lines(chunk.file_lines)
-        self.tally.rules_broken.update(chunk.rules_broken)
+        # A dataset's chunk holds one partition's rows: its rules broken are that partition's.
+        owner = next(iter(chunk.rows_read)) if len(chunk.rows_read) == 1 else WHOLE_TABLE
+        self.tally.rules_broken[owner].update(chunk.rules_broken)
         self.tally.dead_letters.add(chunk.dead_letters)
         if chunk.checkpoint is not None:
             self.tally.checkpoint = chunk.checkpoint

@@ -31,6 +31,7 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import structlog
 
 from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.side_writes import (
@@ -182,6 +183,34 @@ def table_slice_for(
         return TableSlice(schema=schema, table=table, columns=columns)
     partition_columns, partitions = _partitions(context, metadata)
     return TableSlice(schema, table, partition_columns, partitions, columns)
+
+
+def _partition_dead_letters(
+    written: AccountingWrite, key: str, log: structlog.stdlib.BoundLogger
+) -> dict[str, Any]:
+    """Partition ``key``'s own rules broken (the most broken) and landing files' lines, for its
+    metadata; logged when it has dead letters."""
+    figures: dict[str, Any] = {}
+    rules = written.rules_broken.get(key)
+    if rules:
+        top = dict(rules.most_common(TOP_RULES))
+        rejected = written.figures.get(key, {}).get("rows_dead_lettered", 0)
+        log.warning("rows_dead_lettered", partition_key=key, rows=rejected, top_rules_broken=top)
+        figures["top_rules_broken"] = dg.MetadataValue.json(top)
+    files = written.file_lines.get(key)
+    if files:
+        figures["landing_file_lines"] = dg.MetadataValue.json(
+            {
+                name: {
+                    "data_lines": lines.data_lines,
+                    "lines_loaded": lines.lines_loaded,
+                    "lines_dead_lettered": lines.lines_dead_lettered,
+                    **({"completeness_checks": lines.checks} if lines.checks else {}),
+                }
+                for name, lines in sorted(files.items())
+            }
+        )
+    return figures
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):
@@ -376,8 +405,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 detail="the write outweighed the table: its indexes were dropped before the load"
                 " and built again before commit",
             )
+        written = accounting[0] if accounting else None
         for key, count in result.row_counts.items():
-            ingested = accounting[0].figures.get(key, {}) if accounting else {}
+            ingested = written.figures.get(key, {}) if written else {}
             event = "partition_emptied" if count == 0 else "partition_written"
             log.info(event, partition_key=key, row_count=count, **result.changes(key), **ingested)
             figures = {
@@ -385,6 +415,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "dagster/partition_row_count": count,
                 **result.changes(key),
                 **ingested,
+                **(_partition_dead_letters(written, key, log) if written else {}),
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)
@@ -392,12 +423,6 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 context.step_context.add_asset_metadata(
                     figures, asset_key=context.asset_key, partition_key=key
                 )
-        rules = accounting[0].rules_broken if accounting else None
-        if rules:
-            top = dict(rules.most_common(TOP_RULES))
-            rejected = sum(f["rows_dead_lettered"] for f in accounting[0].figures.values())
-            log.warning("rows_dead_lettered", rows=rejected, top_rules_broken=top)
-            context.add_output_metadata({"top_rules_broken": dg.MetadataValue.json(top)})
         context.step_context.set_data_version(
             context.asset_key, dg.DataVersion(result.content_version)
         )
