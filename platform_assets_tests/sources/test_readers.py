@@ -9,7 +9,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from platform_assets.lib.samples.sample_orders import ORDER_COLUMNS, write_day
-from platform_assets.lib.sources.landing_readers import LandingFileError, stream_csv, stream_parquet
+from platform_assets.lib.sources.landing_readers import LandingFileError, stream_csv
+from platform_assets.lib.sources.parquet_reader import stream_parquet
 
 DAY = date(2026, 11, 5)
 HEADER = ",".join(ORDER_COLUMNS)

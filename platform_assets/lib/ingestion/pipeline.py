@@ -41,8 +41,8 @@ from platform_assets.lib.sources.landing_readers import (
     RawBatch,
     count_data_lines,
     stream_csv,
-    stream_parquet,
 )
+from platform_assets.lib.sources.parquet_reader import stream_parquet
 
 
 def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindow) -> list[Path]:

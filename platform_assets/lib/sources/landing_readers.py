@@ -1,4 +1,5 @@
-"""Streaming landing files (CSV and Parquet) in chunks of text fields, with bounded memory.
+"""Streaming landing files in chunks of text fields, with bounded memory: CSV here, Parquet in
+``parquet_reader``, both as the ``RawBatch`` defined here.
 
 Every field comes out as text exactly as the file holds it, so one parser types every format and a
 rejected row's payload is what the source said. CSV is read as RFC 4180 (``csv_records``): quoted
@@ -36,7 +37,6 @@ from platform_assets.lib.sources.csv_records import (
 
 # CSV pieces of whole lines (about 80k order rows); a longer line makes its piece longer.
 CSV_BLOCK_BYTES = 8 << 20
-PARQUET_BATCH_ROWS = 262_144
 _COUNT_BLOCK_BYTES = 1 << 20
 
 
@@ -185,7 +185,7 @@ def count_data_lines(path: Path, file_format: str) -> int:
     return max(breaks + (last != b"\n") - 1, 0)
 
 
-def _check_columns(path: Path, found: list[str], declared: list[str], extra: str) -> None:
+def check_columns(path: Path, found: list[str], declared: list[str], extra: str) -> None:
     repeated = sorted({name for name in found if found.count(name) > 1})
     if repeated:
         raise LandingFileError(f"landing file {path} names the column(s) {repeated} twice")
@@ -243,7 +243,7 @@ def _unreadable(source: str, record: Unreadable) -> UnreadableRecord:
     )
 
 
-def _invalid_encoding(
+def invalid_encoding(
     source_ref: str, raw: dict[str, Any], columns_bad: list[str], why: str, lines: int = 1
 ) -> UnreadableRecord:
     """A record set aside for fields that cannot be text: every field as text (bytes escaped),
@@ -298,7 +298,7 @@ def _decode(
     for index in np.flatnonzero(bad):
         first, count = int(lines[index]), int(counts[index])
         unreadable.append(
-            _invalid_encoding(
+            invalid_encoding(
                 f"{source}:{first}" if count == 1 else f"{source}:{first}-{first + count - 1}",
                 {name: rows.column(name)[index].as_py() for name in rows.column_names},
                 [name for name, failed in bad_columns.items() if failed[index]],
@@ -359,7 +359,7 @@ def stream_csv(
     ``unterminated_last_line`` is ``load``. An empty field is an empty string.
     """
     header = _csv_header(path, limits)
-    _check_columns(path, header, declared, extra_columns)
+    check_columns(path, header, declared, extra_columns)
     with path.open("rb") as handle:
         handle.readline(limits.max_record_bytes + 1)  # the header, read above
         first_line, carry = 2, b""
@@ -404,75 +404,3 @@ def stream_csv(
                 letter = too_large(first_line, head, length, limits)
                 yield _batch(path, declared, b"", PieceRecords([], [], [], [letter], 0, 1))
                 first_line += 1
-
-
-def _unreadable_as_text(path: Path, declared: list[str], declared_types: dict[str, str]) -> None:
-    """Refuse a Parquet file holding a declared column Arrow cannot render as text at all (a
-    list, a struct, a map): no value of it could be read, so the file is not what the spec says."""
-    schema = pq.read_schema(path)
-    for name in declared:
-        kind = schema.field(name).type
-        try:
-            pc.cast(pa.array([], kind), pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
-            wanted = declared_types.get(name, "text")
-            raise LandingFileError(
-                f"landing file {path}: column {name} is {kind} in the file, which cannot be read"
-                f" as the declared {wanted} ({error})"
-            ) from error
-
-
-def _parquet_as_text(
-    table: pa.Table, declared: list[str], source: str, numbers: np.ndarray
-) -> tuple[pa.Table, np.ndarray, list[UnreadableRecord]]:
-    """The declared columns as text; a row holding a value that cannot be text (bytes that are
-    not UTF-8) is set aside alone, with its raw values."""
-    texts, bad, bad_columns = [], np.zeros(table.num_rows, dtype=bool), {}
-    for name in declared:
-        text, failed = cast_isolating_failures(table.column(name).combine_chunks(), pa.string())
-        texts.append(text)
-        if failed.any():
-            bad |= failed
-            bad_columns[name] = failed
-    rows = pa.table(texts, names=declared)
-    if not bad.any():
-        return rows, numbers, []
-    unreadable = [
-        _invalid_encoding(
-            f"{source}:row {numbers[index]}",
-            {name: table.column(name)[int(index)].as_py() for name in declared},
-            [name for name, failed in bad_columns.items() if failed[index]],
-            "cannot be read as text (not valid UTF-8)",
-        )
-        for index in np.flatnonzero(bad)
-    ]
-    keep = pa.array(~bad)
-    return rows.filter(keep), numbers[~bad], unreadable
-
-
-def stream_parquet(
-    path: Path,
-    declared: list[str],
-    extra_columns: str = "error",
-    batch_rows: int = PARQUET_BATCH_ROWS,
-    declared_types: dict[str, str] | None = None,
-) -> Iterator[RawBatch]:
-    """The Parquet file at ``path`` in row batches, declared columns rendered as text. A value
-    that cannot be text makes its row an unreadable record, alone; a column that cannot be text
-    at all (``declared_types`` names the spec's type in the message) fails the file."""
-    if not path.is_file():
-        raise LandingFileError(f"landing file {path} does not exist")
-    try:
-        parquet = pq.ParquetFile(path)
-        _check_columns(path, parquet.schema_arrow.names, declared, extra_columns)
-        _unreadable_as_text(path, declared, declared_types or {})
-        first_row = 1
-        for batch in parquet.iter_batches(batch_size=batch_rows, columns=declared):
-            # Arrow renders timestamps with their offset ("…00.123000Z"), as the parser expects.
-            numbers = np.arange(first_row, first_row + batch.num_rows)
-            first_row += batch.num_rows
-            table = pa.Table.from_batches([batch])
-            rows, kept, unreadable = _parquet_as_text(table, declared, path.name, numbers)
-            yield RawBatch(rows, path.name, kept, unreadable, position_prefix="row ")
-    except (pa.ArrowInvalid, OSError) as error:
-        raise LandingFileError(f"landing file {path} cannot be read as Parquet: {error}") from error
