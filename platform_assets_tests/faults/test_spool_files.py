@@ -52,9 +52,17 @@ def test_a_spool_is_in_its_run_directory_and_a_killed_ones_file_is_removed_next_
     (left,) = (spool_root() / "killed-run").iterdir()  # the killed process could not clean up
     assert left.suffix == ".arrows"
 
+    # Another machine's spool on a shared volume: its process cannot be seen from here.
+    elsewhere = spool_root() / "other-run" / "dead-letters-another-host-1-x.arrows"
+    elsewhere.parent.mkdir()
+    elsewhere.touch()
+
     spool = DeadLetterSpool("this-run")
     spool.add(letters(5))
     assert not (spool_root() / "killed-run").exists()  # removed as this spool started
+    assert elsewhere.exists()
+    elsewhere.unlink()
+    elsewhere.parent.rmdir()
     (mine,) = (spool_root() / "this-run").iterdir()
     assert f"-{os.getpid()}-" in mine.name
     assert sum(batch.num_rows for batch in spool.batches()) == 5

@@ -7,37 +7,28 @@ only ever finds the previous file or the new one under the final name. A killed 
 temporary file is removed by the next export to the same place.
 """
 
-import contextlib
 import os
 from pathlib import Path
 
-import psutil
 import pyarrow.parquet as pq
 from psycopg import sql
 
 from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA
+from platform_assets.lib.process_files import owner_tag, remove_abandoned
 from platform_assets.lib.tables.statements import SettingParams
 from platform_assets.lib.warehouse.resource import Warehouse
 
-_PARTIAL = ".partial"
 
-
-def partial_path(path: Path, pid: int) -> Path:
-    """Where process ``pid`` writes ``path`` until it is complete: hidden, in the same directory
-    (so the final rename is atomic), named after the writer so a dead writer's file is known."""
-    return path.with_name(f".{path.name}.{pid}{_PARTIAL}")
+def partial_path(path: Path) -> Path:
+    """Where this process writes ``path`` until it is complete: hidden, in the same directory
+    (so the final rename is atomic), named after its writer so a dead writer's file is known."""
+    return path.with_name(f".{path.name}.{owner_tag()}partial")
 
 
 def remove_abandoned_partials(path: Path) -> list[Path]:
     """Delete the temporary files of exports to ``path`` whose writer process is gone."""
-    removed = []
-    for candidate in path.parent.glob(f".{path.name}.*{_PARTIAL}"):
-        pid = candidate.name.removeprefix(f".{path.name}.").removesuffix(_PARTIAL)
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
-            with contextlib.suppress(FileNotFoundError):  # another export removed it first
-                candidate.unlink()
-                removed.append(candidate)
-    return removed
+    prefix = f".{path.name}."
+    return remove_abandoned(path.parent.glob(f"{prefix}*partial"), prefix)
 
 
 def export_dead_letters(
@@ -67,7 +58,7 @@ def export_dead_letters(
     ).format(sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS), sql.SQL(" AND ").join(filters))
     path.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_partials(path)
-    partial = partial_path(path, os.getpid())
+    partial = partial_path(path)
     rows = 0
     try:
         with warehouse.bulk_connection() as conn, conn.cursor() as cursor:

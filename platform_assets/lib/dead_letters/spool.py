@@ -7,23 +7,22 @@ at the end of the write, batch by batch, in the same transaction as the rows.
 The file lives in the run's own directory (``<data dir>/spool/<run id>/``), named after the host
 and process writing it, and is removed when the write ends, committed or not; the directory goes
 with its last file. A process killed mid-write cannot remove its file: the next spool started on
-the same host removes every file whose process is gone.
+the same host removes every file whose process is gone (``lib/process_files``).
 """
 
 import contextlib
 import os
-import socket
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
-import psutil
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from platform_assets.lib import settings
 from platform_assets.lib.ingestion.result import DEAD_LETTER_SCHEMA
+from platform_assets.lib.process_files import owner_tag, remove_abandoned
 
 _PREFIX = "dead-letters-"
 
@@ -33,21 +32,10 @@ def spool_root() -> Path:
     return settings.data_dir() / "spool"
 
 
-def _owner_prefix(pid: int) -> str:
-    return f"{_PREFIX}{socket.gethostname()}-{pid}-"
-
-
 def remove_abandoned_spools(root: Path) -> list[Path]:
     """Delete the spool files this host's dead processes left under ``root`` (and the run
     directories they leave empty); what was removed."""
-    removed = []
-    host = f"{_PREFIX}{socket.gethostname()}-"
-    for path in root.glob(f"*/{host}*"):
-        pid = path.name.removeprefix(host).partition("-")[0]
-        if pid.isdigit() and not psutil.pid_exists(int(pid)):
-            with contextlib.suppress(FileNotFoundError):  # another process removed it first
-                path.unlink()
-                removed.append(path)
+    removed = remove_abandoned(root.glob(f"*/{_PREFIX}*"), _PREFIX)
     for directory in {path.parent for path in removed}:
         with contextlib.suppress(OSError):  # not empty: a live write of the run still spools
             directory.rmdir()
@@ -76,7 +64,7 @@ class DeadLetterSpool:
             directory = root / self.run_id
             directory.mkdir(parents=True, exist_ok=True)
             descriptor, self._path = tempfile.mkstemp(
-                prefix=_owner_prefix(os.getpid()), suffix=".arrows", dir=directory
+                prefix=_PREFIX + owner_tag(), suffix=".arrows", dir=directory
             )
             os.close(descriptor)
             self._sink = pa.OSFile(self._path, "wb")

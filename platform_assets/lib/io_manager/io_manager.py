@@ -185,7 +185,7 @@ def table_slice_for(
     return TableSlice(schema, table, partition_columns, partitions, columns)
 
 
-def _partition_dead_letters(
+def _partition_ingestion_figures(
     written: AccountingWrite, key: str, log: structlog.stdlib.BoundLogger
 ) -> dict[str, Any]:
     """Partition ``key``'s own rules broken (the most broken) and landing files' lines, for its
@@ -415,7 +415,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "dagster/partition_row_count": count,
                 **result.changes(key),
                 **ingested,
-                **(_partition_dead_letters(written, key, log) if written else {}),
+                **(_partition_ingestion_figures(written, key, log) if written else {}),
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)

@@ -10,7 +10,7 @@ the file's lines in the accounting.
 """
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -39,11 +39,7 @@ class Completeness:
 
     evidence: tuple[str, ...] = ()
     expected_rows: int | None = None
-
-    @property
-    def declared_whole(self) -> bool:
-        """Whether a ready marker or a matching checksum vouches for the whole file."""
-        return any(e.startswith(("ready marker", "manifest sha256")) for e in self.evidence)
+    declared_whole: bool = False
 
     def describe(self) -> str:
         """The checks, as the accounting records them."""
@@ -96,7 +92,8 @@ def check_before_reading(
                 )
             evidence.append("manifest sha256")
         expected = declared.rows
-    return Completeness(tuple(evidence), expected)
+    # A ready marker, or a checksum that matched, vouches for the whole file (before any row).
+    return Completeness(tuple(evidence), expected, declared_whole=bool(evidence))
 
 
 def check_rows_read(path: Path, completeness: Completeness, records_read: int) -> Completeness:
@@ -110,4 +107,4 @@ def check_rows_read(path: Path, completeness: Completeness, records_read: int) -
             f" {completeness.expected_rows}; nothing of it was loaded"
         )
     evidence = (*completeness.evidence, f"manifest rows {records_read}")
-    return Completeness(evidence, completeness.expected_rows)
+    return replace(completeness, evidence=evidence)

@@ -12,6 +12,7 @@ import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
 
 from platform_assets.lib.server.roles import READER
+from platform_assets.lib.tables.statements import table_identifier
 
 # The definition metadata naming a table's columns of personal data (a dataset's ``pii`` tags).
 PII_COLUMNS_METADATA = "pii_columns"
@@ -30,7 +31,7 @@ def hide_from_reader(cursor: adbc.Cursor, schema: str, table: str, hidden: list[
     if not hidden:
         return
     name = sql.Identifier(schema, table)
-    cursor.execute(_GRANTS, parameters=(READER, name.as_string()))
+    cursor.execute(_GRANTS, parameters=(READER, table_identifier(schema, table)))
     found = cursor.fetchall()
     if not found:
         return
