@@ -195,11 +195,10 @@ def _apply_server_settings(server: PostgresServer, pgdata: Path, data_dir: Path 
 
 
 def embedded_database_url(database: str, role: str, data_dir: Path | None = None) -> str:
-    """libpq URL of ``database`` on the embedded server for ``role`` (one of ``roles.ROLES``),
-    with its password (a secret), creating the database on first use."""
-    server = embedded_server(data_dir)
-    ensure_database(_as_role(server, SUPERUSER, SUPERUSER, data_dir), database)
-    return _as_role(server, role, database, data_dir)
+    """libpq URL of ``database`` (the warehouse or the instance database, both made when the
+    server is set up) on the embedded server for ``role`` (one of ``roles.ROLES``), with its
+    password (a secret). No superuser connection is made: runs never need one."""
+    return _as_role(embedded_server(data_dir), role, database, data_dir)
 
 
 def embedded_admin_url(database: str, data_dir: Path | None = None) -> str:
