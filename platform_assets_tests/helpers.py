@@ -98,14 +98,24 @@ def run_checks_alone(
     partition_key: str,
     resources: dict,
     instance: dg.DagsterInstance,
+    last_partition_key: str | None = None,
 ) -> dg.ExecuteInProcessResult:
-    """The checks in ``selection`` alone on one partition, as the UI's "Execute checks" runs them.
+    """The checks in ``selection`` alone on one partition (or the range up to
+    ``last_partition_key``), as the UI's "Execute checks" runs them.
 
     A checks-only selection has no asset to take a partitions definition from, so the partition
-    goes in as the run tag the UI sets.
+    goes in as the run tags the UI sets.
     """
+    tags = (
+        {"dagster/partition": partition_key}
+        if last_partition_key is None
+        else {
+            "dagster/asset_partition_range_start": partition_key,
+            "dagster/asset_partition_range_end": last_partition_key,
+        }
+    )
     job = dg.define_asset_job("checks", selection=selection)
     defs = dg.Definitions(assets=assets, asset_checks=checks, jobs=[job], resources=resources)
     return defs.resolve_job_def("checks").execute_in_process(
-        tags={"dagster/partition": partition_key}, instance=instance, raise_on_error=False
+        tags=tags, instance=instance, raise_on_error=False
     )

@@ -5,50 +5,74 @@ a run over a range of partitions (a backfill under a ``BackfillPolicy``) would g
 no partition, and the UI could not tell which day failed. These checks evaluate every partition of
 the run and report an ``AssetCheckEvaluation`` for each, pointing at that partition's latest
 materialisation, so the per-partition status in the UI is exactly what was checked.
+
+The range is evaluated as a whole: a check computes every partition's result in a fixed number of
+queries (one ``GROUP BY`` partition pass), and the latest materialisations are looked up in two
+instance queries, so a check's cost does not grow with one round of queries per partition.
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
 from dagster._core.definitions.asset_checks.asset_check_evaluation import (
     AssetCheckEvaluationTargetMaterializationData,  # not exported at the top level in 1.13
 )
 
+# Evaluates a check on partitions: {partition key: result} for each key it is given.
+PartitionsEvaluation = Callable[[Sequence[str]], dict[str, dg.AssetCheckResult]]
 
-def _latest_materialization(
-    context: dg.AssetCheckExecutionContext | dg.OpExecutionContext,
-    asset_key: dg.AssetKey,
-    partition_key: str | None,
-) -> AssetCheckEvaluationTargetMaterializationData | None:
-    partitions = None if partition_key is None else [partition_key]
-    records = context.instance.fetch_materializations(
-        dg.AssetRecordsFilter(asset_key=asset_key, asset_partitions=partitions), limit=1
+
+def latest_materializations(
+    instance: dg.DagsterInstance, asset_key: dg.AssetKey, partition_keys: Sequence[str | None]
+) -> dict[str | None, AssetCheckEvaluationTargetMaterializationData]:
+    """Each partition's latest materialisation (``None``: of an unpartitioned asset), in two
+    instance queries whatever the number of partitions; a partition never materialised is
+    absent."""
+    partitions = {key for key in partition_keys if key is not None}
+    storage_ids: dict[str | None, int] = {}
+    if partitions:
+        storage_ids.update(
+            instance.event_log_storage.get_latest_storage_id_by_partition(
+                asset_key, dg.DagsterEventType.ASSET_MATERIALIZATION, partitions
+            )
+        )
+    if None in partition_keys:
+        unpartitioned = instance.fetch_materializations(asset_key, limit=1).records
+        if unpartitioned:
+            storage_ids[None] = unpartitioned[0].storage_id
+    if not storage_ids:
+        return {}
+    records = instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset_key, storage_ids=list(storage_ids.values())),
+        limit=len(storage_ids),
     ).records
-    if not records:
-        return None
-    record = records[0]
-    return AssetCheckEvaluationTargetMaterializationData(
-        storage_id=record.storage_id, run_id=record.run_id, timestamp=record.timestamp
-    )
+    by_id = {record.storage_id: record for record in records}
+    return {
+        key: AssetCheckEvaluationTargetMaterializationData(
+            storage_id=by_id[storage_id].storage_id,
+            run_id=by_id[storage_id].run_id,
+            timestamp=by_id[storage_id].timestamp,
+        )
+        for key, storage_id in storage_ids.items()
+        if storage_id in by_id
+    }
 
 
 def partition_evaluation(
-    context: dg.AssetCheckExecutionContext | dg.OpExecutionContext,
     check_key: dg.AssetCheckKey,
     blocking: bool,
     partition_key: str | None,
     result: dg.AssetCheckResult,
+    target: AssetCheckEvaluationTargetMaterializationData | None,
 ) -> dg.AssetCheckEvaluation:
     """``result`` as the evaluation of ``check_key`` on ``partition_key`` (None: an
-    unpartitioned asset), pointing at that partition's latest materialisation."""
+    unpartitioned asset), pointing at ``target``, that partition's latest materialisation."""
     return dg.AssetCheckEvaluation(
         asset_key=check_key.asset_key,
         check_name=check_key.name,
         passed=result.passed,
         metadata=result.metadata,
-        target_materialization_data=_latest_materialization(
-            context, check_key.asset_key, partition_key
-        ),
+        target_materialization_data=target,
         severity=result.severity,
         description=result.description,
         blocking=blocking,
@@ -56,19 +80,20 @@ def partition_evaluation(
     )
 
 
-def evaluate_each_partition(
+def evaluate_partitions(
     context: dg.AssetCheckExecutionContext,
     check_key: dg.AssetCheckKey,
     blocking: bool,
-    evaluate: Callable[[str], dg.AssetCheckResult],
+    evaluate: PartitionsEvaluation,
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-    """``evaluate`` each of the run's partitions and report it as that partition's evaluation.
+    """``evaluate`` the run's partitions at once and report each as that partition's evaluation.
 
     A blocking check failing with ERROR severity on any partition stops the run's downstream
     steps, as Dagster's own blocking checks do.
     """
-    for partition_key in context.partition_keys:
-        yield partition_evaluation(
-            context, check_key, blocking, partition_key, evaluate(partition_key)
-        )
+    keys = list(context.partition_keys)
+    results = evaluate(keys)
+    targets = latest_materializations(context.instance, check_key.asset_key, keys)
+    for key in keys:
+        yield partition_evaluation(check_key, blocking, key, results[key], targets.get(key))
     yield dg.Output(None)

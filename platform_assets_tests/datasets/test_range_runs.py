@@ -1,17 +1,22 @@
 """A backfill's range of days loads in one run, exactly as the same days loaded one by one, and
 every check reports each day of the range on its own."""
 
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
+import psycopg
 from psycopg import sql
 
 from platform_assets.defs.sales.assets import daily_order_metrics
 from platform_assets.defs.sales.checks import reconciles_with_orders
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
-from platform_assets_tests.helpers import fetch_all, table_checksum
+from platform_assets_tests.helpers import fetch_all, run_checks_alone, table_checksum
 from platform_assets_tests.sales.test_every_line_accounted import CHECKS
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -208,3 +213,91 @@ def test_each_day_of_a_range_run_carries_its_own_figures(tmp_path, resources, in
     undamaged, damaged = days[0].isoformat(), days[2].isoformat()
     assert "top_rules_broken" not in by_day[undamaged]
     assert max(by_day[damaged]["top_rules_broken"].value.values()) <= letters[damaged]
+
+
+@contextmanager
+def counted_statements() -> Iterator[Counter[str]]:
+    """Every statement sent to the warehouse meanwhile, counted by its first words, through the
+    drivers' own cursors (ADBC for bulk work, psycopg for the rest)."""
+    counted: Counter[str] = Counter()
+    originals = {cls: cls.execute for cls in (adbc.Cursor, psycopg.Cursor)}
+
+    def counting(original):
+        def execute(self, query, *args, **kwargs):
+            text = query if isinstance(query, str) else repr(query)
+            counted[" ".join(text.split()[:2])] += 1
+            return original(self, query, *args, **kwargs)
+
+        return execute
+
+    for cls, original in originals.items():
+        cls.execute = counting(original)
+    try:
+        yield counted
+    finally:
+        for cls, original in originals.items():
+            cls.execute = original
+
+
+def test_checks_of_a_range_issue_as_many_statements_as_for_one_day(
+    tmp_path, resources, instance
+) -> None:
+    """Every partition check of a 31-day range (and the metrics' reconciliation) evaluates all
+    its days in a fixed number of statements: a range of 31 days sends the warehouse exactly as
+    many as one day, and still reports each day's own result."""
+    days = [FIRST + timedelta(days=n) for n in range(31)]
+    for n, day in enumerate(days):
+        write_day(tmp_path / "orders", day, orders=40, seed=80 + n, malformed_share=0.05)
+    resources = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+    loaded = dg.materialize(
+        [ORDERS, daily_order_metrics],
+        tags=range_tags(days[0], days[-1]),
+        resources=resources,
+        instance=instance,
+    )
+    assert loaded.success
+    checks = [*CHECKS, reconciles_with_orders]
+    selection = dg.AssetSelection.checks(*checks)
+    assets = [ORDERS, daily_order_metrics]
+
+    with counted_statements() as one_day:
+        single = run_checks_alone(
+            assets, checks, selection, days[-1].isoformat(), resources, instance
+        )
+    with counted_statements() as whole_range:
+        ranged = run_checks_alone(
+            assets,
+            checks,
+            selection,
+            days[0].isoformat(),
+            resources,
+            instance,
+            last_partition_key=days[-1].isoformat(),
+        )
+    assert single.success and ranged.success
+    assert sum(one_day.values()) > 0
+    assert whole_range == one_day
+    evaluations = ranged.get_asset_check_evaluations()
+    by_check: dict[str, list[str]] = {}
+    for evaluation in evaluations:
+        if evaluation.check_name in ("rows_add_up", "keys_valid", "reconciles_with_orders"):
+            assert evaluation.passed, (evaluation.check_name, evaluation.partition)
+        by_check.setdefault(evaluation.check_name, []).append(evaluation.partition)
+    for name in [*PARTITIONED_CHECKS, "reconciles_with_orders"]:
+        assert sorted(by_check[name]) == [day.isoformat() for day in days], name
+    accounted = {
+        key: (read, dead)
+        for key, read, dead in fetch_all(
+            resources["warehouse"],
+            sql.SQL(
+                "SELECT partition_key, rows_read, rows_dead_lettered"
+                " FROM platform.ingestion_accounting"
+            ),
+        )
+    }
+    ratios = {e.partition: e.metadata for e in evaluations if e.check_name == "dead_letter_ratio"}
+    assert len({figures["rows_read"].value for figures in ratios.values()}) > 1  # days differ
+    for day in days:
+        figures = ratios[day.isoformat()]
+        own = (figures["rows_read"].value, figures["rows_dead_lettered"].value)
+        assert own == accounted[day.isoformat()]

@@ -8,7 +8,7 @@ over the whole table of an incremental extract (``EXTRACT_CHECKS``, ``extract_ch
 - column schema changes between loads (Dagster's own check, fed by the IO manager's schema).
 """
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
 
@@ -17,8 +17,12 @@ from platform_assets.defs.datasets.extract_checks import (
     source_rows_accounted,
 )
 from platform_assets.defs.datasets.partitions import dataset_partitions, dataset_table_slice
-from platform_assets.defs.partitioned_checks import evaluate_each_partition, partition_evaluation
-from platform_assets.lib.dead_letters.partition_audit import PartitionAudit, audit_partition
+from platform_assets.defs.partitioned_checks import (
+    evaluate_partitions,
+    latest_materializations,
+    partition_evaluation,
+)
+from platform_assets.lib.dead_letters.partition_audit import PartitionAudit, audit_partitions
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.quality.volume import judge_volume
 from platform_assets.lib.tables.content_digests import WHOLE_TABLE
@@ -26,11 +30,13 @@ from platform_assets.lib.tables.partition_profile import key_faults, partition_r
 from platform_assets.lib.warehouse.resource import Warehouse
 
 
-def _audit(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> PartitionAudit:
-    table_slice = dataset_table_slice(spec, [partition_key])
+def _audits(
+    spec: DatasetSpec, warehouse: Warehouse, partition_keys: Sequence[str]
+) -> dict[str, PartitionAudit]:
+    table_slice = dataset_table_slice(spec, partition_keys)
     with warehouse.bulk_connection() as conn:
         appended = spec.write_mode == "append" or spec.incremental
-        return audit_partition(conn, "/".join(spec.asset_key), table_slice, appended)
+        return audit_partitions(conn, "/".join(spec.asset_key), table_slice, appended)
 
 
 def _figures(audit: PartitionAudit) -> dict[str, object]:
@@ -73,70 +79,92 @@ def _trailing_keys(spec: DatasetSpec, partition_key: str) -> list[str]:
     return keys
 
 
-def rows_add_up(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
+def rows_add_up(
+    spec: DatasetSpec, warehouse: Warehouse, partition_keys: Sequence[str]
+) -> dict[str, dg.AssetCheckResult]:
     """Fails if anything read is unaccounted for, or the stored rows disagree. An incremental
     extract upserts: its table holds at most the rows it loaded over all extracts (an update
     loads a row again), and ``source_rows_accounted`` checks each one against the source."""
-    audit = _audit(spec, warehouse, partition_key)
-    if spec.incremental:
-        passed = audit.every_row_read_accounted_for and audit.rows_in_table <= audit.rows_loaded  # type: ignore[operator]
-    else:
-        passed = audit.adds_up
-    return dg.AssetCheckResult(passed=passed, metadata=_figures(audit))
+    results = {}
+    for key, audit in _audits(spec, warehouse, partition_keys).items():
+        if spec.incremental:
+            passed = audit.every_row_read_accounted_for and audit.rows_in_table <= audit.rows_loaded  # type: ignore[operator]
+        else:
+            passed = audit.adds_up
+        results[key] = dg.AssetCheckResult(passed=passed, metadata=_figures(audit))
+    return results
 
 
 def dead_letter_ratio(
-    spec: DatasetSpec, warehouse: Warehouse, partition_key: str
-) -> dg.AssetCheckResult:
+    spec: DatasetSpec, warehouse: Warehouse, partition_keys: Sequence[str]
+) -> dict[str, dg.AssetCheckResult]:
     """Warns when the source sends more bad rows than ``max_dead_letter_ratio``; errs, and
     blocks downstream, past the error budget ``fail_dead_letter_ratio``."""
-    audit = _audit(spec, warehouse, partition_key)
-    over_budget = audit.dead_letter_ratio > spec.fail_dead_letter_ratio
-    return dg.AssetCheckResult(
-        passed=audit.dead_letter_ratio <= spec.max_dead_letter_ratio,
-        severity=dg.AssetCheckSeverity.ERROR if over_budget else dg.AssetCheckSeverity.WARN,
-        description=(
-            f"{audit.rows_dead_lettered or 0} of {audit.rows_read or 0} rows dead-lettered"
-            f" ({audit.dead_letter_ratio:.1%})"
-        ),
-        metadata={
-            **_figures(audit),
-            "max_dead_letter_ratio": spec.max_dead_letter_ratio,
-            "fail_dead_letter_ratio": spec.fail_dead_letter_ratio,
-            "top_rules_broken": dg.MetadataValue.json(audit.top_rules_broken),
-        },
-    )
+    results = {}
+    for key, audit in _audits(spec, warehouse, partition_keys).items():
+        over_budget = audit.dead_letter_ratio > spec.fail_dead_letter_ratio
+        results[key] = dg.AssetCheckResult(
+            passed=audit.dead_letter_ratio <= spec.max_dead_letter_ratio,
+            severity=dg.AssetCheckSeverity.ERROR if over_budget else dg.AssetCheckSeverity.WARN,
+            description=(
+                f"{audit.rows_dead_lettered or 0} of {audit.rows_read or 0} rows dead-lettered"
+                f" ({audit.dead_letter_ratio:.1%})"
+            ),
+            metadata={
+                **_figures(audit),
+                "max_dead_letter_ratio": spec.max_dead_letter_ratio,
+                "fail_dead_letter_ratio": spec.fail_dead_letter_ratio,
+                "top_rules_broken": dg.MetadataValue.json(audit.top_rules_broken),
+            },
+        )
+    return results
 
 
-def keys_valid(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
+def keys_valid(
+    spec: DatasetSpec, warehouse: Warehouse, partition_keys: Sequence[str]
+) -> dict[str, dg.AssetCheckResult]:
     """Fails if a stored row of the partition repeats another's unique key (primary or dedupe
     key) or lacks one."""
     with warehouse.bulk_connection() as conn:
-        faults = key_faults(conn, dataset_table_slice(spec, [partition_key]), spec.unique_key)
-    return dg.AssetCheckResult(
-        passed=faults.clean,
-        description=(
-            f"{faults.repeated_key_rows} row(s) share a key, {faults.null_key_rows} lack one,"
-            f" of {faults.rows}"
-        ),
-        metadata={
-            "rows": faults.rows,
-            "repeated_key_rows": faults.repeated_key_rows,
-            "null_key_rows": faults.null_key_rows,
-            "unique_key": dg.MetadataValue.json(spec.unique_key),
-        },
-    )
+        found = key_faults(conn, dataset_table_slice(spec, partition_keys), spec.unique_key)
+    return {
+        key: dg.AssetCheckResult(
+            passed=faults.clean,
+            description=(
+                f"{faults.repeated_key_rows} row(s) share a key, {faults.null_key_rows} lack one,"
+                f" of {faults.rows}"
+            ),
+            metadata={
+                "rows": faults.rows,
+                "repeated_key_rows": faults.repeated_key_rows,
+                "null_key_rows": faults.null_key_rows,
+                "unique_key": dg.MetadataValue.json(spec.unique_key),
+            },
+        )
+        for key, faults in found.items()
+    }
 
 
-def row_volume(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
+def row_volume(
+    spec: DatasetSpec, warehouse: Warehouse, partition_keys: Sequence[str]
+) -> dict[str, dg.AssetCheckResult]:
     """Warns, or errs, when the partition's row count strays from the trailing median."""
-    trailing = _trailing_keys(spec, partition_key)
+    trailing = {key: _trailing_keys(spec, key) for key in partition_keys}
+    counted = sorted({*partition_keys, *(k for keys in trailing.values() for k in keys)})
     with warehouse.bulk_connection() as conn:
-        counts = partition_row_counts(conn, dataset_table_slice(spec, [partition_key, *trailing]))
+        counts = partition_row_counts(conn, dataset_table_slice(spec, counted))
+    return {key: _volume_result(spec, counts, key, trailing[key]) for key in partition_keys}
+
+
+def _volume_result(
+    spec: DatasetSpec, counts: dict[str, int], key: str, trailing: list[str]
+) -> dg.AssetCheckResult:
+    """``row_volume``'s verdict on partition ``key`` from the counts of it and its trailing
+    partitions."""
     volume = spec.volume
     verdict = judge_volume(
-        counts[partition_key],
-        [counts[key] for key in trailing],
+        counts[key],
+        [counts[previous] for previous in trailing],
         volume.min_history,
         volume.warn_deviation,
         volume.error_deviation,
@@ -166,9 +194,11 @@ def row_volume(spec: DatasetSpec, warehouse: Warehouse, partition_key: str) -> d
     )
 
 
-# A partition check: how it evaluates a partition, whether it blocks, its description (a template
-# of the spec).
-PartitionCheck = tuple[Callable[[DatasetSpec, Warehouse, str], dg.AssetCheckResult], bool, str]
+# A partition check: how it evaluates partitions (all of a range at once), whether it blocks, its
+# description (a template of the spec).
+PartitionCheck = tuple[
+    Callable[[DatasetSpec, Warehouse, Sequence[str]], dict[str, dg.AssetCheckResult]], bool, str
+]
 PARTITION_CHECKS: tuple[PartitionCheck, ...] = (
     (
         rows_add_up,
@@ -204,7 +234,7 @@ PARTITION_CHECKS: tuple[PartitionCheck, ...] = (
 
 def _partitioned_check(
     spec: DatasetSpec,
-    evaluate: Callable[[DatasetSpec, Warehouse, str], dg.AssetCheckResult],
+    evaluate: Callable[[DatasetSpec, Warehouse, Sequence[str]], dict[str, dg.AssetCheckResult]],
     blocking: bool,
     description: str,
 ) -> dg.AssetChecksDefinition:
@@ -220,9 +250,9 @@ def _partitioned_check(
     def check(
         context: dg.AssetCheckExecutionContext, warehouse: Warehouse
     ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
-        """Evaluates each partition of the run (see the module docstring)."""
-        yield from evaluate_each_partition(
-            context, check_key, blocking, lambda key: evaluate(spec, warehouse, key)
+        """Evaluates the run's partitions together (see the module docstring)."""
+        yield from evaluate_partitions(
+            context, check_key, blocking, lambda keys: evaluate(spec, warehouse, keys)
         )
 
     return check
@@ -287,7 +317,9 @@ def _extract_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
             _whole_table_check(
                 spec,
                 evaluate.__name__,
-                lambda s, w, partition_check=evaluate: partition_check(s, w, WHOLE_TABLE),
+                lambda s, w, partition_check=evaluate: partition_check(s, w, [WHOLE_TABLE])[
+                    WHOLE_TABLE
+                ],
                 blocking,
                 description,
             )
@@ -310,22 +342,20 @@ def evaluations_after_change(
     outside a load, as a load would have: downstream automation, gated on them, sees the new
     content verified."""
     asset_key = dg.AssetKey(spec.asset_key)
+    checks = EXTRACT_CHECKS if spec.incremental else tuple(partition_checks_of(spec))
+    evaluated = [
+        (evaluate.__name__, blocking, evaluate(spec, warehouse, [partition_key])[partition_key])
+        for evaluate, blocking, _ in checks
+    ]
     if spec.incremental:
-        evaluated = [
-            (evaluate.__name__, blocking, evaluate(spec, warehouse, WHOLE_TABLE))
-            for evaluate, blocking, _ in EXTRACT_CHECKS
-        ]
         evaluated.append(
             (source_rows_accounted.__name__, True, source_rows_accounted(spec, warehouse))
         )
-        for name, blocking, result in evaluated:
-            check_key = dg.AssetCheckKey(asset_key, name)
-            yield partition_evaluation(context, check_key, blocking, None, result)
-        return
-    for evaluate, blocking, _ in partition_checks_of(spec):
-        check_key = dg.AssetCheckKey(asset_key, evaluate.__name__)
-        result = evaluate(spec, warehouse, partition_key)
-        yield partition_evaluation(context, check_key, blocking, partition_key, result)
+    key = None if spec.incremental else partition_key
+    target = latest_materializations(context.instance, asset_key, [key]).get(key)
+    for name, blocking, result in evaluated:
+        check_key = dg.AssetCheckKey(asset_key, name)
+        yield partition_evaluation(check_key, blocking, key, result, target)
 
 
 def build_dataset_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:

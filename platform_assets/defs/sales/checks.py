@@ -1,12 +1,12 @@
 """Checks of the sales metrics: every metric day recounted from the stored orders, exactly."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from decimal import Decimal
 
 import dagster as dg
 
 from platform_assets.defs.datasets.partitions import dataset_table_slice
-from platform_assets.defs.partitioned_checks import evaluate_each_partition
+from platform_assets.defs.partitioned_checks import evaluate_partitions
 from platform_assets.defs.sales.assets import daily_order_metrics
 from platform_assets.defs.sales.metrics import NON_REVENUE_STATUSES
 from platform_assets.defs.sales.partitions import ORDERS_SPEC, daily_partitions
@@ -18,25 +18,37 @@ METRICS_KEY = dg.AssetKey(["sales", "daily_order_metrics"])
 RECONCILES = dg.AssetCheckKey(METRICS_KEY, "reconciles_with_orders")
 
 
-def _metrics_slice(partition_key: str) -> TableSlice:
-    orders = dataset_table_slice(ORDERS_SPEC, [partition_key])
+def _metrics_slice(partition_keys: Sequence[str]) -> TableSlice:
+    orders = dataset_table_slice(ORDERS_SPEC, partition_keys)
     return TableSlice(
         "sales", "daily_order_metrics", ("metric_date",), orders.partitions, orders.columns
     )
 
 
-def reconcile_day(warehouse: Warehouse, partition_key: str) -> dg.AssetCheckResult:
-    """Per currency, the day's metrics against the day's stored orders recounted by the
-    database: order count and revenue must be equal to the last cent."""
-    orders = dataset_table_slice(ORDERS_SPEC, [partition_key])
+def reconcile_days(
+    warehouse: Warehouse, partition_keys: Sequence[str]
+) -> dict[str, dg.AssetCheckResult]:
+    """Per day and currency, the metrics against the day's stored orders recounted by the
+    database: order count and revenue must be equal to the last cent. Three statements for any
+    number of days."""
+    orders = dataset_table_slice(ORDERS_SPEC, partition_keys)
     with warehouse.bulk_connection() as conn:
         counted = grouped_totals(conn, orders, "currency", [])
         earned = grouped_totals(
             conn, orders, "currency", ["amount"], ("status", list(NON_REVENUE_STATUSES))
         )
         reported = grouped_totals(
-            conn, _metrics_slice(partition_key), "currency", ["order_count", "revenue"]
+            conn, _metrics_slice(partition_keys), "currency", ["order_count", "revenue"]
         )
+    return {key: _reconciled(counted[key], earned[key], reported[key]) for key in partition_keys}
+
+
+def _reconciled(
+    counted: dict[str, dict[str, Decimal]],
+    earned: dict[str, dict[str, Decimal]],
+    reported: dict[str, dict[str, Decimal]],
+) -> dg.AssetCheckResult:
+    """One day's verdict: its orders counted and earned per currency against its metrics."""
     expected = {
         currency: {
             "order_count": totals["rows"],
@@ -88,6 +100,6 @@ def reconciles_with_orders(
     context: dg.AssetCheckExecutionContext, warehouse: Warehouse
 ) -> Iterator[dg.AssetCheckEvaluation | dg.Output]:
     """Fails for a day whose metrics do not add up to its orders, naming the currencies."""
-    yield from evaluate_each_partition(
-        context, RECONCILES, True, lambda key: reconcile_day(warehouse, key)
+    yield from evaluate_partitions(
+        context, RECONCILES, True, lambda keys: reconcile_days(warehouse, keys)
     )

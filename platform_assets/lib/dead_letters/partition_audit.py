@@ -22,10 +22,9 @@ from platform_assets.lib.dead_letters.side_writes import (
     UNRESOLVED,
 )
 from platform_assets.lib.tables import statements
-from platform_assets.lib.tables.content_digests import WHOLE_TABLE
-from platform_assets.lib.tables.partition_profile import rows_in_partition
+from platform_assets.lib.tables.partition_profile import rows_in_partitions
 from platform_assets.lib.tables.snapshot import column_types, read_only_snapshot
-from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.tables.table_slice import WHOLE_TABLE, TableSlice
 
 
 @dataclass(frozen=True)
@@ -84,106 +83,132 @@ class PartitionAudit:
         return (self.rows_dead_lettered or 0) / self.rows_read if self.rows_read else 0.0
 
 
-def _scalar(cursor: adbc.Cursor, query: str, params: list[object]) -> object:
-    cursor.execute(query, parameters=params)
-    row = cursor.fetchone()
-    return None if row is None else row[0]
-
-
-def audit_partition(
+def audit_partitions(
     conn: adbc.Connection, asset_key: str, table_slice: TableSlice, appended: bool = False
-) -> PartitionAudit:
-    """The audit of the single partition in ``table_slice`` (of the whole table, key
-    ``WHOLE_TABLE``, when it names none), in one snapshot. ``appended``: the partition is written
-    by appends, so its files' lines add up over all its loads."""
-    partition = table_slice.partitions[0] if table_slice.partitions else PartitionSlice(WHOLE_TABLE)
+) -> dict[str, PartitionAudit]:
+    """The audit of every partition in ``table_slice`` (of the whole table, key
+    ``WHOLE_TABLE``, when it names none), in one snapshot and a fixed number of statements
+    whatever the number of partitions: each figure is one ``GROUP BY`` partition. ``appended``:
+    the partitions are written by appends, so their files' lines add up over all their loads."""
+    keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
     with read_only_snapshot(conn) as cursor:
         pg_types = column_types(cursor, table_slice)
-        rows_in_table = (
-            rows_in_partition(cursor, table_slice, partition, pg_types) if pg_types else 0
+        rows_in_table = rows_in_partitions(cursor, table_slice, pg_types)
+        cursor.execute(
+            "SELECT to_regclass($1) IS NOT NULL, to_regclass($2) IS NOT NULL,"
+            " to_regclass($3) IS NOT NULL",
+            parameters=[
+                f"{PLATFORM_SCHEMA}.{table}" for table in (ACCOUNTING, DEAD_LETTERS, FILE_LINES)
+            ],
         )
-        accounting, unresolved, top_rules = (None, None, None, 0), 0, {}
-        if _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{ACCOUNTING}"]):
-            cursor.execute(
-                sql.SQL(
-                    # rows_discarded read by name so a table from before discards still reads
-                    "SELECT rows_read, rows_loaded, rows_dead_lettered,"
-                    " coalesce((to_jsonb(a)->>'rows_discarded')::bigint, 0) FROM {} a"
-                    " WHERE asset_key = $1 AND partition_key = $2"
-                )
-                .format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
-                .as_string(),
-                parameters=[asset_key, partition.key],
-            )
-            accounting = cursor.fetchone() or accounting
-        if _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{DEAD_LETTERS}"]):
-            params = statements.Params()
-            query = sql.SQL(
-                "SELECT count(*) FROM {} WHERE asset_key = {} AND partition_key = {}"
-                " AND status IN ({})"
-            ).format(
-                sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
-                params.add(asset_key),
-                params.add(partition.key),
-                params.add_all(UNRESOLVED),
-            )
-            unresolved = int(_scalar(cursor, query.as_string(), params.values))  # type: ignore[arg-type]
-            top_rules = _top_rules(cursor, asset_key, partition.key)
-        files = _file_lines(cursor, asset_key, partition.key, appended)
-    read, loaded, dead, discarded = (None if v is None else int(v) for v in accounting)
-    return PartitionAudit(
-        read, loaded, dead, rows_in_table, unresolved, files, top_rules, discarded or 0
+        has_accounting, has_letters, has_file_lines = cursor.fetchone()
+        accounting = _accounting(cursor, asset_key, keys) if has_accounting else {}
+        unresolved = _unresolved(cursor, asset_key, keys) if has_letters else {}
+        top_rules = _top_rules(cursor, asset_key, keys) if has_letters else {}
+        files = _file_lines(cursor, asset_key, keys, appended) if has_file_lines else {}
+    audits = {}
+    for key in keys:
+        read, loaded, dead, discarded = accounting.get(key, (None, None, None, 0))
+        audits[key] = PartitionAudit(
+            read,
+            loaded,
+            dead,
+            rows_in_table[key],
+            unresolved.get(key, 0),
+            files.get(key, []),
+            top_rules.get(key, {}),
+            discarded,
+        )
+    return audits
+
+
+def _of_partitions(asset_key: str, keys: list[str], params: statements.Params) -> sql.Composable:
+    """The rows of platform table ``d`` about ``asset_key``'s partitions ``keys``."""
+    return sql.SQL("d.asset_key = {} AND d.partition_key IN ({})").format(
+        params.add(asset_key), params.add_all(keys)
     )
 
 
-def _top_rules(cursor: adbc.Cursor, asset_key: str, partition_key: str) -> dict[str, int]:
-    """The rules the partition's unresolved dead letters break most (``column:check``, or the
-    error class of a record that could not be read), with how many letters break each."""
+def _accounting(
+    cursor: adbc.Cursor, asset_key: str, keys: list[str]
+) -> dict[str, tuple[int, int, int, int]]:
+    """``{partition: (read, loaded, dead-lettered, discarded)}`` as recorded, where recorded."""
     params = statements.Params()
     query = sql.SQL(
-        "SELECT {}, count(*) FROM {} d {}"
-        " WHERE d.asset_key = {} AND d.partition_key = {} AND d.status IN ({})"
-        " GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT {}"
+        # rows_discarded read by name so a table from before discards still reads
+        "SELECT d.partition_key, d.rows_read, d.rows_loaded, d.rows_dead_lettered,"
+        " coalesce((to_jsonb(d)->>'rows_discarded')::bigint, 0) FROM {} d WHERE {}"
+    ).format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING), _of_partitions(asset_key, keys, params))
+    cursor.execute(query.as_string(), parameters=params.values)
+    return {key: tuple(int(v) for v in figures) for key, *figures in cursor.fetchall()}  # type: ignore[misc]
+
+
+def _unresolved(cursor: adbc.Cursor, asset_key: str, keys: list[str]) -> dict[str, int]:
+    """``{partition: dead letters still unresolved}``, for the partitions that have any."""
+    params = statements.Params()
+    query = sql.SQL(
+        "SELECT d.partition_key, count(*) FROM {} d WHERE {} AND d.status IN ({})"
+        " GROUP BY d.partition_key"
     ).format(
-        RULE_BROKEN,
         sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
-        FAILURES_OF_LETTER,
-        params.add(asset_key),
-        params.add(partition_key),
+        _of_partitions(asset_key, keys, params),
         params.add_all(UNRESOLVED),
-        params.add(TOP_RULES),
     )
     cursor.execute(query.as_string(), parameters=params.values)
-    return {rule: int(count) for rule, count in cursor.fetchall()}
+    return {key: int(count) for key, count in cursor.fetchall()}
+
+
+def _top_rules(cursor: adbc.Cursor, asset_key: str, keys: list[str]) -> dict[str, dict[str, int]]:
+    """Per partition, the rules its unresolved dead letters break most (``column:check``, or
+    the error class of a record that could not be read), with how many letters break each."""
+    params = statements.Params()
+    query = sql.SQL(
+        "SELECT partition_key, rule, letters FROM ("
+        " SELECT d.partition_key, {rule} AS rule, count(*) AS letters, row_number() OVER"
+        " (PARTITION BY d.partition_key ORDER BY count(*) DESC, {rule}) AS place"
+        " FROM {dlq} d {failures} WHERE {of_partitions} AND d.status IN ({unresolved})"
+        " GROUP BY d.partition_key, {rule}) r"
+        " WHERE place <= {top} ORDER BY partition_key, place"
+    ).format(
+        rule=RULE_BROKEN,
+        dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+        failures=FAILURES_OF_LETTER,
+        of_partitions=_of_partitions(asset_key, keys, params),
+        unresolved=params.add_all(UNRESOLVED),
+        top=params.add(TOP_RULES),
+    )
+    cursor.execute(query.as_string(), parameters=params.values)
+    rules: dict[str, dict[str, int]] = {}
+    for key, rule, letters in cursor.fetchall():
+        rules.setdefault(key, {})[rule] = int(letters)
+    return rules
 
 
 def _file_lines(
-    cursor: adbc.Cursor, asset_key: str, partition_key: str, appended: bool
-) -> list[FileLinesAudit]:
-    """Each landing file's recorded lines, beside the lines of the dead letters stored for it
-    by the same load (any status: a replay resolves a letter, it does not remove it), or by
-    every load when the partition is ``appended`` (its recorded lines are their sum)."""
-    if not _scalar(cursor, "SELECT to_regclass($1)", [f"{PLATFORM_SCHEMA}.{FILE_LINES}"]):
-        return []
-    cursor.execute(
-        sql.SQL(
-            "SELECT f.source_file, f.data_lines, f.lines_loaded, f.lines_dead_lettered,"
-            " (SELECT coalesce(sum(d.source_lines), 0) FROM {dlq} d"
-            "  WHERE d.asset_key = f.asset_key AND d.partition_key = f.partition_key"
-            "  AND {same_load}"
-            "  AND left(d.source_ref, length(f.source_file) + 1) = f.source_file || ':')"
-            " FROM {lines} f WHERE f.asset_key = $1 AND f.partition_key = $2"
-            " ORDER BY f.source_file"
-        )
-        .format(
-            dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
-            lines=sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
-            same_load=sql.SQL("TRUE" if appended else "d.run_id = f.run_id"),
-        )
-        .as_string(),
-        parameters=[asset_key, partition_key],
+    cursor: adbc.Cursor, asset_key: str, keys: list[str], appended: bool
+) -> dict[str, list[FileLinesAudit]]:
+    """Per partition, each landing file's recorded lines, beside the lines of the dead letters
+    stored for it by the same load (any status: a replay resolves a letter, it does not remove
+    it), or by every load when the partition is ``appended`` (its recorded lines are their sum)."""
+    params = statements.Params()
+    query = sql.SQL(
+        "SELECT d.partition_key, d.source_file, d.data_lines, d.lines_loaded,"
+        " d.lines_dead_lettered, coalesce(s.lines, 0) FROM {lines} d"
+        " LEFT JOIN LATERAL (SELECT sum(l.source_lines) AS lines FROM {dlq} l"
+        "  WHERE l.asset_key = d.asset_key AND l.partition_key = d.partition_key"
+        "  AND {same_load}"
+        "  AND left(l.source_ref, length(d.source_file) + 1) = d.source_file || ':') s ON true"
+        " WHERE {of_partitions} ORDER BY d.partition_key, d.source_file"
+    ).format(
+        dlq=sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS),
+        lines=sql.Identifier(PLATFORM_SCHEMA, FILE_LINES),
+        same_load=sql.SQL("TRUE" if appended else "l.run_id = d.run_id"),
+        of_partitions=_of_partitions(asset_key, keys, params),
     )
-    return [
-        FileLinesAudit(name, int(data), int(loaded), int(dead), int(stored))
-        for name, data, loaded, dead, stored in cursor.fetchall()
-    ]
+    cursor.execute(query.as_string(), parameters=params.values)
+    files: dict[str, list[FileLinesAudit]] = {}
+    for key, name, data, loaded, dead, stored in cursor.fetchall():
+        files.setdefault(key, []).append(
+            FileLinesAudit(name, int(data), int(loaded), int(dead), int(stored))
+        )
+    return files

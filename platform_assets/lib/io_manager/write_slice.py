@@ -72,7 +72,7 @@ def write_slice(
             if prepared.is_bulk_load(request):
                 rebuilt = bulk_load.drop_indexes(cursor, table_slice.schema, table_slice.table)
             if request.mode is WriteMode.REPLACE_PARTITION:
-                deleted = delete_partitions(cursor, table_slice, pg_types, bounds)
+                deleted = delete_partitions(cursor, table_slice, pg_types)
             copy_stream(cursor, stream, table_slice.table, table_slice.schema)
         stream.close()
         for statement in prepared.deferred_ddl + rebuilt:

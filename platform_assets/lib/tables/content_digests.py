@@ -19,9 +19,9 @@ from psycopg import sql
 from platform_assets.lib.row_hash import ContentDigest
 from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA, create_platform_table
 from platform_assets.lib.tables.statements import Params
+from platform_assets.lib.tables.table_slice import WHOLE_TABLE  # the key of a whole table's digest
 
 CONTENT_DIGESTS = "content_digests"
-WHOLE_TABLE = "*"  # the key of an unpartitioned table's digest
 CONTENT_DIGESTS_DDL = [
     "CREATE SCHEMA IF NOT EXISTS platform",
     """

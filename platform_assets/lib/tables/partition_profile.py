@@ -11,7 +11,7 @@ from psycopg import sql
 
 from platform_assets.lib.tables import statements
 from platform_assets.lib.tables.snapshot import column_types, read_only_snapshot
-from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
+from platform_assets.lib.tables.table_slice import WHOLE_TABLE, TableSlice
 
 
 @dataclass(frozen=True)
@@ -29,61 +29,68 @@ class KeyFaults:
         return self.repeated_key_rows == 0 and self.null_key_rows == 0
 
 
-def key_faults(conn: adbc.Connection, table_slice: TableSlice, key: list[str]) -> KeyFaults:
-    """Repeated and missing keys among the rows of the single partition in ``table_slice``, or
-    of the whole table when it names no partition."""
+def key_faults(
+    conn: adbc.Connection, table_slice: TableSlice, key: list[str]
+) -> dict[str, KeyFaults]:
+    """Repeated and missing keys among the rows of each partition of ``table_slice`` (of the
+    whole table, key ``WHOLE_TABLE``, when it names none), in one statement for any number of
+    partitions."""
+    keys = [p.key for p in table_slice.partitions] or [WHOLE_TABLE]
+    faults = dict.fromkeys(keys, KeyFaults(0, 0, 0))
     with read_only_snapshot(conn) as cursor:
         pg_types = column_types(cursor, table_slice)
         if not pg_types:
-            return KeyFaults(0, 0, 0)
+            return faults
         params = statements.Params()
-        predicate = (
-            statements.partition_predicate(table_slice, table_slice.partitions[0], pg_types, params)
-            if table_slice.partitions
-            else sql.SQL("TRUE")
-        )
-        key_names = statements.names(key)
+        of_row = statements.PartitionOfRow(table_slice, pg_types, params)
         query = sql.SQL(
-            "SELECT coalesce(sum(n), 0), coalesce(sum(n) FILTER (WHERE n > 1), 0),"
+            "SELECT {partition}, sum(n), coalesce(sum(n) FILTER (WHERE n > 1), 0),"
             " coalesce(sum(n) FILTER (WHERE {any_null}), 0)"
-            " FROM (SELECT {key}, count(*) AS n FROM {table} WHERE {predicate} GROUP BY {key}) g"
+            " FROM (SELECT {of_row}, {key}, count(*) AS n FROM {table} WHERE {predicate}"
+            " GROUP BY {grouping}, {key}) g GROUP BY {partition}"
         ).format(
+            partition=of_row.grouping(),
+            grouping=of_row.grouping(),
             any_null=sql.SQL(" OR ").join(
                 sql.SQL("{} IS NULL").format(sql.Identifier(c)) for c in key
             ),
-            key=key_names,
+            of_row=of_row.select(),
+            key=statements.names(key),
             table=sql.Identifier(table_slice.schema, table_slice.table),
-            predicate=predicate,
+            predicate=statements.slice_predicate(table_slice, pg_types, params),
         )
-        cursor.execute(query.as_string(), parameters=params.values)
-        rows, repeated, nulls = (int(value) for value in cursor.fetchone())
-        return KeyFaults(rows, repeated, nulls)
+        cursor.execute(query.as_string(), parameters=params.values or None)
+        for row in cursor.fetchall():
+            rows, repeated, nulls = (int(value) for value in row[of_row.width :])
+            faults[of_row.key_of(tuple(row[: of_row.width]))] = KeyFaults(rows, repeated, nulls)
+    return faults
 
 
 def partition_row_counts(conn: adbc.Connection, table_slice: TableSlice) -> dict[str, int]:
     """``{partition key: rows stored}`` for every partition of ``table_slice``, in one snapshot
     (0 for a partition without rows, or when the table does not exist yet)."""
     with read_only_snapshot(conn) as cursor:
-        pg_types = column_types(cursor, table_slice)
-        if not pg_types:
-            return {partition.key: 0 for partition in table_slice.partitions}
-        return {
-            partition.key: rows_in_partition(cursor, table_slice, partition, pg_types)
-            for partition in table_slice.partitions
-        }
+        return rows_in_partitions(cursor, table_slice, column_types(cursor, table_slice))
 
 
-def rows_in_partition(
-    cursor: adbc.Cursor,
-    table_slice: TableSlice,
-    partition: PartitionSlice,
-    pg_types: dict[str, str],
-) -> int:
-    """How many rows of the slice's (existing) table ``partition`` owns."""
+def rows_in_partitions(
+    cursor: adbc.Cursor, table_slice: TableSlice, pg_types: dict[str, str]
+) -> dict[str, int]:
+    """How many rows of the slice's table each of its partitions owns (the whole table's, key
+    ``WHOLE_TABLE``, when it names none), counted in one ``GROUP BY`` statement; 0 for all when
+    the table does not exist (``pg_types`` empty)."""
+    counts = dict.fromkeys([p.key for p in table_slice.partitions] or [WHOLE_TABLE], 0)
+    if not pg_types:
+        return counts
     params = statements.Params()
-    predicate = statements.partition_predicate(table_slice, partition, pg_types, params)
-    query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(
-        sql.Identifier(table_slice.schema, table_slice.table), predicate
+    of_row = statements.PartitionOfRow(table_slice, pg_types, params)
+    query = sql.SQL("SELECT {}, count(*) FROM {} WHERE {} GROUP BY {}").format(
+        of_row.select(),
+        sql.Identifier(table_slice.schema, table_slice.table),
+        statements.slice_predicate(table_slice, pg_types, params),
+        of_row.grouping(),
     )
-    cursor.execute(query.as_string(), parameters=params.values)
-    return int(cursor.fetchone()[0])
+    cursor.execute(query.as_string(), parameters=params.values or None)
+    for row in cursor.fetchall():
+        counts[of_row.key_of(tuple(row[:-1]))] = int(row[-1])
+    return counts

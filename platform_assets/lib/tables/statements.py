@@ -12,7 +12,12 @@ from decimal import Decimal
 
 from psycopg import sql
 
-from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.tables.table_slice import (
+    WHOLE_TABLE,
+    PartitionSlice,
+    TableSlice,
+    TimeRange,
+)
 
 TABLE_COLUMNS = (
     "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
@@ -176,38 +181,81 @@ def slice_predicate(
     )
 
 
-def delete_slice(table_slice: TableSlice, pg_types: dict[str, str]) -> tuple[str, list[object]]:
-    """One DELETE of every row the slice owns, returning how many went from each partition.
+class PartitionOfRow:
+    """Which of a slice's partitions a row belongs to, computed in SQL for a ``GROUP BY``.
 
-    Time windows come back as ``(bucket, rows)``: ``width_bucket`` over the partitions' sorted
-    starts, so bucket ``i`` is the ``i``-th partition by start. Key partitions come back as
-    ``(<partition columns>, rows)``; an unpartitioned table as ``(rows)``.
+    ``expressions`` select the row's partition: for time windows its ``width_bucket`` over the
+    partitions' sorted starts (bucket ``i`` is the ``i``-th partition by start; rows between
+    windows must be excluded by ``slice_predicate``), for key partitions its partition columns,
+    for an unpartitioned table a constant. ``key_of`` maps the selected values back to the key.
     """
+
+    def __init__(self, table_slice: TableSlice, pg_types: dict[str, str], params: Params) -> None:
+        self._keys: dict[tuple[object, ...], str] = {}
+        self._types: list[str] = []
+        if not table_slice.partitions:
+            self.expressions: list[sql.Composable] = [sql.SQL("1")]
+            self._keys[(1,)] = WHOLE_TABLE
+        elif table_slice.partitions[0].window is not None:
+            column = table_slice.partition_columns[0]
+            ordered = sorted(table_slice.partitions, key=lambda p: p.window.start)  # type: ignore[union-attr]
+            starts = [window_bounds(p.window, pg_types[column])[0] for p in ordered]  # type: ignore[arg-type]
+            self.expressions = [
+                sql.SQL("width_bucket({}, ARRAY[{}])").format(
+                    sql.Identifier(column), params.add_all(starts)
+                )
+            ]
+            self._keys = {(n,): p.key for n, p in enumerate(ordered, start=1)}
+        else:
+            self.expressions = [sql.Identifier(c) for c in table_slice.partition_columns]
+            columns = table_slice.partition_columns
+            self._types = [pg_types[column] for column in columns]
+            for partition in table_slice.partitions:
+                typed = tuple(
+                    key_value(value, pg_types[column])
+                    for column, value in zip(columns, partition.values or (), strict=True)
+                )
+                self._keys[typed] = partition.key
+
+    @property
+    def width(self) -> int:
+        """How many values ``expressions`` select."""
+        return len(self.expressions)
+
+    def select(self) -> sql.Composable:
+        """The expressions for a ``SELECT`` list, named ``_partition_0``, ``_partition_1``…"""
+        return sql.SQL(", ").join(
+            sql.SQL("{} AS {}").format(expression, sql.Identifier(f"_partition_{n}"))
+            for n, expression in enumerate(self.expressions)
+        )
+
+    def grouping(self) -> sql.Composable:
+        """The names ``select`` gave the expressions, for a ``GROUP BY``."""
+        return sql.SQL(", ").join(sql.Identifier(f"_partition_{n}") for n in range(self.width))
+
+    def key_of(self, values: tuple[object, ...]) -> str:
+        """The partition key of a row whose ``expressions`` gave ``values`` (key partitions'
+        values compared as the column's type, whatever Python type the driver returned)."""
+        if self._types:
+            values = tuple(key_value(str(v), t) for v, t in zip(values, self._types, strict=True))
+        return self._keys[tuple(values)]
+
+
+def delete_slice(
+    table_slice: TableSlice, pg_types: dict[str, str]
+) -> tuple[str, list[object], PartitionOfRow]:
+    """One DELETE of every row the slice owns, returning how many went from each partition: rows
+    ``(<partition of row>..., rows)``, whose first values ``PartitionOfRow.key_of`` names."""
     params = Params()
-    predicate = slice_predicate(table_slice, pg_types, params)
     target = sql.Identifier(table_slice.schema, table_slice.table)
-    if not table_slice.partitions:
-        statement = sql.SQL(
-            "WITH deleted AS (DELETE FROM {} RETURNING 1) SELECT count(*) AS rows FROM deleted"
-        ).format(target)
-        return render(statement), params.values
-    if table_slice.partitions[0].window is not None:
-        column = table_slice.partition_columns[0]
-        starts = sorted(
-            window_bounds(p.window, pg_types[column])[0]  # type: ignore[arg-type]
-            for p in table_slice.partitions
-        )
-        returned = sql.SQL("width_bucket({}, ARRAY[{}]) AS bucket").format(
-            sql.Identifier(column), params.add_all(starts)
-        )
-        grouping = sql.SQL("bucket")
-    else:
-        returned = grouping = names(table_slice.partition_columns)
+    of_row = PartitionOfRow(table_slice, pg_types, params)
+    predicate = slice_predicate(table_slice, pg_types, params)
+    returned, grouping = of_row.select(), of_row.grouping()
     statement = sql.SQL(
         "WITH deleted AS (DELETE FROM {} WHERE {} RETURNING {})"
         " SELECT {}, count(*) AS rows FROM deleted GROUP BY {}"
     ).format(target, predicate, returned, grouping, grouping)
-    return render(statement), params.values
+    return render(statement), params.values, of_row
 
 
 def partition_hashes(

@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+WHOLE_TABLE = "*"  # the partition key of an unpartitioned table (its digest, its accounting)
+
 
 @dataclass(frozen=True)
 class TimeRange:
