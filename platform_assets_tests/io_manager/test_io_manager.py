@@ -142,7 +142,7 @@ def test_empty_frame_empties_only_its_partition(io_resources: dict) -> None:
     assert (
         metadata["dagster/partition_row_count"].value == 0 and metadata["rows_deleted"].value == 3
     )
-    assert metadata["dagster/row_count"].value == 3  # the whole table: the other day's rows
+    assert metadata["dagster/row_count"].value == 0  # the partition's own, as stored
     remaining = fetch_all(warehouse, sql.SQL("SELECT DISTINCT event_date FROM io_test.events"))
     assert remaining == [(date(2026, 11, 2),)]
 

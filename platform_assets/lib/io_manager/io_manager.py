@@ -50,6 +50,7 @@ from platform_assets.lib.ingestion.result import (
     no_dead_letters,
 )
 from platform_assets.lib.io_manager.read_slice import read_slice
+from platform_assets.lib.io_manager.selected_rows import SelectedRows
 from platform_assets.lib.io_manager.table_preparation import prepare_table
 from platform_assets.lib.io_manager.write_request import WriteMode, WriteRequest, WriteResult
 from platform_assets.lib.io_manager.write_slice import write_slice
@@ -72,12 +73,15 @@ CODE_VERSION = f"platform_assets {version('platform_assets')}"  # stamped on eve
 
 
 def _chunk_source(
-    obj: pd.DataFrame | IngestedFrame | IngestedStream,
+    obj: pd.DataFrame | IngestedFrame | IngestedStream | SelectedRows,
 ) -> Callable[[], Iterator[IngestedChunk]]:
     """How to read ``obj`` as chunks from the start. A frame is converted to Arrow a slice at a
-    time as the write pulls it; its dead letters, rows read and checkpoint go with the first."""
+    time as the write pulls it; its dead letters, rows read and checkpoint go with the first.
+    Selected rows have none: the database inserts them."""
     if isinstance(obj, IngestedStream):
         return obj.read_chunks
+    if isinstance(obj, SelectedRows):
+        return lambda: iter(())
     frame = obj.rows if isinstance(obj, IngestedFrame) else obj
 
     def read_chunks() -> Iterator[IngestedChunk]:
@@ -94,9 +98,10 @@ def _chunk_source(
     return read_chunks
 
 
-def _known_rows(obj: pd.DataFrame | IngestedFrame | IngestedStream) -> int | None:
-    """How many rows ``obj`` will write, if known before reading it (a stream's are not)."""
-    if isinstance(obj, IngestedStream):
+def _known_rows(obj: pd.DataFrame | IngestedFrame | IngestedStream | SelectedRows) -> int | None:
+    """How many rows ``obj`` will write, if known before reading it (a stream's or a query's
+    are not)."""
+    if isinstance(obj, IngestedStream | SelectedRows):
         return None
     return len(obj.rows if isinstance(obj, IngestedFrame) else obj)
 
@@ -251,9 +256,14 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         return settings
 
     def handle_output(
-        self, context: dg.OutputContext, obj: pd.DataFrame | IngestedFrame | IngestedStream
+        self,
+        context: dg.OutputContext,
+        obj: pd.DataFrame | IngestedFrame | IngestedStream | SelectedRows,
     ) -> None:
         """Write ``obj`` to the output's partitions (or table) in one transaction.
+
+        ``SelectedRows`` replace the partitions (or the table) with what a ``SELECT`` computes in
+        the warehouse, without the rows leaving it (``selected_rows``).
 
         An ``IngestedFrame`` or ``IngestedStream`` also writes its dead letters and the partitions'
         accounting in that same transaction, and refuses to commit if rows read != loaded +
@@ -262,6 +272,15 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         metadata = context.definition_metadata
         table_slice = table_slice_for(context, metadata, self.default_schema)
         mode = self._write_mode(context, table_slice)
+        if isinstance(obj, SelectedRows) and (
+            mode not in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE)
+            or metadata.get(NATIVE_PARTITIONS_METADATA)
+        ):
+            raise _invalid(
+                context,
+                f"rows from SQL replace their partitions or table; write_mode {mode.value}"
+                " and native_partitions are for frames",
+            )
         side_writes = self._ingestion_side_writes(context, table_slice, obj, mode)
         read_chunks = _chunk_source(obj)
         known_rows = _known_rows(obj)
@@ -271,10 +290,10 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             # One transaction per attempt: a retried write reads its source again and starts
             # from scratch on a fresh connection (a broken one never goes back to the pool).
             chunks = read_chunks()
-            first = next(chunks, None)
-            if first is None:
+            first = None if isinstance(obj, SelectedRows) else next(chunks, None)
+            if first is None and not isinstance(obj, SelectedRows):
                 raise _invalid(context, "the stream gave no chunk (an empty one means no rows)")
-            data_schema = first.rows.schema
+            data_schema = obj.columns if isinstance(obj, SelectedRows) else first.rows.schema  # type: ignore[union-attr]
             request = WriteRequest(
                 table_slice=table_slice,
                 data_schema=data_schema,
@@ -285,11 +304,16 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 partition_index=metadata.get("partition_index", "btree"),
                 side_writes=side_writes,
                 settings=self._settings(),
-                expected_rows=known_rows if known_rows is not None else first.rows.num_rows,
+                expected_rows=(
+                    known_rows
+                    if known_rows is not None
+                    else (0 if first is None else first.rows.num_rows)
+                ),
                 native_partitions=bool(metadata.get(NATIVE_PARTITIONS_METADATA)),
                 bulk_load_min_rows=bulk_load_min_rows,
                 run_id=context.run_id,
                 hidden_from_reader=list(metadata.get(PII_COLUMNS_METADATA) or []),
+                selected=obj if isinstance(obj, SelectedRows) else None,
             )
             with self.warehouse.bulk_connection() as conn:
                 prepared = prepare_table(conn, request)
@@ -306,7 +330,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                         detail="the declared types hold more than the table did; widened in"
                         " place, no stored value changed",
                     )
-                return write_slice(conn, request, prepared, _prepend(first, chunks))
+                return write_slice(
+                    conn, request, prepared, chunks if first is None else _prepend(first, chunks)
+                )
 
         log = run_logger(context).bind(table=table_slice.qualified_name)
         with permanent_unless_transient(context.asset_key.to_user_string()):
@@ -411,7 +437,9 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             event = "partition_emptied" if count == 0 else "partition_written"
             log.info(event, partition_key=key, row_count=count, **result.changes(key), **ingested)
             figures = {
-                "dagster/row_count": result.table_row_count,
+                # The partition's rows, as it stands once written: each day's page shows its
+                # own; the whole table's count would cost a scan of it on every write.
+                "dagster/row_count": count,
                 "dagster/partition_row_count": count,
                 **result.changes(key),
                 **ingested,

@@ -13,6 +13,7 @@ Write modes (each in a module of its own):
 
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -23,6 +24,9 @@ from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.tables.schema import Column
 from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice
 
+if TYPE_CHECKING:  # selected_rows raises this module's errors
+    from platform_assets.lib.io_manager.selected_rows import SelectedRows
+
 
 class WriteMode(StrEnum):
     """How a write changes the table (see the module docstring)."""
@@ -31,9 +35,6 @@ class WriteMode(StrEnum):
     UPSERT = "upsert"
     APPEND = "append"
     REPLACE_TABLE = "replace_table"
-
-
-# The modes that COPY straight into the target table, so can rebuild its indexes (bulk_load).
 
 
 # The modes that COPY straight into the target table, so can rebuild its indexes (bulk_load).
@@ -70,6 +71,8 @@ class WriteRequest:
     bulk_load_min_rows: int | None = bulk_load.BULK_LOAD_MIN_ROWS
     run_id: str = ""  # the run writing: its dead letters spool under its own directory
     hidden_from_reader: list[str] = field(default_factory=list)  # personal data (reader_access)
+    # Rows a SELECT computes in the warehouse, inserted instead of streamed (selected_rows).
+    selected: "SelectedRows | None" = None
 
     @property
     def schema(self) -> pa.Schema:
@@ -87,7 +90,6 @@ class WriteResult:
     rows_updated: dict[str, int]
     rows_unchanged: dict[str, int]
     row_counts: dict[str, int]
-    table_row_count: int  # the whole table's rows once the write commits
     content_version: str
     rows_moved: int = 0  # rows whose partition columns an upsert changed
     indexes_rebuilt: int = 0  # indexes a bulk load dropped and built again (see bulk_load)

@@ -5,6 +5,7 @@ write back. Writers of the same partition serialise on a transaction-scoped advi
 """
 
 from collections.abc import Iterator
+from dataclasses import replace
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
@@ -13,6 +14,7 @@ from platform_assets.lib.ingestion.result import IngestedChunk
 from platform_assets.lib.io_manager.chunk_stream import ChunkStream, copy_stream, partition_bounds
 from platform_assets.lib.io_manager.replace_partition import delete_partitions
 from platform_assets.lib.io_manager.replace_table import swap_in_new_table
+from platform_assets.lib.io_manager.selected_rows import insert_selected
 from platform_assets.lib.io_manager.table_preparation import PreparedTable
 from platform_assets.lib.io_manager.upsert import MergeOutcome, merge_upsert
 from platform_assets.lib.io_manager.write_request import (
@@ -21,8 +23,6 @@ from platform_assets.lib.io_manager.write_request import (
     WriteMode,
     WriteRequest,
     WriteResult,
-    partition_key,
-    written_partitions,
 )
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN, ContentDigest
 from platform_assets.lib.tables import bulk_load, content_digests, native_partitions, statements
@@ -52,9 +52,12 @@ def write_slice(
     try:
         for name, value in request.settings.items():
             cursor.execute(statements.SET_LOCAL, parameters=(name, value))
-        for lock_key in table_slice.lock_keys():
-            cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))
-        if request.mode is WriteMode.REPLACE_TABLE:
+        cursor.execute(*statements.advisory_xact_locks(table_slice.lock_keys()))
+        if request.selected is not None:
+            deleted = delete_partitions(cursor, table_slice, pg_types)
+            inserted = insert_selected(cursor, request.selected, table_slice, pg_types)
+            stream.tally.rows_loaded.update(inserted)
+        elif request.mode is WriteMode.REPLACE_TABLE:
             deleted = {WHOLE_TABLE: swap_in_new_table(cursor, request, stream)}
         elif request.mode is WriteMode.UPSERT:
             merge = merge_upsert(cursor, request, stream, bounds, prepared.native)
@@ -80,9 +83,6 @@ def write_slice(
         digests = _digests_after(cursor, request, stream, merge, pg_types)
         for side_write in request.side_writes:
             side_write.apply(cursor, stream.tally)
-        # dagster/row_count is the whole table's rows, as this write will commit them.
-        cursor.execute(statements.count_rows(table_slice.schema, table_slice.table))
-        table_rows = int(cursor.fetchone()[0])
         conn.commit()
     except BaseException as error:
         stream.close()
@@ -107,7 +107,6 @@ def write_slice(
         rows_updated=updated,
         rows_unchanged={key: in_frame[key] - inserted[key] - updated[key] for key in in_frame},
         row_counts={key: digest.count for key, digest in digests.items()},
-        table_row_count=table_rows,
         content_version=version.hexdigest(),
         rows_moved=0 if merge is None else merge.moved_rows,
         indexes_rebuilt=len(rebuilt),
@@ -149,7 +148,9 @@ def _digests_after(
     table_slice = request.table_slice
     table_name = statements.table_identifier(table_slice.schema, table_slice.table)
     written = stream.tally.digests
-    if request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
+    if request.selected is not None:  # inserted by the database: its hashes never passed here
+        digests = _scanned_digests(cursor, table_slice, pg_types, set(stream.keys))
+    elif request.mode in (WriteMode.REPLACE_PARTITION, WriteMode.REPLACE_TABLE):
         digests = {key: written[key] for key in stream.keys}
     else:
         if merge is not None and merge.moved_rows:
@@ -169,24 +170,23 @@ def _scanned_digests(
 ) -> dict[str, ContentDigest]:
     """The digests of partitions ``keys`` as they now stand in the table, by scanning them.
 
-    Postgres concatenates each partition's ``_row_hash`` values into one bytea, so nothing is
-    shipped a row at a time. Used only where no digest is stored yet (see ``content_digests``).
+    Postgres concatenates each partition's ``_row_hash`` values into one bytea, in one ``GROUP
+    BY`` partition statement, so nothing is shipped a row at a time. Used where no digest is
+    stored yet (see ``content_digests``) and for rows the database inserted itself.
     """
-    digests = {}
-    for partition in written_partitions(table_slice):
-        if partition_key(partition) not in keys:
-            continue
-        query, params = statements.partition_hashes(
-            table_slice, partition, pg_types, ROW_HASH_COLUMN
-        )
-        cursor.execute(query, parameters=params or None)
-        (concatenated,) = cursor.fetchone()
+    if not keys:
+        return {}
+    scanned = replace(
+        table_slice, partitions=tuple(p for p in table_slice.partitions if p.key in keys)
+    )
+    query, params, of_row = statements.partition_hashes(scanned, pg_types, ROW_HASH_COLUMN)
+    cursor.execute(query, parameters=params or None)
+    digests = {key: ContentDigest() for key in keys}
+    for *partition, concatenated in cursor.fetchall():
         joined = concatenated or b""
-        digest = ContentDigest()
-        digest.add(
+        digests[of_row.key_of(tuple(partition))].add(
             pa.FixedSizeBinaryArray.from_buffers(
                 pa.binary(16), len(joined) // 16, [None, pa.py_buffer(joined)]
             )
         )
-        digests[partition_key(partition)] = digest
     return digests

@@ -37,6 +37,7 @@ CONTENT_DIGESTS_DDL = [
     """,
 ]
 _TABLE = sql.Identifier(PLATFORM_SCHEMA, CONTENT_DIGESTS)
+_ROWS_PER_STATEMENT = 10_000  # 4 parameters a row: well under Postgres's 65,535
 
 
 def prepare(cursor: adbc.Cursor) -> None:
@@ -73,14 +74,20 @@ def store(cursor: adbc.Cursor, table_name: str, digests: dict[str, ContentDigest
         params.add(WHOLE_TABLE),
     )
     cursor.execute(stale.as_string(), parameters=params.values)
-    upsert = sql.SQL(
-        "INSERT INTO {} (table_name, partition_key, lane_a, lane_b, row_count)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (table_name, partition_key) DO UPDATE SET"
-        " lane_a = excluded.lane_a, lane_b = excluded.lane_b, row_count = excluded.row_count,"
-        " updated_at = now()"
-    ).format(_TABLE)
-    for key, digest in digests.items():
-        cursor.execute(upsert.as_string(), parameters=(table_name, key, *digest.parts))
+    items = list(digests.items())
+    for start in range(0, len(items), _ROWS_PER_STATEMENT):
+        params = Params()
+        name = params.add(table_name)
+        rows = sql.SQL(", ").join(
+            sql.SQL("({}, {})").format(name, params.add_all([key, *digest.parts]))
+            for key, digest in items[start : start + _ROWS_PER_STATEMENT]
+        )
+        upsert = sql.SQL(
+            "INSERT INTO {} (table_name, partition_key, lane_a, lane_b, row_count) VALUES {}"
+            " ON CONFLICT (table_name, partition_key) DO UPDATE SET lane_a = excluded.lane_a,"
+            " lane_b = excluded.lane_b, row_count = excluded.row_count, updated_at = now()"
+        ).format(_TABLE, rows)
+        cursor.execute(upsert.as_string(), parameters=params.values)
 
 
 def forget(cursor: adbc.Cursor, table_name: str, keys: list[str]) -> None:

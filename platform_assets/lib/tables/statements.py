@@ -29,6 +29,17 @@ TABLE_COLUMNS = (
 ADVISORY_XACT_LOCK = "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))"
 
 
+def advisory_xact_locks(keys: list[str]) -> tuple[str, list[object]]:
+    """``ADVISORY_XACT_LOCK`` on each of ``keys`` in one statement, taken in sorted order (the
+    sorted subquery is evaluated before the locks), so writers never deadlock on each other."""
+    params = Params()
+    statement = sql.SQL(
+        "SELECT count(pg_advisory_xact_lock(hashtextextended(k, 0)))"
+        " FROM (SELECT k FROM (VALUES {}) AS v(k) ORDER BY k) AS ordered"
+    ).format(sql.SQL(", ").join(sql.SQL("({})").format(params.add(key)) for key in keys))
+    return render(statement), params.values
+
+
 SET_LOCAL = "SELECT set_config($1, $2, true)"
 
 
@@ -259,24 +270,20 @@ def delete_slice(
 
 
 def partition_hashes(
-    table_slice: TableSlice,
-    partition: PartitionSlice | None,
-    pg_types: dict[str, str],
-    hash_column: str,
-) -> tuple[str, list[object]]:
-    """A partition's (or the whole table's) row hashes concatenated into one bytea."""
+    table_slice: TableSlice, pg_types: dict[str, str], hash_column: str
+) -> tuple[str, list[object], PartitionOfRow]:
+    """Each of the slice's partitions' (or the whole table's) row hashes concatenated into one
+    bytea, in one statement: rows ``(<partition of row>..., hashes)``."""
     params = Params()
-    predicate = (
-        sql.SQL("TRUE")
-        if partition is None
-        else partition_predicate(table_slice, partition, pg_types, params)
-    )
-    statement = sql.SQL("SELECT string_agg({}, ''::bytea) FROM {} WHERE {}").format(
+    of_row = PartitionOfRow(table_slice, pg_types, params)
+    statement = sql.SQL("SELECT {}, string_agg({}, ''::bytea) FROM {} WHERE {} GROUP BY {}").format(
+        of_row.select(),
         sql.Identifier(hash_column),
         sql.Identifier(table_slice.schema, table_slice.table),
-        predicate,
+        slice_predicate(table_slice, pg_types, params),
+        of_row.grouping(),
     )
-    return render(statement), params.values
+    return render(statement), params.values, of_row
 
 
 def select_slice(
