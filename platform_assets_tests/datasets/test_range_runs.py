@@ -1,21 +1,17 @@
 """A backfill's range of days loads in one run, exactly as the same days loaded one by one, and
 every check reports each day of the range on its own."""
 
-from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
 
-import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
-import psycopg
 from psycopg import sql
 
 from platform_assets.defs.sales.assets import daily_order_metrics
 from platform_assets.defs.sales.checks import reconciles_with_orders
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.statement_count import counted_statements
 from platform_assets_tests.helpers import fetch_all, run_checks_alone, table_checksum
 from platform_assets_tests.sales.test_every_line_accounted import CHECKS
 from platform_assets_tests.sales.test_pipeline import ORDERS
@@ -213,30 +209,6 @@ def test_each_day_of_a_range_run_carries_its_own_figures(tmp_path, resources, in
     undamaged, damaged = days[0].isoformat(), days[2].isoformat()
     assert "top_rules_broken" not in by_day[undamaged]
     assert max(by_day[damaged]["top_rules_broken"].value.values()) <= letters[damaged]
-
-
-@contextmanager
-def counted_statements() -> Iterator[Counter[str]]:
-    """Every statement sent to the warehouse meanwhile, counted by its first words, through the
-    drivers' own cursors (ADBC for bulk work, psycopg for the rest)."""
-    counted: Counter[str] = Counter()
-    originals = {cls: cls.execute for cls in (adbc.Cursor, psycopg.Cursor)}
-
-    def counting(original):
-        def execute(self, query, *args, **kwargs):
-            text = query if isinstance(query, str) else repr(query)
-            counted[" ".join(text.split()[:2])] += 1
-            return original(self, query, *args, **kwargs)
-
-        return execute
-
-    for cls, original in originals.items():
-        cls.execute = counting(original)
-    try:
-        yield counted
-    finally:
-        for cls, original in originals.items():
-            cls.execute = original
 
 
 def test_checks_of_a_range_issue_as_many_statements_as_for_one_day(

@@ -14,7 +14,8 @@ from platform_assets.defs.sql_assets import sql_asset
 from platform_assets.lib.ingestion.spec import ColumnSpec
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
-from platform_assets_tests.datasets.test_range_runs import FIRST, counted_statements, range_tags
+from platform_assets.lib.warehouse.statement_count import counted_statements
+from platform_assets_tests.datasets.test_range_runs import FIRST, range_tags
 from platform_assets_tests.helpers import fetch_all, table_checksum
 from platform_assets_tests.sales.test_pipeline import ORDERS
 

@@ -19,6 +19,11 @@ from platform_assets.lib.redaction import redacted
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
 
+# The instance role's own default (roles.STATEMENT_TIMEOUTS), and the webserver's pool defaults.
+INSTANCE_STATEMENT_TIMEOUT_MS = 15 * 60 * 1000
+POOL_RECYCLE_S = 3600
+POOL_MAX_OVERFLOW = 20
+
 
 def instance_storage_url() -> str:
     """SQLAlchemy URL of the Dagster storage database.
@@ -61,3 +66,15 @@ class PlatformPostgresStorage(ConfiguredByEnvironment, DagsterPostgresStorage):
 
     def __init__(self, inst_data: ConfigurableClassData | None = None) -> None:
         super().__init__(postgres_url=instance_storage_url(), inst_data=inst_data)
+        # Outside the webserver, dagster-postgres opens a new connection for every statement
+        # (SQLAlchemy's NullPool). With password logins each costs a SCRAM handshake and a server
+        # process, and a range run writes an event per partition and per check result: a
+        # 120-day run of orders, metrics and checks spent most of its time connecting. Every
+        # process (run worker, daemon, code server) keeps one connection instead, as the
+        # webserver does; bursts beyond it open and close extra ones.
+        for storage in (self.run_storage, self.event_log_storage, self.schedule_storage):
+            storage.optimize_for_webserver(
+                statement_timeout=INSTANCE_STATEMENT_TIMEOUT_MS,
+                pool_recycle=POOL_RECYCLE_S,
+                max_overflow=POOL_MAX_OVERFLOW,
+            )
