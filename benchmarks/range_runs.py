@@ -231,12 +231,20 @@ def run_profile(instance: "dg.DagsterInstance", run_id: str, launched_at: float)
 
     run = instance.get_run_record_by_id(run_id)
     assert run is not None and run.start_time is not None and run.end_time is not None
+    logs = instance.all_logs(run_id)
     events = Counter(
         entry.dagster_event.event_type_value if entry.dagster_event else "log_message"
-        for entry in instance.all_logs(run_id)
+        for entry in logs
     )
+    lifecycle = {
+        entry.dagster_event.event_type_value: round(entry.timestamp - launched_at, 2)
+        for entry in logs
+        if entry.dagster_event
+        and entry.dagster_event.event_type_value.startswith(("PIPELINE_", "RUN_"))
+    }
     return {
         "launch_to_start_s": round(run.start_time - launched_at, 2),
+        "run_events_after_launch_s": lifecycle,
         "start_to_end_s": round(run.end_time - run.start_time, 2),
         "steps_s": {k: round(v, 2) for k, v in step_seconds(instance, run_id).items()},
         "events": dict(events.most_common(8)),

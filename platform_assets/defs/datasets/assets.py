@@ -120,8 +120,13 @@ def build_dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         with permanent_unless_transient(what):
             sources, described = _sources_of_run(spec, context, windows)
             log = run_logger(context)
-            for key, about in described.items():  # each day's page shows its own sources
-                log.info("dataset_source", dataset=spec.name, partition_key=key, **about)
+            # One line per partition for a single one; a range's are at debug level beside one
+            # summary (each day's page shows its own sources).
+            emit = log.info if len(described) == 1 else log.debug
+            if len(described) > 1:
+                log.info("dataset_sources", dataset=spec.name, partitions=len(described))
+            for key, about in described.items():
+                emit("dataset_source", dataset=spec.name, partition_key=key, **about)
                 context.add_asset_metadata(
                     {name: dg.MetadataValue.json(values) for name, values in about.items()},
                     partition_key=key,

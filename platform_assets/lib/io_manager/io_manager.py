@@ -191,16 +191,18 @@ def table_slice_for(
 
 
 def _partition_ingestion_figures(
-    written: AccountingWrite, key: str, log: structlog.stdlib.BoundLogger
+    written: AccountingWrite, key: str, log: structlog.stdlib.BoundLogger, one_of_many: bool
 ) -> dict[str, Any]:
     """Partition ``key``'s own rules broken (the most broken) and landing files' lines, for its
-    metadata; logged when it has dead letters."""
+    metadata; logged when it has dead letters (at debug level when ``one_of_many`` partitions
+    were written: their run has a summary line, and each day's page its own figures)."""
     figures: dict[str, Any] = {}
     rules = written.rules_broken.get(key)
     if rules:
         top = dict(rules.most_common(TOP_RULES))
         rejected = written.figures.get(key, {}).get("rows_dead_lettered", 0)
-        log.warning("rows_dead_lettered", partition_key=key, rows=rejected, top_rules_broken=top)
+        emit = log.debug if one_of_many else log.warning
+        emit("rows_dead_lettered", partition_key=key, rows=rejected, top_rules_broken=top)
         figures["top_rules_broken"] = dg.MetadataValue.json(top)
     files = written.file_lines.get(key)
     if files:
@@ -216,6 +218,32 @@ def _partition_ingestion_figures(
             }
         )
     return figures
+
+
+def _log_range_summary(
+    log: structlog.stdlib.BoundLogger,
+    table_slice: TableSlice,
+    result: WriteResult,
+    written: AccountingWrite | None,
+) -> None:
+    """One line for a write of several partitions: their totals (a warning when any partition
+    has dead letters, naming how many)."""
+    totals: dict[str, int] = {}
+    for key in result.row_counts:
+        for name, value in {
+            **result.changes(key),
+            **(written.figures.get(key, {}) if written else {}),
+        }.items():
+            totals[name] = totals.get(name, 0) + int(value)
+    with_letters = sum(1 for key in result.row_counts if written and written.rules_broken.get(key))
+    emit = log.warning if with_letters else log.info
+    emit(
+        "partitions_written",
+        partitions=table_slice.label,
+        row_count=sum(result.row_counts.values()),
+        partitions_with_dead_letters=with_letters,
+        **totals,
+    )
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):
@@ -432,10 +460,17 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 " and built again before commit",
             )
         written = accounting[0] if accounting else None
+        # One line per partition for a single one; a range logs a summary, and its per-partition
+        # lines at debug level (each day's figures are on its own materialisation): a 300-day
+        # run would otherwise write hundreds of log events.
+        one_of_many = len(result.row_counts) > 1
+        if one_of_many:
+            _log_range_summary(log, table_slice, result, written)
         for key, count in result.row_counts.items():
             ingested = written.figures.get(key, {}) if written else {}
             event = "partition_emptied" if count == 0 else "partition_written"
-            log.info(event, partition_key=key, row_count=count, **result.changes(key), **ingested)
+            emit = log.debug if one_of_many else log.info
+            emit(event, partition_key=key, row_count=count, **result.changes(key), **ingested)
             figures = {
                 # The partition's rows, as it stands once written: each day's page shows its
                 # own; the whole table's count would cost a scan of it on every write.
@@ -443,7 +478,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 "dagster/partition_row_count": count,
                 **result.changes(key),
                 **ingested,
-                **(_partition_ingestion_figures(written, key, log) if written else {}),
+                **(_partition_ingestion_figures(written, key, log, one_of_many) if written else {}),
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)

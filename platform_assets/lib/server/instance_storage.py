@@ -11,6 +11,9 @@ from typing import Any, Self
 from dagster._config.config_schema import UserConfigSchema
 from dagster._serdes import ConfigurableClassData
 from dagster_postgres import DagsterPostgresStorage
+from dagster_postgres.event_log import PostgresEventLogStorage
+from dagster_postgres.utils import create_pg_engine, set_pg_statement_timeout
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
@@ -44,6 +47,25 @@ def instance_storage_url() -> str:
     return url
 
 
+def _keep_event_log_connections(storage: PostgresEventLogStorage) -> None:
+    """Pool the event log's connections: two kept open, since storing an asset event uses a
+    second connection inside the first (its table check), which a pool of one (the webserver's)
+    would open and close for every event."""
+    engine = create_pg_engine(
+        storage.postgres_url,
+        isolation_level="AUTOCOMMIT",
+        pool_size=2,
+        max_overflow=POOL_MAX_OVERFLOW,
+        pool_recycle=POOL_RECYCLE_S,
+    )
+    event.listen(
+        engine,
+        "connect",
+        lambda connection, _: set_pg_statement_timeout(connection, INSTANCE_STATEMENT_TIMEOUT_MS),
+    )
+    storage._engine = engine  # dagster-postgres offers no other way to size its pool
+
+
 class ConfiguredByEnvironment:
     """A Dagster instance component with nothing to configure in ``dagster.yaml``: it takes its
     place from the environment (``lib/settings``) when built with only its ``inst_data``."""
@@ -70,11 +92,12 @@ class PlatformPostgresStorage(ConfiguredByEnvironment, DagsterPostgresStorage):
         # (SQLAlchemy's NullPool). With password logins each costs a SCRAM handshake and a server
         # process, and a range run writes an event per partition and per check result: a
         # 120-day run of orders, metrics and checks spent most of its time connecting. Every
-        # process (run worker, daemon, code server) keeps one connection instead, as the
-        # webserver does; bursts beyond it open and close extra ones.
-        for storage in (self.run_storage, self.event_log_storage, self.schedule_storage):
+        # process (run worker, daemon, code server) keeps its connections open instead, as the
+        # webserver does; bursts beyond them open and close extra ones.
+        for storage in (self.run_storage, self.schedule_storage):
             storage.optimize_for_webserver(
                 statement_timeout=INSTANCE_STATEMENT_TIMEOUT_MS,
                 pool_recycle=POOL_RECYCLE_S,
                 max_overflow=POOL_MAX_OVERFLOW,
             )
+        _keep_event_log_connections(self.event_log_storage)
