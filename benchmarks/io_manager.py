@@ -11,6 +11,10 @@ backfill ratio is about runs, so both of its sides are whole runs. The replace i
 into a table holding only the day (a bulk load, see ``bulk_load``), and rerun once the table holds
 two more days (``*_larger_table_*``: the row-by-row path, against ``to_sql`` in the same state),
 and so in a table with ``native_partitions`` (``replace_native_larger_table_*``: a swap).
+The steady state is measured on tables that already hold ``--large-rows`` rows:
+``upsert_into_large_vs_hand_merge`` (an upsert of a tenth of them, 25 % new, 50 % unchanged,
+25 % changed, against a hand-written ADBC COPY + ``ON CONFLICT``) and
+``read_day_from_large_vs_read_sql`` (one day of a seven-day table, against ``pd.read_sql``).
 The last line printed is one JSON object with the figures.
 """
 
@@ -33,6 +37,7 @@ import psutil
 import psycopg
 import pyarrow as pa
 import sqlalchemy as sa
+from psycopg import sql
 from sqlalchemy.dialects.postgresql import insert
 from support import benchmark_warehouse
 
@@ -351,6 +356,90 @@ def bench_read(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, 
     }
 
 
+def hand_merge(warehouse: Warehouse, table: str, batch: pd.DataFrame) -> None:
+    """The hand-written upsert: ADBC COPY of the batch into a temporary table, then one
+    ``INSERT … SELECT … ON CONFLICT (order_id) DO UPDATE`` of every column, in one transaction."""
+    names = sql.SQL(", ").join(map(sql.Identifier, batch.columns))
+    merge = sql.SQL(
+        "INSERT INTO {} ({}) SELECT {} FROM merge_batch ON CONFLICT (order_id) DO UPDATE SET {}"
+    ).format(
+        sql.Identifier("bench", table),
+        names,
+        names,
+        sql.SQL(", ").join(
+            sql.SQL("{0} = excluded.{0}").format(sql.Identifier(c))
+            for c in batch.columns
+            if c != "order_id"
+        ),
+    )
+    with adbc.connect(warehouse.conninfo()) as conn, conn.cursor() as cursor:
+        arrow = pa.Table.from_pandas(batch, preserve_index=False)
+        cursor.adbc_ingest("merge_batch", arrow, mode="create", temporary=True)
+        cursor.execute(merge.as_string())
+        conn.commit()
+
+
+def bench_steady_state(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, float]:
+    """Writes into and reads from a table that already holds ``rows`` rows (the thousandth day,
+    not the first): an upsert of a tenth of it (25 % new, 50 % unchanged, 25 % changed) against
+    ``hand_merge`` on an identical table, and one day of ``rows // 7`` rows read back from a
+    seven-day table against ``pd.read_sql``."""
+    base = orders_frame(rows)
+    size = rows // 10
+    unchanged = base.iloc[: size // 2]
+    changed = base.iloc[size // 2 : size * 3 // 4].copy()
+    changed["status"] = "returned"
+    batch = pd.concat(
+        [unchanged, changed, orders_frame(size // 4, first_id=rows, seed=5)], ignore_index=True
+    )
+    metadata = {"write_mode": "upsert", "primary_key": ["order_id"]}
+    for table in ("large_ours", "large_hand"):
+        materialize_frame(warehouse, table, base, {**metadata, "write_mode": "replace_table"}, None)
+    del base
+    settle(warehouse)
+    upsert_s = materialize_frame(warehouse, "large_ours", batch, metadata, None)
+    hand_s = timed(lambda: hand_merge(warehouse, "large_hand", batch))
+    same = run_sql(
+        warehouse,
+        "SELECT count(*) FROM (SELECT order_id, status, amount FROM bench.large_ours EXCEPT"
+        " SELECT order_id, status, amount FROM bench.large_hand) d",
+    )[0]
+    assert same == 0, f"{same} rows differ between the two upserts"
+
+    per_day = rows // 7
+    for n in range(7):
+        day = DAY + timedelta(days=n)
+        frame = orders_frame(per_day, day, first_id=2 * rows + n * per_day, seed=10 + n)
+        materialize_frame(warehouse, "orders_week", frame, ORDERS_METADATA, day.isoformat())
+    settle(warehouse)
+    day = DAY + timedelta(days=3)
+    midnight = pd.Timestamp(day, tz="UTC").to_pydatetime()
+    window = TimeRange(midnight, midnight + timedelta(days=1))
+    week_slice = TableSlice(
+        "bench", "orders_week", ("order_date",), (PartitionSlice(day.isoformat(), window),)
+    )
+
+    def ours() -> pd.DataFrame:
+        with warehouse.bulk_connection() as conn:
+            return arrow_to_frame(read_slice(conn, week_slice, include_row_hash=False))
+
+    def read_sql() -> pd.DataFrame:
+        query = sa.text(
+            "SELECT order_id, customer_id, order_date, ordered_at, status, currency, quantity,"
+            " unit_price, amount, is_gift FROM bench.orders_week WHERE order_date = :d"
+        )
+        with engine.connect() as conn:
+            return pd.read_sql(query, conn, params={"d": day})
+
+    assert len(ours()) == len(read_sql()) == per_day
+    return {
+        "upsert_into_large_s": upsert_s,
+        "hand_merge_into_large_s": hand_s,
+        "read_day_from_large_s": min(timed(ours) for _ in range(3)),
+        "read_sql_day_from_large_s": min(timed(read_sql) for _ in range(3)),
+    }
+
+
 def bench_backfill(warehouse: Warehouse, rows_per_day: int, days: int = 30) -> dict[str, float]:
     start = date(2026, 10, 1)
     frames = {
@@ -433,6 +522,9 @@ def main() -> None:
     parser.add_argument(
         "--rows", type=int, default=1_000_000, help="rows of the replace/upsert table"
     )
+    parser.add_argument(
+        "--large-rows", type=int, default=2_000_000, help="rows of the steady-state tables"
+    )
     parser.add_argument("--child-rss", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child_rss:
@@ -457,6 +549,8 @@ def main() -> None:
         figures |= bench_upsert(warehouse, engine, args.rows)
         figures |= bench_read(warehouse, engine, args.rows // 10)
         figures |= bench_backfill(warehouse, max(args.rows // 100, 1000))
+        run_sql(warehouse, "DROP SCHEMA bench CASCADE")  # room for the large tables
+        figures |= bench_steady_state(warehouse, engine, args.large_rows)
         figures |= rss
         ratios = {
             "replace_vs_to_sql": figures["to_sql_s"] / figures["replace_s"],
@@ -481,6 +575,12 @@ def main() -> None:
                 figures["rerun_per_partition_s"] / figures["rerun_single_run_s"]
             ),
             "peak_rss_vs_frame": rss["write_peak_mb"] / rss["frame_mb"],
+            "upsert_into_large_vs_hand_merge": (
+                figures["hand_merge_into_large_s"] / figures["upsert_into_large_s"]
+            ),
+            "read_day_from_large_vs_read_sql": (
+                figures["read_sql_day_from_large_s"] / figures["read_day_from_large_s"]
+            ),
         }
         print(
             json.dumps(

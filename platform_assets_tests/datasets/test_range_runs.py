@@ -206,6 +206,18 @@ def test_each_day_of_a_range_run_carries_its_own_figures(tmp_path, resources, in
         assert metadata["rows_dead_lettered"].value == letters.get(key, 0)
         rules = metadata["top_rules_broken"].value if "top_rules_broken" in metadata else {}
         assert (sum(rules.values()) > 0) == (letters.get(key, 0) > 0)
+    letter_days = dict(
+        fetch_all(
+            resources["warehouse"],
+            sql.SQL("SELECT id, partition_key FROM platform.dead_letter_records"),
+        )
+    )
+    for key, metadata in by_day.items():
+        sample = metadata["dead_letter_sample"].value.records if letters.get(key) else []
+        assert "dead_letter_sample" in metadata or not letters.get(key)
+        assert len(sample) == min(letters.get(key, 0), 10)
+        assert {letter_days[record.data["id"]] for record in sample} <= {key}  # its own letters
+        assert all(record.data["source_ref"].startswith(paths[key].name) for record in sample)
     undamaged, damaged = days[0].isoformat(), days[2].isoformat()
     assert "top_rules_broken" not in by_day[undamaged]
     assert max(by_day[damaged]["top_rules_broken"].value.values()) <= letters[damaged]

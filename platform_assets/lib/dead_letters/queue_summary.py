@@ -87,3 +87,23 @@ def letter_sample(conn: psycopg.Connection, asset_key: str, limit: int) -> list[
     ).format(_DLQ)
     rows = conn.execute(query, (asset_key, list(UNRESOLVED), limit)).fetchall()
     return [LetterSample(*row) for row in rows]
+
+
+def run_letter_samples(
+    conn: psycopg.Connection, asset_key: str, run_id: str, partition_keys: list[str], limit: int
+) -> dict[str, list[LetterSample]]:
+    """Per partition, the first ``limit`` letters run ``run_id`` dead-lettered (by id), in one
+    query however many partitions it wrote: each day's materialisation shows its own."""
+    if not _exists(conn):
+        return {}
+    query = sql.SQL(
+        "SELECT id, partition_key, stage, source_ref, error_message FROM ("
+        " SELECT *, row_number() OVER (PARTITION BY partition_key ORDER BY id) AS place FROM {}"
+        " WHERE asset_key = %s AND run_id = %s AND partition_key = ANY(%s)) d"
+        " WHERE place <= %s ORDER BY partition_key, id"
+    ).format(_DLQ)
+    samples: dict[str, list[LetterSample]] = {}
+    for row in conn.execute(query, (asset_key, run_id, partition_keys, limit)).fetchall():
+        letter = LetterSample(*row)
+        samples.setdefault(letter.partition_key, []).append(letter)
+    return samples

@@ -26,7 +26,7 @@ from platform_assets.lib.tables.platform_tables import (
     create_platform_table,
     replace_check_when_missing,
 )
-from platform_assets.lib.tables.statements import Params
+from platform_assets.lib.tables.statements import Params, execute_values
 
 DEAD_LETTERS = "dead_letter_records"
 ACCOUNTING = "ingestion_accounting"
@@ -289,20 +289,21 @@ class AccountingWrite:
                 "rows_loaded": loaded,
                 "rows_dead_lettered": dead,
             }
-            cursor.execute(
-                sql.SQL(
-                    "INSERT INTO {} AS a (asset_key, partition_key, rows_read, rows_loaded,"
-                    " rows_dead_lettered, run_id) VALUES ($1, $2, $3, $4, $5, $6)"
-                    " ON CONFLICT (asset_key, partition_key) DO UPDATE SET {figures},"
-                    " run_id = excluded.run_id, written_at = now()"
-                )
-                .format(
-                    sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING),
-                    figures=_ADDED_FIGURES if self.adds else _REPLACED_FIGURES,
-                )
-                .as_string(),
-                parameters=(self.asset_key, key, read, loaded, dead, self.run_id),
-            )
+        execute_values(
+            cursor,
+            sql.SQL(
+                "INSERT INTO {} AS a (asset_key, partition_key, rows_read, rows_loaded,"
+                " rows_dead_lettered, run_id)"
+            ).format(sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING)),
+            [
+                (self.asset_key, key, *figures.values(), self.run_id)
+                for key, figures in self.figures.items()
+            ],
+            sql.SQL(
+                "ON CONFLICT (asset_key, partition_key) DO UPDATE SET {},"
+                " run_id = excluded.run_id, written_at = now()"
+            ).format(_ADDED_FIGURES if self.adds else _REPLACED_FIGURES),
+        )
         self._record_file_lines(cursor, tally)
 
     def _record_file_lines(self, cursor: adbc.Cursor, tally: WriteTally) -> None:
@@ -320,34 +321,28 @@ class AccountingWrite:
             return
         if not self.adds:
             delete_partitions(cursor, FILE_LINES, self.asset_key, partitions)
-        insert = (
+        execute_values(
+            cursor,
             sql.SQL(
                 "INSERT INTO {} AS f (asset_key, partition_key, source_file, data_lines,"
                 " lines_loaded, lines_dead_lettered, run_id, completeness_checks)"
-                " VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
-                " ON CONFLICT (asset_key, partition_key, source_file) DO UPDATE SET"
+            ).format(sql.Identifier(PLATFORM_SCHEMA, FILE_LINES)),
+            [
+                (
+                    *(self.asset_key, key, source_file),
+                    *(lines.data_lines, lines.lines_loaded, lines.lines_dead_lettered),
+                    *(self.run_id, lines.checks),
+                )
+                for (key, source_file), lines in sorted(tally.file_lines.items())
+            ],
+            sql.SQL(
+                "ON CONFLICT (asset_key, partition_key, source_file) DO UPDATE SET"
                 " data_lines = f.data_lines + excluded.data_lines,"
                 " lines_loaded = f.lines_loaded + excluded.lines_loaded,"
                 " lines_dead_lettered = f.lines_dead_lettered + excluded.lines_dead_lettered,"
                 " run_id = excluded.run_id, completeness_checks = excluded.completeness_checks"
-            )
-            .format(sql.Identifier(PLATFORM_SCHEMA, FILE_LINES))
-            .as_string()
+            ),
         )
-        for (key, source_file), lines in sorted(tally.file_lines.items()):
-            cursor.execute(
-                insert,
-                parameters=(
-                    self.asset_key,
-                    key,
-                    source_file,
-                    lines.data_lines,
-                    lines.lines_loaded,
-                    lines.lines_dead_lettered,
-                    self.run_id,
-                    lines.checks,
-                ),
-            )
 
 
 @dataclass

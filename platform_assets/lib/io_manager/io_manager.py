@@ -33,7 +33,8 @@ import dagster as dg
 import pandas as pd
 import structlog
 
-from platform_assets.lib.dead_letters.observation import dead_letter_observation
+from platform_assets.lib.dead_letters.observation import SAMPLE_LETTERS, dead_letter_observation
+from platform_assets.lib.dead_letters.queue_summary import LetterSample, run_letter_samples
 from platform_assets.lib.dead_letters.side_writes import (
     TOP_RULES,
     AccountingWrite,
@@ -220,6 +221,30 @@ def _partition_ingestion_figures(
     return figures
 
 
+def _sample_table(letters: list[LetterSample]) -> dg.MetadataValue:
+    """A partition's first dead letters as a table: the ids a patch or a discard takes, where
+    each row came from and why it was refused."""
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "id": letter.id,
+                    "source_ref": letter.source_ref or "",
+                    "error": letter.error_message[:300],
+                }
+            )
+            for letter in letters
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("id", "int"),
+                dg.TableColumn("source_ref", "string"),
+                dg.TableColumn("error", "string"),
+            ]
+        ),
+    )
+
+
 def _log_range_summary(
     log: structlog.stdlib.BoundLogger,
     table_slice: TableSlice,
@@ -366,7 +391,8 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         with permanent_unless_transient(context.asset_key.to_user_string()):
             result = retry_transient(write, log, self.transient_attempts)
         accounting = [w for w in side_writes if isinstance(w, AccountingWrite)]
-        self._report(context, table_slice, mode, result, accounting)
+        samples = self._letter_samples(context, accounting)
+        self._report(context, table_slice, mode, result, accounting, samples)
         if accounting:
             with self.warehouse.connection() as conn:
                 context.log_event(dead_letter_observation(conn, context.asset_key.to_user_string()))
@@ -422,6 +448,23 @@ class PostgresIOManager(dg.ConfigurableIOManager):
             )
         return tuple(writes)
 
+    def _letter_samples(
+        self, context: dg.OutputContext, accounting: list[AccountingWrite]
+    ) -> dict[str, list[LetterSample]]:
+        """Per partition the write dead-lettered rows in, a few of its letters (one query)."""
+        if not accounting:
+            return {}
+        keys = [
+            key
+            for key, figures in accounting[0].figures.items()
+            if figures.get("rows_dead_lettered")
+        ]
+        if not keys:
+            return {}
+        asset_key = context.asset_key.to_user_string()
+        with self.warehouse.connection() as conn:
+            return run_letter_samples(conn, asset_key, context.run_id, keys, SAMPLE_LETTERS)
+
     def _report(
         self,
         context: dg.OutputContext,
@@ -429,6 +472,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
         mode: WriteMode,
         result: WriteResult,
         accounting: list[AccountingWrite],
+        samples: dict[str, list[LetterSample]],
     ) -> None:
         """Log and record each partition's own figures (right in range runs too), and the
         DataVersion: the same content gives the same version, so downstream does not go stale.

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from platform_assets.lib.row_hash import ContentDigest
 from platform_assets.lib.tables.platform_tables import PLATFORM_SCHEMA, create_platform_table
-from platform_assets.lib.tables.statements import Params
+from platform_assets.lib.tables.statements import Params, execute_values
 from platform_assets.lib.tables.table_slice import WHOLE_TABLE  # the key of a whole table's digest
 
 CONTENT_DIGESTS = "content_digests"
@@ -37,7 +37,6 @@ CONTENT_DIGESTS_DDL = [
     """,
 ]
 _TABLE = sql.Identifier(PLATFORM_SCHEMA, CONTENT_DIGESTS)
-_ROWS_PER_STATEMENT = 10_000  # 4 parameters a row: well under Postgres's 65,535
 
 
 def prepare(cursor: adbc.Cursor) -> None:
@@ -74,20 +73,17 @@ def store(cursor: adbc.Cursor, table_name: str, digests: dict[str, ContentDigest
         params.add(WHOLE_TABLE),
     )
     cursor.execute(stale.as_string(), parameters=params.values)
-    items = list(digests.items())
-    for start in range(0, len(items), _ROWS_PER_STATEMENT):
-        params = Params()
-        name = params.add(table_name)
-        rows = sql.SQL(", ").join(
-            sql.SQL("({}, {})").format(name, params.add_all([key, *digest.parts]))
-            for key, digest in items[start : start + _ROWS_PER_STATEMENT]
-        )
-        upsert = sql.SQL(
-            "INSERT INTO {} (table_name, partition_key, lane_a, lane_b, row_count) VALUES {}"
-            " ON CONFLICT (table_name, partition_key) DO UPDATE SET lane_a = excluded.lane_a,"
+    execute_values(
+        cursor,
+        sql.SQL("INSERT INTO {} (table_name, partition_key, lane_a, lane_b, row_count)").format(
+            _TABLE
+        ),
+        [(table_name, key, *digest.parts) for key, digest in digests.items()],
+        sql.SQL(
+            "ON CONFLICT (table_name, partition_key) DO UPDATE SET lane_a = excluded.lane_a,"
             " lane_b = excluded.lane_b, row_count = excluded.row_count, updated_at = now()"
-        ).format(_TABLE, rows)
-        cursor.execute(upsert.as_string(), parameters=params.values)
+        ),
+    )
 
 
 def forget(cursor: adbc.Cursor, table_name: str, keys: list[str]) -> None:
