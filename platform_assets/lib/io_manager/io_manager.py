@@ -523,6 +523,7 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 **result.changes(key),
                 **ingested,
                 **(_partition_ingestion_figures(written, key, log, one_of_many) if written else {}),
+                **({"dead_letter_sample": _sample_table(samples[key])} if key in samples else {}),
             }
             if key == WHOLE_TABLE:
                 context.add_output_metadata(figures)
