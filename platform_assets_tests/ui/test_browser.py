@@ -3,7 +3,8 @@
 dialog, launch a day from the UI's *Materialize…* dialog before its file has landed: the run fails
 and the checks roll up to *Failed*, with that day alone in *Execution failed*. Once the file lands,
 launch it again: every check rolls up to *Succeeded*, each check's execution on that day passed,
-and the rows are in Postgres.
+and the rows are in Postgres. Two more days then load in one range run, and each day's partition
+page shows that day's own figures.
 
 Screenshots are kept as test artefacts under ``$PLATFORM_TEST_ARTIFACTS`` (default
 ``./test-artifacts``); they illustrate docs/operations.md.
@@ -146,6 +147,31 @@ def test_a_day_launched_from_the_ui_rolls_its_checks_up_truthfully(
             execution = page.get_by_role("row").filter(has_text=day)
             expect(execution.first).to_contain_text("Passed", timeout=30_000)
         page.screenshot(path=str(artifacts / "asset-checks.png"))
+
+        # Two more days in one run, as a backfill runs them: each day's page shows its own figures.
+        days = [DAY + timedelta(days=1), DAY + timedelta(days=2)]
+        for n, (other, orders) in enumerate(zip(days, (211, 377), strict=True)):
+            write_day(landing_dir / "orders", other, orders=orders, seed=7 + n, malformed_share=0)
+        ranged = client.submit_job_execution(
+            "load_orders",
+            tags={
+                "dagster/asset_partition_range_start": days[0].isoformat(),
+                "dagster/asset_partition_range_end": days[1].isoformat(),
+            },
+        )
+        assert client.wait_for_run(ranged, 300) == DagsterRunStatus.SUCCESS
+        read = dict(
+            fetch_all(
+                clean_warehouse,
+                sql.SQL("SELECT partition_key, rows_read FROM platform.ingestion_accounting"),
+            )
+        )
+        for shown, hidden in (days, days[::-1]):
+            page.goto(f"{asset_page}?view=partitions&partition={shown}", wait_until="networkidle")
+            figure = page.get_by_role("row").filter(has=page.get_by_text("rows_read", exact=True))
+            expect(figure.first).to_contain_text(str(read[shown.isoformat()]), timeout=30_000)
+            expect(figure.first).not_to_contain_text(str(read[hidden.isoformat()]))
+        page.screenshot(path=str(artifacts / "asset-partition-of-a-range-run.png"))
 
     stored = fetch_all(
         clean_warehouse,

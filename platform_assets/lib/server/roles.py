@@ -83,12 +83,6 @@ def cluster_statements(warehouse_database: str, instance_database: str) -> list[
             )
             for role, timeout in STATEMENT_TIMEOUTS.items()
         ),
-        # The instance's own writes (events, runs, ticks) do not wait for their WAL to reach the
-        # disk: a run writes an event per partition and per check result, and each waited for a
-        # flush. A crash of the server can lose the last fraction of a second of events, never
-        # corrupt them; run monitoring settles a run whose end was lost. The warehouse's data
-        # keeps synchronous commits.
-        sql.SQL("ALTER ROLE {} SET synchronous_commit = off").format(sql.Identifier(INSTANCE)),
         sql.SQL("GRANT {} TO {}").format(owner, migrator),
         sql.SQL("ALTER ROLE {} SET role = {}").format(migrator, sql.Literal(OWNER)),
         sql.SQL("REVOKE ALL ON DATABASE {} FROM PUBLIC").format(warehouse),
