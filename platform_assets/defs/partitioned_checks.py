@@ -11,6 +11,7 @@ queries (one ``GROUP BY`` partition pass), and the latest materialisations are l
 instance queries, so a check's cost does not grow with one round of queries per partition.
 """
 
+import functools
 from collections.abc import Callable, Iterator, Sequence
 
 import dagster as dg
@@ -58,6 +59,19 @@ def latest_materializations(
     }
 
 
+@functools.lru_cache(maxsize=8)
+def _run_targets(
+    instance: dg.DagsterInstance,
+    run_id: str,
+    asset_key: dg.AssetKey,
+    partition_keys: tuple[str, ...],
+) -> dict[str | None, AssetCheckEvaluationTargetMaterializationData]:
+    """``latest_materializations`` once per run, asset and partitions: a run's checks of one
+    asset all run after its materialisations (they depend on the asset's step), so they share
+    one lookup instead of deserialising the same records once per check."""
+    return latest_materializations(instance, asset_key, partition_keys)
+
+
 def partition_evaluation(
     check_key: dg.AssetCheckKey,
     blocking: bool,
@@ -93,7 +107,8 @@ def evaluate_partitions(
     """
     keys = list(context.partition_keys)
     results = evaluate(keys)
-    targets = latest_materializations(context.instance, check_key.asset_key, keys)
+    run_id = context.run.run_id
+    targets = _run_targets(context.instance, run_id, check_key.asset_key, tuple(keys))
     for key in keys:
         yield partition_evaluation(check_key, blocking, key, results[key], targets.get(key))
     yield dg.Output(None)
