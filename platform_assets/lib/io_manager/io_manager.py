@@ -1,4 +1,5 @@
-"""The Postgres IO manager: pandas frames in and out of warehouse tables, exactly per partition.
+"""The Postgres IO manager: pandas frames (or rows a SQL ``SELECT`` computes in the warehouse,
+``SelectedRows``) in and out of warehouse tables, exactly per partition.
 
 Configured per asset through definition metadata (see docs/io-manager.md for examples):
 
@@ -272,7 +273,8 @@ def _log_range_summary(
 
 
 class PostgresIOManager(dg.ConfigurableIOManager):
-    """Stores pandas frames in Postgres tables: per-partition replace, upsert, append or swap."""
+    """Stores pandas frames in Postgres tables (per-partition replace, upsert, append or swap),
+    and replaces partitions with rows computed in SQL."""
 
     warehouse: dg.ResourceDependency[Warehouse]
     default_schema: str = "public"
