@@ -3,10 +3,12 @@ the Helm values agree with the instance, workspace and image they describe, the 
 with ``kubectl kustomize`` and validate against Kubernetes' own schemas, the roles Job's command
 really sets up a server, and the image's command serves the code location over gRPC."""
 
+import contextlib
 import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -207,6 +209,7 @@ def test_the_image_command_serves_the_code_location() -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its process group: the code server and the servers it starts
     )
     try:
         deadline, healthy = time.monotonic() + 120, False
@@ -220,8 +223,20 @@ def test_the_image_command_serves_the_code_location() -> None:
             time.sleep(0 if healthy else 1)
         assert healthy, server.stderr.read() if server.poll() is not None else "no answer"
     finally:
-        server.terminate()
-        server.wait(timeout=30)
+        stop_process_group(server)
+
+
+def stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM the process's whole group, SIGKILL it if it has not ended within 30 s: whatever
+    the test's outcome, no server it started outlives it."""
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    with contextlib.suppress(ProcessLookupError):  # the servers it started, if any remain
+        os.killpg(process.pid, signal.SIGKILL)
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,7 @@ import json
 import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -201,24 +201,27 @@ def test_a_retry_waits_as_long_as_the_api_asks(api: str, resources, instance) ->
 
 
 @pytest.mark.parametrize(
-    ("header", "low", "high"),
+    ("header_at", "low", "high"),
     [
-        ("7", 7.0, 7.0),
-        (format_datetime(datetime.now(UTC) + timedelta(hours=1), usegmt=True), 3000.0, 3600.0),
-        (format_datetime(datetime.now(UTC) - timedelta(seconds=30), usegmt=True), 0.0, 0.0),
+        (lambda now: "7", 7.0, 7.0),
+        (lambda now: format_datetime(now + timedelta(hours=1), usegmt=True), 3000.0, 3600.0),
+        (lambda now: format_datetime(now - timedelta(seconds=30), usegmt=True), 0.0, 0.0),
         (
-            format_datetime(datetime.now(UTC).replace(tzinfo=None) + timedelta(hours=1)),
+            lambda now: format_datetime(now.replace(tzinfo=None) + timedelta(hours=1)),
             3000.0,
             3600.0,
         ),
-        ("soon", None, None),
+        (lambda now: "soon", None, None),
     ],
+    ids=["seconds", "date", "past date", "date without zone", "unreadable"],
 )
 def test_retry_after_is_read_as_seconds_or_as_a_date(
-    header: str, low: float | None, high: float | None
+    header_at: Callable[[datetime], str], low: float | None, high: float | None
 ) -> None:
+    """The header is written when the test runs, not when it is collected: a suite slower than
+    an hour to get here must not turn "in an hour" into "now"."""
     response = requests.Response()
-    response.headers["Retry-After"] = header
+    response.headers["Retry-After"] = header_at(datetime.now(UTC))
     seconds = retry_after_s(response)
     assert seconds is None if low is None else low <= seconds <= high
 
