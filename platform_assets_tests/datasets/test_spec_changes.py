@@ -126,3 +126,36 @@ def test_a_table_holding_rows_refuses_the_change_naming_it(
     assert fetch_all(landing["warehouse"], sql.SQL("SELECT count(*) FROM io_test.readings")) == [
         (2,)
     ]
+
+
+@pytest.mark.parametrize(
+    "without_key",
+    [{}, {"dedupe_key": ["reading_id"]}],
+    ids=["key removed", "key turned into a dedupe key"],
+)
+def test_a_key_removed_from_the_spec_is_refused_naming_it(
+    landing: dict, instance: dg.DagsterInstance, without_key: dict
+) -> None:
+    """A loaded table keeps its primary key when the spec drops it: the load says so, instead of
+    succeeding and failing later on a repeat with a raw constraint error."""
+    assert load(valued_readings({"type": "text"}, ["reading_id"]), landing, instance).success
+    columns = [
+        {"name": "reading_id", "type": "integer", "required": True},
+        {"name": "taken_on", "type": "date", "required": True},
+        {"name": "sensor", "type": "text", "required": True},
+        {"name": "value", "type": "text"},
+    ]
+    keyless = readings_spec(
+        columns, partition_column="taken_on", fail_dead_letter_ratio=1, **without_key
+    )
+
+    refused = load(keyless, landing, instance)
+
+    assert not refused.success
+    failure = next(e for e in refused.all_events if e.is_step_failure)
+    message = str(failure.step_failure_data.error)
+    assert "has primary key ['reading_id'] but none is declared" in message
+    assert "DROP CONSTRAINT" in message
+    assert fetch_all(landing["warehouse"], sql.SQL("SELECT count(*) FROM io_test.readings")) == [
+        (2,)
+    ]

@@ -110,3 +110,13 @@ def test_a_key_change_is_reported_not_planned(readings: dict) -> None:
     assert shown["planned_from_specs"].value == []
     (unplanned,) = shown["unplanned_spec_changes"].value
     assert "primary key ['reading_id'] but primary_key ['sensor'] is declared" in unplanned
+
+
+def test_a_removed_key_is_reported_not_planned(readings: dict) -> None:
+    warehouse = readings["warehouse"]
+    assert load(WHOLE, readings).success
+    keyless = valued_readings({"type": "integer"}, [])
+    shown = guard_metadata(migrate(warehouse, keyless))
+    assert shown["planned_from_specs"].value == []
+    (unplanned,) = shown["unplanned_spec_changes"].value
+    assert "primary key ['reading_id'] but none is declared" in unplanned

@@ -56,20 +56,27 @@ def differences(
     partition_columns: list[str],
     primary_key: list[str],
 ) -> tuple[list[str], bool]:
-    """How the declared primary key and partition columns differ from the table's (each with the
-    migration it needs; none for a table without a recorded layout), and whether a layout is
-    recorded. Reads only."""
+    """How the declared primary key (none declared included) and partition columns differ from
+    the table's (each with the migration it needs; the partition columns only for a table with a
+    recorded layout), and whether a layout is recorded. Reads only."""
     found = []
-    if primary_key:
-        cursor.execute(PRIMARY_KEY_COLUMNS, parameters=(table_name,))
-        actual = [name for (name,) in cursor.fetchall()]
-        if actual != primary_key:
-            held = f"primary key {actual}" if actual else "no primary key"
-            found.append(
-                f"{table_name} has {held} but primary_key {primary_key} is declared; changing"
-                " a table's key is a migration (add the new key NOT VALID, validate it, then"
-                " drop the old one), or declare the table's key."
-            )
+    cursor.execute(PRIMARY_KEY_COLUMNS, parameters=(table_name,))
+    actual = [name for (name,) in cursor.fetchall()]
+    if actual != primary_key and not primary_key:
+        # A key removed from the declaration (or turned into a dedupe key): the table would go
+        # on refusing the repeats the declaration now allows, with a raw constraint error.
+        found.append(
+            f"{table_name} has primary key {actual} but none is declared; dropping a table's key"
+            " is a migration (ALTER TABLE … DROP CONSTRAINT), or declare primary_key"
+            f" {actual} again."
+        )
+    elif actual != primary_key:
+        held = f"primary key {actual}" if actual else "no primary key"
+        found.append(
+            f"{table_name} has {held} but primary_key {primary_key} is declared; changing"
+            " a table's key is a migration (add the new key NOT VALID, validate it, then"
+            " drop the old one), or declare the table's key."
+        )
     cursor.execute("SELECT to_regclass($1)", parameters=(f"{PLATFORM_SCHEMA}.{TABLE_LAYOUTS}",))
     if cursor.fetchone()[0] is None:
         return found, False
