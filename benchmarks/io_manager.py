@@ -325,36 +325,36 @@ def bench_read(warehouse: Warehouse, engine: sa.Engine, rows: int) -> dict[str, 
         ORDERS_METADATA,
         day.isoformat(),
     )
+    settle(warehouse)
+    read_s, read_sql_s = read_day_both_ways(warehouse, engine, "orders", day, rows)
+    return {"read_s": read_s, "read_sql_s": read_sql_s}
+
+
+def read_day_both_ways(
+    warehouse: Warehouse, engine: sa.Engine, table: str, day: date, rows: int
+) -> tuple[float, float]:
+    """The best of three reads of ``day`` from ``bench.<table>``: through ``read_slice`` (ours),
+    and through ``pd.read_sql``; both must return the day's ``rows`` rows."""
     midnight = pd.Timestamp(day, tz="UTC").to_pydatetime()
+    window = TimeRange(midnight, midnight + timedelta(days=1))
     table_slice = TableSlice(
-        "bench",
-        "orders",
-        ("order_date",),
-        (
-            PartitionSlice(
-                day.isoformat(), window=TimeRange(midnight, midnight + timedelta(days=1))
-            ),
-        ),
+        "bench", table, ("order_date",), (PartitionSlice(day.isoformat(), window),)
     )
+    query = sql.SQL(
+        "SELECT order_id, customer_id, order_date, ordered_at, status, currency, quantity,"
+        " unit_price, amount, is_gift FROM {} WHERE order_date = :d"
+    ).format(sql.Identifier("bench", table))
 
     def ours() -> pd.DataFrame:
         with warehouse.bulk_connection() as conn:
             return arrow_to_frame(read_slice(conn, table_slice, include_row_hash=False))
 
     def read_sql() -> pd.DataFrame:
-        query = sa.text(
-            "SELECT order_id, customer_id, order_date, ordered_at, status, currency, quantity,"
-            " unit_price, amount, is_gift FROM bench.orders WHERE order_date = :d"
-        )
         with engine.connect() as conn:
-            return pd.read_sql(query, conn, params={"d": day})
+            return pd.read_sql(sa.text(query.as_string()), conn, params={"d": day})
 
     assert len(ours()) == len(read_sql()) == rows
-    settle(warehouse)
-    return {
-        "read_s": min(timed(ours) for _ in range(3)),
-        "read_sql_s": min(timed(read_sql) for _ in range(3)),
-    }
+    return min(timed(ours) for _ in range(3)), min(timed(read_sql) for _ in range(3))
 
 
 def _merge_statement(table: str, batch: pd.DataFrame) -> sql.Composable:
@@ -439,32 +439,15 @@ def bench_steady_state(warehouse: Warehouse, engine: sa.Engine, rows: int) -> di
         frame = orders_frame(per_day, day, first_id=2 * rows + n * per_day, seed=10 + n)
         materialize_frame(warehouse, "orders_week", frame, ORDERS_METADATA, day.isoformat())
     settle(warehouse)
-    day = DAY + timedelta(days=3)
-    midnight = pd.Timestamp(day, tz="UTC").to_pydatetime()
-    window = TimeRange(midnight, midnight + timedelta(days=1))
-    week_slice = TableSlice(
-        "bench", "orders_week", ("order_date",), (PartitionSlice(day.isoformat(), window),)
+    read_s, read_sql_s = read_day_both_ways(
+        warehouse, engine, "orders_week", DAY + timedelta(days=3), per_day
     )
-
-    def ours() -> pd.DataFrame:
-        with warehouse.bulk_connection() as conn:
-            return arrow_to_frame(read_slice(conn, week_slice, include_row_hash=False))
-
-    def read_sql() -> pd.DataFrame:
-        query = sa.text(
-            "SELECT order_id, customer_id, order_date, ordered_at, status, currency, quantity,"
-            " unit_price, amount, is_gift FROM bench.orders_week WHERE order_date = :d"
-        )
-        with engine.connect() as conn:
-            return pd.read_sql(query, conn, params={"d": day})
-
-    assert len(ours()) == len(read_sql()) == per_day
     return {
         "upsert_into_large_s": upsert_s,
         "hand_merge_into_large_s": hand_s,
         "adbc_merge_into_large_s": adbc_s,
-        "read_day_from_large_s": min(timed(ours) for _ in range(3)),
-        "read_sql_day_from_large_s": min(timed(read_sql) for _ in range(3)),
+        "read_day_from_large_s": read_s,
+        "read_sql_day_from_large_s": read_sql_s,
     }
 
 

@@ -3,13 +3,11 @@ the Helm values agree with the instance, workspace and image they describe, the 
 with ``kubectl kustomize`` and validate against Kubernetes' own schemas, the roles Job's command
 really sets up a server, and the image's command serves the code location over gRPC."""
 
-import contextlib
 import json
 import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,6 +21,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from platform_assets.lib import settings
+from platform_assets.lib.dagster_dev.process import free_port, stop_process_group
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_admin_url, role_password
 from platform_assets.lib.warehouse.resource import Warehouse
@@ -192,12 +191,6 @@ def test_the_roles_job_command_sets_up_a_server(warehouse: Warehouse) -> None:
                 )
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def test_the_image_command_serves_the_code_location() -> None:
     command = image_command()
     port = free_port()
@@ -223,20 +216,7 @@ def test_the_image_command_serves_the_code_location() -> None:
             time.sleep(0 if healthy else 1)
         assert healthy, server.stderr.read() if server.poll() is not None else "no answer"
     finally:
-        stop_process_group(server)
-
-
-def stop_process_group(process: subprocess.Popen) -> None:
-    """SIGTERM the process's whole group, SIGKILL it if it has not ended within 30 s: whatever
-    the test's outcome, no server it started outlives it."""
-    os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    with contextlib.suppress(ProcessLookupError):  # the servers it started, if any remain
-        os.killpg(process.pid, signal.SIGKILL)
+        stop_process_group(server, signal.SIGTERM, 30)
 
 
 @pytest.mark.parametrize(

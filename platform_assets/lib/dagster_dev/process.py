@@ -67,9 +67,16 @@ def running_dagster_dev(
         wait_for(ready, 180, f"dagster dev (log: {log_path})")
         yield process
     finally:
-        os.killpg(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop_process_group(process, signal.SIGINT, 60)
+
+
+def stop_process_group(process: subprocess.Popen, first: signal.Signals, grace_s: float) -> None:
+    """Send ``first`` to the whole process group ``process`` leads (started with
+    ``start_new_session``), and SIGKILL the group if ``process`` has not ended within
+    ``grace_s``: nothing it started outlives it."""
+    os.killpg(process.pid, first)
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
