@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from psycopg import sql
+from support import range_tags
 
 if TYPE_CHECKING:  # imported for real once the environment names the temporary data directory
     import dagster as dg
@@ -47,14 +48,6 @@ if TYPE_CHECKING:  # imported for real once the environment names the temporary 
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ASSETS = [["sales", "orders"], ["sales", "daily_order_metrics"]]
-
-
-def range_tags(keys: list[str]) -> dict[str, str]:
-    """The tags that make one run cover the partitions ``keys[0]..keys[-1]``."""
-    return {
-        "dagster/asset_partition_range_start": keys[0],
-        "dagster/asset_partition_range_end": keys[-1],
-    }
 
 
 def drop_tables(warehouse: "Warehouse") -> None:
@@ -100,7 +93,7 @@ def measure(
     ]
 
     started = time.perf_counter()
-    ranged = dg.materialize(assets, tags=range_tags(keys), resources=defs.resources)
+    ranged = dg.materialize(assets, tags=range_tags(keys[0], keys[-1]), resources=defs.resources)
     figures["in_process_s"] = round(time.perf_counter() - started, 2)
     assert ranged.success
     drop_tables(warehouse)
@@ -126,7 +119,7 @@ def measure(
         "__ASSET_JOB",
         repository_location_name=LOCATION["repositoryLocationName"],
         repository_name=LOCATION["repositoryName"],
-        tags=range_tags(keys),
+        tags=range_tags(keys[0], keys[-1]),
         asset_selection=ASSETS,
     )
     figures["single_run_status"] = client.wait_for_run(single, 1800).value

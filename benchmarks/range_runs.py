@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import sql
-from support import peak_rss_mb, run_arm
+from support import peak_rss_mb, range_tags, run_arm
 
 if TYPE_CHECKING:  # imported for real once the environment names the temporary data directory
     import dagster as dg
@@ -59,14 +59,6 @@ GROUP_BY = (
     " count(DISTINCT customer_id)"
     " FROM sales.orders WHERE order_date >= %s AND order_date < %s GROUP BY 1, 2"
 )
-
-
-def range_tags(first: date, last: date) -> dict[str, str]:
-    """The tags that make one run cover ``first``..``last``."""
-    return {
-        "dagster/asset_partition_range_start": first.isoformat(),
-        "dagster/asset_partition_range_end": last.isoformat(),
-    }
 
 
 def days_from(first: date, count: int) -> list[date]:
@@ -180,7 +172,7 @@ def metrics_child(first: str, last: str) -> None:
         started = time.perf_counter()
         result = dg.materialize(
             [daily_order_metrics],
-            tags=range_tags(date.fromisoformat(first), date.fromisoformat(last)),
+            tags=range_tags(first, last),
             resources=defs.resources,
             instance=instance,
         )

@@ -8,6 +8,7 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import date
 from pathlib import Path
 
 import psycopg
@@ -33,6 +34,14 @@ def benchmark_warehouse(prefix: str) -> Iterator[Warehouse]:
         if data_dir is not None:
             stop_embedded_server(data_dir)
             shutil.rmtree(data_dir, ignore_errors=True)  # gigabytes per run otherwise
+
+
+def range_tags(first: date | str, last: date | str) -> dict[str, str]:
+    """The tags that make one run cover the partitions ``first``..``last`` (days or keys)."""
+    return {
+        "dagster/asset_partition_range_start": str(first),
+        "dagster/asset_partition_range_end": str(last),
+    }
 
 
 def checkpoint_server(warehouse: Warehouse) -> None:

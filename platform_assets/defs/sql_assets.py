@@ -23,16 +23,11 @@ from platform_assets.lib.ingestion.spec import ColumnSpec
 from platform_assets.lib.io_manager.selected_rows import SelectedRows
 from platform_assets.lib.logging import run_logger
 from platform_assets.lib.tables.schema import postgres_type
+from platform_assets.lib.tables.table_slice import warehouse_table
 
 # What a computed column may declare: its type and what the UI shows. Rules (required, enum,
 # min, ...) validate rows read from a source; a query's rows are checked by asset checks instead.
 _DECLARABLE = {"name", "type", "description", "tags", "precision", "scale"}
-
-
-def warehouse_table(asset_key: Sequence[str]) -> tuple[str, str]:
-    """Where the IO manager keeps an asset by default: schema from the key's prefix (``public``
-    without one), table from its last part."""
-    return "_".join(asset_key[:-1]) or "public", asset_key[-1]
 
 
 def _declared_columns(key: Sequence[str], columns: Sequence[ColumnSpec]) -> pa.Schema:

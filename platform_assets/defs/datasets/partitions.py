@@ -11,7 +11,12 @@ import dagster as dg
 
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.validation import PartitionWindow
-from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.tables.table_slice import (
+    PartitionSlice,
+    TableSlice,
+    TimeRange,
+    warehouse_table,
+)
 
 
 def dataset_partitions(spec: DatasetSpec) -> dg.TimeWindowPartitionsDefinition:
@@ -59,7 +64,7 @@ def partition_windows(spec: DatasetSpec, keys: Sequence[str]) -> list[PartitionW
 def dataset_table_slice(spec: DatasetSpec, keys: Sequence[str]) -> TableSlice:
     """Where the partitions ``keys`` of the dataset live, as the IO manager writes them: the
     whole table for an unpartitioned dataset (its one key is ``WHOLE_TABLE``)."""
-    schema, table = "_".join(spec.asset_key[:-1]) or "public", spec.asset_key[-1]
+    schema, table = warehouse_table(spec.asset_key)
     if spec.partition_column is None:
         return TableSlice(schema, table)
     return TableSlice(

@@ -63,7 +63,12 @@ from platform_assets.lib.tables.content_digests import WHOLE_TABLE
 from platform_assets.lib.tables.native_partitions import NATIVE_PARTITIONS_METADATA
 from platform_assets.lib.tables.reader_access import PII_COLUMNS_METADATA
 from platform_assets.lib.tables.schema import Column
-from platform_assets.lib.tables.table_slice import PartitionSlice, TableSlice, TimeRange
+from platform_assets.lib.tables.table_slice import (
+    PartitionSlice,
+    TableSlice,
+    TimeRange,
+    warehouse_table,
+)
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets.lib.warehouse.transient import (
     TRANSIENT_ATTEMPTS,
@@ -184,8 +189,9 @@ def table_slice_for(
 ) -> TableSlice:
     """Where the asset of ``context`` lives, and exactly which partitions this call concerns."""
     path = context.asset_key.path
-    schema = metadata.get("schema") or ("_".join(path[:-1]) or default_schema)
-    table = metadata.get("table") or path[-1]
+    default = warehouse_table(path, default_schema)
+    schema = metadata.get("schema") or default[0]
+    table = metadata.get("table") or default[1]
     if not context.has_asset_partitions:
         return TableSlice(schema=schema, table=table, columns=columns)
     partition_columns, partitions = _partitions(context, metadata)

@@ -1,9 +1,16 @@
 """Which table an IO-manager call writes or reads, and exactly which partitions of it."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 WHOLE_TABLE = "*"  # the partition key of an unpartitioned table (its digest, its accounting)
+
+
+def warehouse_table(asset_key: Sequence[str], default_schema: str = "public") -> tuple[str, str]:
+    """Where an asset's table is unless its metadata says otherwise: the schema from the key's
+    prefix (``default_schema`` without one), the table from its last part."""
+    return "_".join(asset_key[:-1]) or default_schema, asset_key[-1]
 
 
 @dataclass(frozen=True)
