@@ -24,6 +24,7 @@ from platform_assets.lib import settings
 from platform_assets.lib.dagster_dev.process import free_port, stop_process_group
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_admin_url, role_password
+from platform_assets.lib.server.instance_storage import EVENT_BATCH_SIZE, EVENT_BATCH_SIZE_VAR
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
 
@@ -101,6 +102,8 @@ def test_the_helm_values_match_the_instance_the_workspace_and_the_image() -> Non
     mount = deployment["volumeMounts"][0]["mountPath"]
     assert deployment["env"]["PLATFORM_LANDING_DIR"] == mount
     assert f"PLATFORM_LANDING_DIR={mount}" in launcher["envVars"]
+    # Run pods store a range's materialisations in batches, as dagster.yaml's storage does.
+    assert f"{EVENT_BATCH_SIZE_VAR}={EVENT_BATCH_SIZE}" in launcher["envVars"]
 
     postgres = values["postgresql"]
     assert postgres["enabled"] is False and values["generatePostgresqlPasswordSecret"] is False
