@@ -1,6 +1,8 @@
-"""A real customers table with order history, and a way to run the migration job against it."""
+"""A real customers table with order history, a loaded readings dataset, and a way to run the
+migration job against them."""
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import dagster as dg
 import psycopg
@@ -9,12 +11,18 @@ from psycopg import sql
 
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.migrations.chains import SAMPLE_CHAIN
 from platform_assets.lib.migrations.lock import MigrationLock
 from platform_assets.lib.migrations.model import Migration, discover
 from platform_assets.lib.server import roles
+from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.datasets.test_spec_changes import DAY
 
 CUSTOMERS = 500
+
+# The sample's chain: the example migration every test of the job applies.
+SAMPLE_MIGRATIONS = discover(SAMPLE_CHAIN.package, SAMPLE_CHAIN.name)
 
 
 @pytest.fixture
@@ -69,8 +77,21 @@ def run_migrations(
         resources={
             "migration_lock": MigrationLock(warehouse=as_migrator(warehouse)),
             **migration_resources(
-                discover() if migrations is None else migrations, dataset_specs or []
+                SAMPLE_MIGRATIONS if migrations is None else migrations, dataset_specs or []
             ),
         },
         raise_on_error=raise_on_error,
     )
+
+
+@pytest.fixture
+def readings(tmp_path: Path, resources: dict) -> dict:
+    """Resources with a landing zone holding the day's three readings (whole numbers)."""
+    (tmp_path / "readings").mkdir()
+    rows = [f"1,{DAY},a,5", f"2,{DAY},b,-7", f"3,{DAY},c,"]
+    (tmp_path / "readings" / f"readings_{DAY}.csv").write_text(
+        "reading_id,taken_on,sensor,value\n" + "\n".join(rows) + "\n"
+    )
+    with resources["warehouse"].connection() as conn:
+        conn.execute("DROP SCHEMA IF EXISTS migration_backup CASCADE")
+    return {**resources, "landing": LandingZone(directory=str(tmp_path))}

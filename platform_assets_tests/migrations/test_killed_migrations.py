@@ -16,15 +16,14 @@ import textwrap
 import pytest
 from psycopg import sql
 
-from platform_assets.lib.migrations.model import discover
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.faults.killing import killed, settled_leftovers, timed
 from platform_assets_tests.faults.test_killed_loads import SEED
 from platform_assets_tests.helpers import fetch_all
-from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
+from platform_assets_tests.migrations.conftest import CUSTOMERS, SAMPLE_MIGRATIONS, run_migrations
 from platform_assets_tests.migrations.test_migration_job import expected_tier, ledger
 
-TIER = discover()[0]
+TIER = SAMPLE_MIGRATIONS[0]
 KILL_TRIALS_SHORT = 3
 KILL_TRIALS_LONG = 13
 BATCH = {"batch_size": 20, "pause_ms": 20}  # 25 batches: a run long enough to be hit anywhere
@@ -32,13 +31,12 @@ BATCH = {"batch_size": 20, "pause_ms": 20}  # 25 batches: a run long enough to b
 MIGRATOR = textwrap.dedent(
     f"""
     import sys
-    from platform_assets.lib.migrations.model import discover
     from platform_assets.lib.warehouse.resource import Warehouse
-    from platform_assets_tests.migrations.conftest import run_migrations
+    from platform_assets_tests.migrations.conftest import SAMPLE_MIGRATIONS, run_migrations
 
     warehouse = Warehouse(database_url=sys.argv[1])
     print("started", flush=True)
-    result = run_migrations(warehouse, discover()[:1], confirm=True, **{BATCH!r})
+    result = run_migrations(warehouse, SAMPLE_MIGRATIONS[:1], confirm=True, **{BATCH!r})
     sys.exit(0 if result.success else 1)
     """
 )
@@ -85,7 +83,7 @@ def run_migration_kill_trials(kills: int, warehouse: Warehouse) -> dict[str, int
                 statuses[0] if statuses else "", "nothing recorded"
             )
             tally[f"killed, {outcome}"] += 1
-        resumed = run_migrations(warehouse, discover()[:1], confirm=True, **BATCH)
+        resumed = run_migrations(warehouse, SAMPLE_MIGRATIONS[:1], confirm=True, **BATCH)
         assert resumed.success  # the next run: resumes, starts afresh, or finds nothing to do
         assert [row[1] for row in ledger(warehouse)] == ["applied"] and tiers_right(warehouse)
     print(f"migration kill trials (seed {SEED}, run {migrate_s:.1f} s): {tally}")

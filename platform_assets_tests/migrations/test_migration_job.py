@@ -16,13 +16,13 @@ from psycopg import sql
 from platform_assets.lib.migrations.baseline import capture_baseline, measure
 from platform_assets.lib.migrations.ledger import MigrationRefused
 from platform_assets.lib.migrations.lock import LOCK_KEY
-from platform_assets.lib.migrations.model import Check, Migration, discover
+from platform_assets.lib.migrations.model import Check, Migration
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import admin_conninfo
 from platform_assets_tests.helpers import fetch_all
-from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
+from platform_assets_tests.migrations.conftest import CUSTOMERS, SAMPLE_MIGRATIONS, run_migrations
 
-TIER = discover()[0]
+TIER = SAMPLE_MIGRATIONS[0]
 
 
 def expected_tier(customer_id: int) -> str:
@@ -403,7 +403,9 @@ def test_destroyed_columns_are_backed_up_and_restored_by_the_rollback(shop: Ware
 
 
 def test_out_of_order_application_is_refused_unless_allowed(shop: Warehouse) -> None:
-    later = replace(DROP_EMAIL, id="0003_later", forward=[], down=[], destroys_columns=[])
+    later = replace(  # a later migration of the same chain (order is kept within a chain)
+        DROP_EMAIL, id="0003_later", forward=[], down=[], destroys_columns=[], chain=TIER.chain
+    )
     assert run_migrations(shop, [later], confirm=True).success
     both = [TIER, later]
     refused = run_migrations(shop, both, confirm=True)

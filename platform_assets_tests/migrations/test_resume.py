@@ -11,12 +11,11 @@ from dataclasses import replace
 import psycopg
 from psycopg import sql
 
-from platform_assets.lib.migrations.model import discover
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
-from platform_assets_tests.migrations.conftest import CUSTOMERS, run_migrations
+from platform_assets_tests.migrations.conftest import CUSTOMERS, SAMPLE_MIGRATIONS, run_migrations
 
-TIER = discover()[0]
+TIER = SAMPLE_MIGRATIONS[0]
 PAUSE_FLAG = "crm.pause_migration"
 # The tier migration with a pause after its first constraint while the flag table exists: the
 # pause is where the test kills the run. The same migration, with the flag gone, resumes it.

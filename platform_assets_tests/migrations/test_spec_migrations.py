@@ -6,12 +6,10 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
-import pytest
 from psycopg import sql
 
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.datasets.test_spec_changes import DAY, column_types, valued_readings
 from platform_assets_tests.helpers import fetch_all
@@ -20,19 +18,6 @@ from platform_assets_tests.migrations.test_migration_job import cause_message, g
 
 WHOLE = valued_readings({"type": "integer"}, ["reading_id"])
 DECIMAL = valued_readings({"type": "decimal", "precision": 10, "scale": 2}, ["reading_id"])
-
-
-@pytest.fixture
-def readings(tmp_path: Path, resources: dict) -> dict:
-    """Resources with a landing zone holding the day's three readings (whole numbers)."""
-    (tmp_path / "readings").mkdir()
-    rows = [f"1,{DAY},a,5", f"2,{DAY},b,-7", f"3,{DAY},c,"]
-    (tmp_path / "readings" / f"readings_{DAY}.csv").write_text(
-        "reading_id,taken_on,sensor,value\n" + "\n".join(rows) + "\n"
-    )
-    with resources["warehouse"].connection() as conn:
-        conn.execute("DROP SCHEMA IF EXISTS migration_backup CASCADE")
-    return {**resources, "landing": LandingZone(directory=str(tmp_path))}
 
 
 def load(spec: DatasetSpec, resources: dict) -> dg.ExecuteInProcessResult:

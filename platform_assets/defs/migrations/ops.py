@@ -31,6 +31,7 @@ from platform_assets.lib.migrations.baseline import (
     explain_rows,
     row_count,
 )
+from platform_assets.lib.migrations.chains import ChainedMigrations
 from platform_assets.lib.migrations.execution import (
     BackfillProgress,
     Timeouts,
@@ -68,16 +69,20 @@ def guard(context: dg.OpExecutionContext, config: MigrateConfig) -> MigrationPla
         ensure_ledger(conn)
     with adbc.connect(lock.warehouse.conninfo()) as tables:  # closed here: one per run
         from_specs = plan_from_specs(tables, context.resources.dataset_specs)
+    chained: ChainedMigrations = context.resources.migrations
     context.add_output_metadata(
         {
             "planned_from_specs": dg.MetadataValue.json(
                 [{"id": m.id, "description": m.description} for m in from_specs.migrations]
             ),
             "unplanned_spec_changes": dg.MetadataValue.json(from_specs.unplanned),
+            "not_applicable_here": dg.MetadataValue.json(chained.not_applicable),
         }
     )
-    migrations: list[Migration] = [*context.resources.migrations, *from_specs.migrations]
-    migration = next_migration(migrations, ledger_entries(conn), config.allow_out_of_order)
+    migrations: list[Migration] = [*chained.applicable, *from_specs.migrations]
+    migration = next_migration(
+        migrations, ledger_entries(conn), config.allow_out_of_order, chained.known_ids
+    )
     timeouts = Timeouts(lock_timeout_ms=config.lock_timeout_ms)
     if migration is None:
         context.log.info(

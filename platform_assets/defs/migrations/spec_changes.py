@@ -26,7 +26,7 @@ from psycopg import sql
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.stored_schema import stored_schema
-from platform_assets.lib.migrations.model import PLANNED_PREFIX, Check, Migration
+from platform_assets.lib.migrations.model import PLANNED_PREFIX, SPEC_CHAIN, Check, Migration
 from platform_assets.lib.migrations.patterns import change_column_type, drop_column
 from platform_assets.lib.tables import layout, statements
 from platform_assets.lib.tables.schema import Mismatch, compare_columns, table_columns
@@ -54,7 +54,8 @@ def _fingerprinted(migration: Migration) -> Migration:
     text = "\n".join(
         [*migration.statements(), *migration.down, *(c.query for c in migration.pre_checks)]
     )
-    return replace(migration, source_sha256=hashlib.sha256(text.encode()).hexdigest())
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    return replace(migration, source_sha256=digest, chain=SPEC_CHAIN)
 
 
 def _converts_unchanged(table_slice: TableSlice, change: Mismatch) -> Check:

@@ -5,6 +5,7 @@ knows migrations the code does not (the ledger is ahead), and out-of-order appli
 """
 
 import json
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -36,6 +37,9 @@ LEDGER_DDL = [
     """,
     # The DDL statements done so far (``step:index``), each recorded in its own transaction.
     add_column_when_missing("migration_ledger", "ddl_done", "jsonb NOT NULL DEFAULT '[]'"),
+    # Its chain (lib/migrations/chains.py; "spec" for one planned from a spec); NULL for the
+    # entries written before chains were recorded.
+    add_column_when_missing("migration_ledger", "chain", "text"),
 ]
 APPLIED = "applied"
 RUNNING = "running"
@@ -78,10 +82,15 @@ def ledger_entries(conn: psycopg.Connection) -> dict[str, LedgerEntry]:
 
 
 def next_migration(
-    code: list[Migration], entries: dict[str, LedgerEntry], allow_out_of_order: bool
+    code: list[Migration],
+    entries: dict[str, LedgerEntry],
+    allow_out_of_order: bool,
+    known_ids: Collection[str] = (),
 ) -> Migration | None:
-    """The first migration still to apply (or to resume), after refusing what must be refused."""
-    known = {m.id for m in code}
+    """The first migration of ``code`` still to apply (or to resume), after refusing what must be
+    refused. ``known_ids``: migrations the code has but does not apply here (a chain whose
+    datasets are not declared), which the ledger may hold without being ahead of the code."""
+    known = {m.id for m in code} | set(known_ids)
     # A migration planned from a spec is no longer planned once applied: not "ahead" of the code.
     ahead = sorted(e for e in set(entries) - known if not e.startswith(PLANNED_PREFIX))
     if ahead:
@@ -105,7 +114,10 @@ def next_migration(
     applied_after = [
         m.id
         for m in code
-        if m.id > first.id and m.id in entries and entries[m.id].status == APPLIED
+        if m.chain == first.chain
+        and m.id > first.id
+        and m.id in entries
+        and entries[m.id].status == APPLIED
     ]
     if applied_after and not allow_out_of_order:
         raise MigrationRefused(
@@ -132,10 +144,12 @@ def record_start(
     conn.execute(
         """
         INSERT INTO platform.migration_ledger
-            (migration_id, description, source_sha256, status, applied_by, run_id, baseline)
-        VALUES (%s, %s, %s, 'running', %s, %s, %s)
+            (migration_id, description, source_sha256, status, applied_by, run_id, baseline,
+             chain)
+        VALUES (%s, %s, %s, 'running', %s, %s, %s, %s)
         ON CONFLICT (migration_id) DO UPDATE SET
-            status = 'running', run_id = excluded.run_id, applied_by = excluded.applied_by,
+            status = 'running', chain = excluded.chain, run_id = excluded.run_id,
+            applied_by = excluded.applied_by,
             source_sha256 = excluded.source_sha256, finished_at = NULL, message = NULL,
             baseline = CASE WHEN platform.migration_ledger.status = 'running'
                             THEN platform.migration_ledger.baseline ELSE excluded.baseline END,
@@ -155,6 +169,7 @@ def record_start(
             applied_by,
             run_id,
             json.dumps(baseline),
+            migration.chain,
         ),
     )
     return ledger_entries(conn).get(migration.id)

@@ -1,8 +1,9 @@
-"""What a migration is: SQL steps and checks, in a module of ``platform_assets.migrations``.
+"""What a migration is: SQL steps and checks, in a module of a migration chain's package
+(``chains.py``: the project's ``platform_assets.migrations``, the sample's).
 
 Steps are SQL so that a dry run can show exactly what would run and the linter can read it. Each
-migration module defines ``MIGRATION``; its id orders it, and the sha256 of its source is what the
-ledger records and later compares.
+migration module defines ``MIGRATION``; its id orders it within its chain, and the sha256 of its
+source is what the ledger records and later compares.
 """
 
 import hashlib
@@ -15,6 +16,8 @@ from types import ModuleType
 # The id prefix of migrations planned from a dataset's spec (``defs/migrations/spec_changes``)
 # rather than written as modules: once applied, they are in the ledger but no longer planned.
 PLANNED_PREFIX = "spec_"
+# The chain the ledger records for them.
+SPEC_CHAIN = "spec"
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ class Migration:
     validate: list[Check] = field(default_factory=list)
     destroys_columns: list[str] = field(default_factory=list)
     source_sha256: str = ""
+    # Its chain (``chains.py``), or SPEC_CHAIN: set by ``discover`` or the planner, not written in
+    # the module (whose source the ledger fingerprints).
+    chain: str = ""
 
     def statements(self) -> list[str]:
         """Every statement the migration would run forward, in order (for dry runs and lint)."""
@@ -64,19 +70,19 @@ class Migration:
         return [*self.forward, *backfill, *self.constraints]
 
 
-def _load(module: ModuleType) -> Migration:
+def _load(module: ModuleType, chain: str) -> Migration:
     migration = module.MIGRATION
     if not isinstance(migration, Migration):
         raise TypeError(f"{module.__name__}.MIGRATION is not a Migration")
     digest = hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
-    return Migration(**{**migration.__dict__, "source_sha256": digest})
+    return Migration(**{**migration.__dict__, "source_sha256": digest, "chain": chain})
 
 
-def discover(package: str = "platform_assets.migrations") -> list[Migration]:
-    """Every migration in ``package``, ordered by id; ids must be unique."""
+def discover(package: str, chain: str) -> list[Migration]:
+    """Every migration in ``package`` (the chain ``chain``), ordered by id; ids must be unique."""
     root = importlib.import_module(package)
     migrations = [
-        _load(importlib.import_module(f"{package}.{info.name}"))
+        _load(importlib.import_module(f"{package}.{info.name}"), chain)
         for info in pkgutil.iter_modules(root.__path__)
         if not info.name.startswith("_")
     ]
