@@ -21,7 +21,7 @@ from platform_assets.lib import settings
 from platform_assets.lib.redaction import redacted
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_database_url
-from platform_assets.lib.server.planned_events import PlannedEventsInOneInsert
+from platform_assets.lib.server.event_log import PlatformEventLog
 
 # The instance role's own default (roles.STATEMENT_TIMEOUTS), and the webserver's pool defaults.
 INSTANCE_STATEMENT_TIMEOUT_MS = 15 * 60 * 1000
@@ -53,12 +53,12 @@ def instance_storage_url() -> str:
     return url
 
 
-def _pooled_event_log(url: str) -> PlannedEventsInOneInsert:
+def _pooled_event_log(url: str) -> PlatformEventLog:
     """The event log, its connections pooled: two kept open, since storing an asset event uses a
     second connection inside the first (its table check), which a pool of one (the webserver's)
     would open and close for every event. Its tables exist: the storage's own event log, built
     first, made sure of them."""
-    event_log = PlannedEventsInOneInsert(url, should_autocreate_tables=False)
+    event_log = PlatformEventLog(url, should_autocreate_tables=False)
     engine = create_pg_engine(
         url,
         isolation_level="AUTOCOMMIT",
@@ -114,5 +114,5 @@ class PlatformPostgresStorage(ConfiguredByEnvironment, DagsterPostgresStorage):
         # A range run writes one materialisation per partition, and its creation one planned
         # event per partition: one by one, a 120-day range of orders and metrics spent ~0.7 s on
         # them under `dg dev`. Every process of the instance stores them in batches (planned
-        # events: planned_events.py), unless the environment says otherwise.
+        # events: event_log.py), unless the environment says otherwise.
         os.environ.setdefault(EVENT_BATCH_SIZE_VAR, str(EVENT_BATCH_SIZE))
