@@ -317,7 +317,7 @@ def test_killed_mid_backfill_resumes_without_redoing_batches(shop: Warehouse) ->
     baseline_output = next(
         e for e in result.all_events if e.step_key == "baseline" and e.is_successful_output
     ).step_output_data.metadata
-    assert baseline_output["resumed_after_key"].value == killed_at * 25
+    assert baseline_output["resumed_after"].value == {"last_key": killed_at * 25}
     assert baseline_output["batches_already_done"].value == killed_at
 
 

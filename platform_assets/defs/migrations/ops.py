@@ -162,17 +162,17 @@ def baseline(
     conn = migration_lock.connection
     entry = ledger_entries(conn).get(migration.id)
     if entry is not None and entry.status == RUNNING and entry.baseline:
-        context.log.info(f"resuming {migration.id} after key {entry.backfill_last_key}")
+        context.log.info(f"resuming {migration.id} after {entry.backfill_position}")
         context.add_output_metadata(
             {
-                "resumed_after_key": entry.backfill_last_key,
+                "resumed_after": dg.MetadataValue.json(entry.backfill_position),
                 "batches_already_done": entry.backfill_batches,
             }
         )
         return replace(
             plan,
             baseline=entry.baseline,
-            resume_after=entry.backfill_last_key,
+            resume_after=entry.backfill_position,
             ddl_done=frozenset(entry.ddl_done),
         )
     captured = capture_baseline(conn, migration.schema, migration.table, migration.key)
@@ -184,13 +184,13 @@ def baseline(
 
 
 def with_ledger_progress(plan: MigrationPlan, lock: MigrationLock) -> MigrationPlan:
-    """``plan`` with the DDL done and the backfill's last key as the ledger has them now: a step
+    """``plan`` with the DDL done and the backfill's position as the ledger has them now: a step
     retried after a lost connection resumes where its last attempt committed, as a new run would."""
     assert plan.migration is not None
     entry = ledger_entries(lock.connection).get(plan.migration.id)
     if entry is None or entry.status != RUNNING:
         return plan
-    return replace(plan, resume_after=entry.backfill_last_key, ddl_done=frozenset(entry.ddl_done))
+    return replace(plan, resume_after=entry.backfill_position, ddl_done=frozenset(entry.ddl_done))
 
 
 @dg.op(out=dg.Out(io_manager_key=STATE_IO_MANAGER), retry_policy=WAREHOUSE_RETRY_POLICY)
@@ -226,7 +226,8 @@ def forward(
 def backfill(
     context: dg.OpExecutionContext, plan: MigrationPlan, migration_lock: MigrationLock
 ) -> MigrationPlan:
-    """Keyset batches, a commit each, progress in the ledger; resumes after a crash."""
+    """Batches in key order (or physical order for a keyless table), a commit each, progress in
+    the ledger; resumes after a crash."""
     if not applying(plan):
         return skipped(context, plan)
     if plan.migration.backfill is None:
@@ -236,7 +237,7 @@ def backfill(
     def on_batch(progress: BackfillProgress, seconds: float) -> None:
         context.log.info(
             f"backfill batch {progress.batches}: {progress.rows} rows so far,"
-            f" up to key {progress.last_key}, {seconds:.3f}s"
+            f" up to {progress.position}, {seconds:.3f}s"
         )
 
     started = time.perf_counter()
@@ -254,6 +255,7 @@ def backfill(
         {
             "batches": progress.batches,
             "rows": progress.rows,
+            "sweeps": progress.sweeps,
             "elapsed_s": time.perf_counter() - started,
             "median_batch_s": progress.median_batch_s,
             "longest_batch_s": progress.longest_batch_s,

@@ -32,7 +32,7 @@ class MigrationPlan:
     dry_run: bool
     timeouts: Timeouts
     baseline: dict = field(default_factory=dict)
-    resume_after: int | None = None
+    resume_after: dict | None = None
     ddl_done: frozenset[str] = frozenset()  # DDL statements a resumed run must not redo
 
     def ddl_progress(self, step: str) -> DdlProgress:

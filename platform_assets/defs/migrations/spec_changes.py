@@ -12,8 +12,10 @@ and apply once confirmed:
 - a column no longer declared (the ``__old`` one a swap leaves too) is dropped
   (``drop_column``): backed up first, restored by the rollback.
 
-A change of primary key or partition column, or of a table without a one-column integer key to
-batch by, is not planned: it is reported for a hand-written migration. One planned migration is
+Backfills go in batches by the table's primary key, of any number of columns, or by physical row
+order where it has none (``lib/migrations/batches.py``). A change of primary key or partition
+column, and a dropped column of a table without a primary key (nothing to restore its values by),
+are not planned: they are reported for a hand-written migration. One planned migration is
 applied per run; the next dry run plans the next step from the table as it then is.
 """
 
@@ -110,15 +112,15 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
     changed = [m for m in mismatches if m.declared is not None]
     staged = {f"{m.column}__new"[:63] for m in changed}  # a swap under way: not a dropped column
     dropped = [m for m in mismatches if m.declared is None and m.column not in staged]
-    key = spec.unique_key[0] if len(spec.unique_key) == 1 else None
-    types = {c.name: c.pg_type for c in existing}
-    if (changed or dropped) and (key is None or types.get(key) not in ("bigint", "integer")):
+    # Batches go by the table's own primary key, whatever its columns, or by physical row order.
+    key = layout.table_primary_key(cursor, table_name)
+    if dropped and not key:
         unplanned.append(
-            f"{table_slice.qualified_name}: {[m.column for m in changed + dropped]} differ from"
-            " the spec, but planned migrations batch by a one-column integer key, which this"
-            " table lacks: write the migration by hand"
+            f"{table_slice.qualified_name}: {[m.column for m in dropped]} are no longer declared,"
+            " but the table has no primary key to restore a dropped column's values by if the"
+            " drop were rolled back: back the table up and drop them by hand"
         )
-        return SpecPlan([], unplanned)
+        dropped = []
     planned = []
     for change in changed:
         migration = change_column_type(
@@ -129,7 +131,7 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
             ),
             schema=schema,
             table=table,
-            key=key,  # type: ignore[arg-type]
+            key=key,
             column=change.column,
             new_type=change.declared,  # type: ignore[arg-type]
         )
@@ -144,7 +146,7 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
             ),
             schema=schema,
             table=table,
-            key=key,  # type: ignore[arg-type]
+            key=key,
             column=gone.column,
             pg_type=gone.stored,
         )

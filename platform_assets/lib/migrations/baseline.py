@@ -3,6 +3,8 @@
 import psycopg
 from psycopg import sql
 
+from platform_assets.lib.migrations.model import Key, key_columns
+
 
 def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[str]:
     """The table's column names in order (empty if it does not exist)."""
@@ -16,7 +18,7 @@ def table_columns(conn: psycopg.Connection, schema: str, table: str) -> list[str
     ]
 
 
-def capture_baseline(conn: psycopg.Connection, schema: str, table: str, key: str) -> dict:
+def capture_baseline(conn: psycopg.Connection, schema: str, table: str, key: Key) -> dict:
     """Row count, per-column null counts and an ordered checksum of every current column."""
     columns = table_columns(conn, schema, table)
     if not columns:
@@ -25,17 +27,19 @@ def capture_baseline(conn: psycopg.Connection, schema: str, table: str, key: str
 
 
 def measure(
-    conn: psycopg.Connection, schema: str, table: str, key: str, columns: list[str]
+    conn: psycopg.Connection, schema: str, table: str, key: Key, columns: list[str]
 ) -> dict:
-    """The same figures as the baseline, for ``columns`` only (so new columns do not count)."""
+    """The same figures as the baseline, for ``columns`` only (so new columns do not count); the
+    rows in key order, or in the order of their text for a table without a key."""
     row = sql.SQL("ROW({})::text").format(sql.SQL(", ").join(map(sql.Identifier, columns)))
+    order = sql.SQL(", ").join(map(sql.Identifier, key_columns(key))) if key_columns(key) else row
     nulls = sql.SQL(", ").join(
         sql.SQL("count(*) - count({})").format(sql.Identifier(c)) for c in columns
     )
     query = sql.SQL(
-        "SELECT count(*), md5(coalesce(string_agg({row}, '|' ORDER BY {key}), '')), {nulls}"
+        "SELECT count(*), md5(coalesce(string_agg({row}, '|' ORDER BY {order}), '')), {nulls}"
         " FROM {table}"
-    ).format(row=row, key=sql.Identifier(key), nulls=nulls, table=sql.Identifier(schema, table))
+    ).format(row=row, order=order, nulls=nulls, table=sql.Identifier(schema, table))
     count, checksum, *null_counts = conn.execute(query).fetchone()
     return {
         "row_count": count,
@@ -89,11 +93,12 @@ def back_up_columns(
     conn: psycopg.Connection,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     columns: list[str],
     migration_id: str,
 ) -> int:
-    """Copy the key and ``columns`` into the backup schema (once); return the rows kept."""
+    """Copy the key's columns and ``columns`` into the backup schema (once); return the rows
+    kept."""
     backup = sql.Identifier(BACKUP_SCHEMA, backup_table_name(migration_id, table))
     with conn.transaction():
         conn.execute(
@@ -102,7 +107,7 @@ def back_up_columns(
         conn.execute(
             sql.SQL("CREATE TABLE IF NOT EXISTS {} AS SELECT {} FROM {}").format(
                 backup,
-                sql.SQL(", ").join(map(sql.Identifier, [key, *columns])),
+                sql.SQL(", ").join(map(sql.Identifier, [*key_columns(key), *columns])),
                 sql.Identifier(schema, table),
             )
         )

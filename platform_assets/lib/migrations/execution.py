@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg.types.json import Jsonb
 from tenacity import (
     retry,
     retry_if_exception_type,
@@ -18,8 +19,12 @@ from tenacity import (
 )
 
 from platform_assets.lib.migrations.ledger import record_ddl_done, record_progress
-from platform_assets.lib.migrations.model import BatchedUpdate
+from platform_assets.lib.migrations.model import REPORTS_POSITION, BatchedUpdate
 
+# Where a backfill stands (``batches.py``): the last key reached, or the next page; None to start.
+Position = dict | None
+# A hand-written backfill's position: the last integer key it updated (before the first, the least).
+LAST_KEY = "last_key"
 SMALLEST_KEY = -(2**63)
 
 
@@ -89,7 +94,10 @@ class BackfillProgress:
 
     batches: int = 0
     rows: int = 0
-    last_key: int = SMALLEST_KEY
+    position: Position = None
+    # Passes from the start after the first, for rows that were locked by others (or, were there
+    # a fault in the batch statement's order, rows it passed over).
+    sweeps: int = 0
     batch_seconds: list[float] = field(default_factory=list)
 
     @property
@@ -107,24 +115,34 @@ def _batch(
     conn: psycopg.Connection,
     migration_id: str,
     backfill: BatchedUpdate,
-    after: int,
+    after: Position,
     timeouts: Timeouts,
-) -> list[int]:
-    """One batch in its own transaction, the ledger's high-water mark moved in the same commit."""
+) -> tuple[int, Position]:
+    """One batch in its own transaction, the ledger's position moved in the same commit: the rows
+    it updated and the position to continue after (None at the end of the pass)."""
     with conn.transaction():
         conn.execute(
             "SELECT set_config('statement_timeout', %s, true)",
             (f"{timeouts.statement_timeout_ms}ms",),
         )
-        keys = [
-            key
-            for (key,) in conn.execute(
-                backfill.statement, {"after": after, "limit": backfill.batch_size}
+        if backfill.reports == REPORTS_POSITION:
+            # Never a prepared statement: planned with the position as a constant each time, the
+            # start's "no position" folds away and the key's index serves the row comparison.
+            rows, position = conn.execute(
+                backfill.statement,
+                {"after": None if after is None else Jsonb(after), "limit": backfill.batch_size},
+                prepare=False,
+            ).fetchone()
+        else:
+            last_key = SMALLEST_KEY if after is None else after[LAST_KEY]
+            updated = conn.execute(
+                backfill.statement, {"after": last_key, "limit": backfill.batch_size}
             ).fetchall()
-        ]
-        if keys:
-            record_progress(conn, migration_id, max(keys), len(keys))
-    return keys
+            rows = len(updated)
+            position = {LAST_KEY: max(key for (key,) in updated)} if updated else None
+        if position is not None:
+            record_progress(conn, migration_id, position, rows)
+    return rows, position
 
 
 def _pass(
@@ -132,49 +150,49 @@ def _pass(
     migration_id: str,
     backfill: BatchedUpdate,
     progress: BackfillProgress,
-    after: int,
+    after: Position,
     on_batch: Callable[[BackfillProgress, float], None],
     timeouts: Timeouts,
 ) -> None:
-    """Batches in key order from ``after`` until one finds nothing left to do."""
+    """Batches in order from ``after`` until the end of the table."""
     while True:
         started = time.perf_counter()
-        keys = _batch(conn, migration_id, backfill, after, timeouts)
-        if not keys:
+        rows, after = _batch(conn, migration_id, backfill, after, timeouts)
+        if after is None:
             return
         elapsed = time.perf_counter() - started
-        after = max(keys)
-        progress.batches += 1
-        progress.rows += len(keys)
-        progress.last_key = after
-        progress.batch_seconds.append(elapsed)
-        on_batch(progress, elapsed)
-        time.sleep(backfill.pause_s)
+        progress.position = after
+        if rows:
+            progress.batches += 1
+            progress.rows += rows
+            progress.batch_seconds.append(elapsed)
+            on_batch(progress, elapsed)
+            time.sleep(backfill.pause_s)
 
 
 def run_backfill(
     conn: psycopg.Connection,
     migration_id: str,
     backfill: BatchedUpdate,
-    start_after: int | None,
+    start_after: Position,
     on_batch: Callable[[BackfillProgress, float], None],
     timeouts: Timeouts,
     max_sweeps: int = 100,
 ) -> BackfillProgress:
-    """Keyset batches from ``start_after`` (the ledger's last committed key), a commit each.
+    """Batches from ``start_after`` (the ledger's last committed position), a commit each.
 
     A crash loses at most the batch in flight, which was never committed; a re-run continues after
-    the last committed key. Sweeps from the smallest key then pick up rows that were skipped because
+    the last committed position. Sweeps from the start then pick up rows that were skipped because
     an application held them locked, until none remain.
     """
     progress = BackfillProgress()
-    after = SMALLEST_KEY if start_after is None else start_after
-    _pass(conn, migration_id, backfill, progress, after, on_batch, timeouts)
+    _pass(conn, migration_id, backfill, progress, start_after, on_batch, timeouts)
     for _ in range(max_sweeps):
         (remaining,) = conn.execute(backfill.remaining).fetchone()
         conn.commit()
         if remaining == 0:
             return progress
         time.sleep(backfill.pause_s * 4)
-        _pass(conn, migration_id, backfill, progress, SMALLEST_KEY, on_batch, timeouts)
+        progress.sweeps += 1
+        _pass(conn, migration_id, backfill, progress, None, on_batch, timeouts)
     raise TimeoutError(f"rows were still locked by other sessions after {max_sweeps} sweeps")

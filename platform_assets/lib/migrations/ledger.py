@@ -11,6 +11,7 @@ from datetime import datetime
 
 import psycopg
 from psycopg.rows import dict_row
+from psycopg.types.json import Jsonb
 
 from platform_assets.lib.migrations.model import PLANNED_PREFIX, Migration
 from platform_assets.lib.tables.platform_tables import add_column_when_missing
@@ -29,7 +30,6 @@ LEDGER_DDL = [
         finished_at timestamptz,
         duration_s double precision,
         baseline jsonb,
-        backfill_last_key bigint,
         backfill_batches integer NOT NULL DEFAULT 0,
         backfill_rows bigint NOT NULL DEFAULT 0,
         message text
@@ -40,6 +40,11 @@ LEDGER_DDL = [
     # Its chain (lib/migrations/chains.py; "spec" for one planned from a spec); NULL for the
     # entries written before chains were recorded.
     add_column_when_missing("migration_ledger", "chain", "text"),
+    # Where a backfill stands (lib/migrations/batches.py): the last key reached, of any number of
+    # columns, or the next page of a table without a key. (Ledgers before it also have an unused
+    # backfill_last_key bigint: a backfill running across the upgrade restarts its pass, and
+    # skips the rows already done.)
+    add_column_when_missing("migration_ledger", "backfill_position", "jsonb"),
 ]
 APPLIED = "applied"
 RUNNING = "running"
@@ -58,7 +63,7 @@ class LedgerEntry:
     status: str
     started_at: datetime
     baseline: dict | None
-    backfill_last_key: int | None
+    backfill_position: dict | None
     backfill_batches: int
     backfill_rows: int
     ddl_done: list[str]
@@ -75,7 +80,7 @@ def ledger_entries(conn: psycopg.Connection) -> dict[str, LedgerEntry]:
     with conn.cursor(row_factory=dict_row) as cursor:
         rows = cursor.execute(
             "SELECT migration_id, source_sha256, status, started_at, baseline,"
-            " backfill_last_key, backfill_batches, backfill_rows, ddl_done"
+            " backfill_position, backfill_batches, backfill_rows, ddl_done"
             " FROM platform.migration_ledger"
         ).fetchall()
     return {row["migration_id"]: LedgerEntry(**row) for row in rows}
@@ -153,8 +158,8 @@ def record_start(
             source_sha256 = excluded.source_sha256, finished_at = NULL, message = NULL,
             baseline = CASE WHEN platform.migration_ledger.status = 'running'
                             THEN platform.migration_ledger.baseline ELSE excluded.baseline END,
-            backfill_last_key = CASE WHEN platform.migration_ledger.status = 'running'
-                            THEN platform.migration_ledger.backfill_last_key END,
+            backfill_position = CASE WHEN platform.migration_ledger.status = 'running'
+                            THEN platform.migration_ledger.backfill_position END,
             backfill_batches = CASE WHEN platform.migration_ledger.status = 'running'
                             THEN platform.migration_ledger.backfill_batches ELSE 0 END,
             backfill_rows = CASE WHEN platform.migration_ledger.status = 'running'
@@ -176,14 +181,14 @@ def record_start(
 
 
 def record_progress(
-    conn: psycopg.Connection, migration_id: str, last_key: int, batch_rows: int
+    conn: psycopg.Connection, migration_id: str, position: dict, batch_rows: int
 ) -> None:
-    """Advance the backfill's high-water mark, in the same transaction as the batch itself."""
+    """Advance the backfill's position, in the same transaction as the batch itself."""
     conn.execute(
-        "UPDATE platform.migration_ledger SET backfill_last_key = %s,"
-        " backfill_batches = backfill_batches + 1, backfill_rows = backfill_rows + %s"
-        " WHERE migration_id = %s",
-        (last_key, batch_rows, migration_id),
+        "UPDATE platform.migration_ledger SET backfill_position = %s,"
+        " backfill_batches = backfill_batches + (%s > 0)::int,"
+        " backfill_rows = backfill_rows + %s WHERE migration_id = %s",
+        (Jsonb(position), batch_rows, batch_rows, migration_id),
     )
 
 

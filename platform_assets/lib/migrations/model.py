@@ -28,19 +28,39 @@ class Check:
     query: str
 
 
+# A migration's table key: one column's name, the columns of a composite key, or () for a table
+# without one (its backfills then go by physical row order: ``batches.py``).
+Key = str | tuple[str, ...]
+
+
+def key_columns(key: Key) -> tuple[str, ...]:
+    """The key's columns, in order."""
+    return (key,) if isinstance(key, str) else tuple(key)
+
+
+# How a backfill's statement reports each batch (``BatchedUpdate.reports``).
+REPORTS_KEYS = "keys"
+REPORTS_POSITION = "position"
+
+
 @dataclass(frozen=True)
 class BatchedUpdate:
-    """A keyset-batched backfill.
+    """A batched backfill: ``statement`` updates the next pending rows (at most ``%(limit)s``),
+    taking them with ``FOR UPDATE SKIP LOCKED``; ``remaining`` counts rows still to do. Rows
+    skipped because an application held them are picked up by a final sweep. Two contracts:
 
-    ``statement`` updates at most ``%(limit)s`` rows with key above ``%(after)s``, taking them with
-    ``FOR UPDATE SKIP LOCKED``, and returns the keys it updated. ``remaining`` counts rows still to
-    do; rows skipped because an application held them are picked up by a final sweep.
+    - ``reports="keys"`` (as hand-written migrations do): a table with a one-column integer key;
+      ``%(after)s`` is the last key done and the statement returns the keys it updated.
+    - ``reports="position"`` (the patterns, ``batches.py``): any key or none; ``%(after)s`` is the
+      position reached (``jsonb``, NULL at the start) and the statement returns one row, the rows
+      it updated and the position to continue after (NULL at the end).
     """
 
     statement: str
     remaining: str
     batch_size: int = 10_000
     pause_s: float = 0.05
+    reports: str = REPORTS_KEYS
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,7 @@ class Migration:
     description: str
     schema: str
     table: str
-    key: str
+    key: Key
     forward: list[str]
     down: list[str]
     pre_checks: list[Check] = field(default_factory=list)
@@ -63,6 +83,11 @@ class Migration:
     # Its chain (``chains.py``), or SPEC_CHAIN: set by ``discover`` or the planner, not written in
     # the module (whose source the ledger fingerprints).
     chain: str = ""
+
+    @property
+    def key_columns(self) -> tuple[str, ...]:
+        """The table key's columns, in order (none for a table without a key)."""
+        return key_columns(self.key)
 
     def statements(self) -> list[str]:
         """Every statement the migration would run forward, in order (for dry runs and lint)."""

@@ -16,7 +16,15 @@ migration's author, as in any migration file, never taken from run config or met
 from psycopg import sql
 
 from platform_assets.lib.migrations.baseline import BACKUP_SCHEMA, backup_table_name
-from platform_assets.lib.migrations.model import BatchedUpdate, Check, Migration
+from platform_assets.lib.migrations.batches import batch_statement
+from platform_assets.lib.migrations.model import (
+    REPORTS_POSITION,
+    BatchedUpdate,
+    Check,
+    Key,
+    Migration,
+    key_columns,
+)
 from platform_assets.lib.tables.schema import RETIRED_SUFFIX
 
 
@@ -25,22 +33,9 @@ def _text(statement: sql.Composable) -> str:
 
 
 def _batch_statement(
-    schema: str, table: str, key: str, assignments: sql.Composable, pending: sql.Composable
+    schema: str, table: str, key: Key, assignments: sql.Composable, pending: sql.Composable
 ) -> str:
-    """A keyset batch: lock up to ``limit`` pending rows after ``after``, update, return keys."""
-    return _text(
-        sql.SQL(
-            "WITH batch AS (SELECT t.{key} FROM {table} AS t WHERE t.{key} > %(after)s"
-            " AND ({pending}) ORDER BY t.{key} LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
-            " UPDATE {table} AS t SET {assignments} FROM batch WHERE t.{key} = batch.{key}"
-            " RETURNING t.{key}"
-        ).format(
-            key=sql.Identifier(key),
-            table=sql.Identifier(schema, table),
-            pending=pending,
-            assignments=assignments,
-        )
-    )
+    return batch_statement(schema, table, key_columns(key), assignments, pending)
 
 
 def _remaining(schema: str, table: str, pending: sql.Composable) -> str:
@@ -81,7 +76,7 @@ def add_column(
     description: str,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     column: str,
     pg_type: str,
     value: str,
@@ -130,6 +125,7 @@ def add_column(
         key=key,
         forward=forward,
         backfill=BatchedUpdate(
+            reports=REPORTS_POSITION,
             statement=_batch_statement(
                 schema, table, key, sql.SQL("{} = {}").format(col, sql.SQL(value)), pending
             ),
@@ -158,14 +154,24 @@ def add_column(
     )
 
 
-def _restore_from_backup(migration_id: str, schema: str, table: str, key: str, column: str) -> str:
+def _restore_from_backup(migration_id: str, schema: str, table: str, key: Key, column: str) -> str:
+    """Put the backed-up column back, row by key (a keyless table's rows cannot be told apart)."""
+    columns = [sql.Identifier(c) for c in key_columns(key)]
+    if not columns:
+        raise ValueError(
+            f"{schema}.{table} has no key: a destroyed column could not be restored to its rows;"
+            " back it up by hand"
+        )
     backup = sql.Identifier(BACKUP_SCHEMA, backup_table_name(migration_id, table))
     return _text(
-        sql.SQL("UPDATE {} AS t SET {col} = b.{col} FROM {} AS b WHERE b.{key} = t.{key}").format(
+        sql.SQL(
+            "UPDATE {} AS t SET {col} = b.{col} FROM {} AS b WHERE ({b_key}) = ({t_key})"
+        ).format(
             sql.Identifier(schema, table),
             backup,
             col=sql.Identifier(column),
-            key=sql.Identifier(key),
+            b_key=sql.SQL(", ").join(sql.SQL("b.") + c for c in columns),
+            t_key=sql.SQL(", ").join(sql.SQL("t.") + c for c in columns),
         )
     )
 
@@ -176,7 +182,7 @@ def batched_update(
     description: str,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     column: str,
     value: str,
     where: str,
@@ -195,6 +201,7 @@ def batched_update(
         key=key,
         forward=[],
         backfill=BatchedUpdate(
+            reports=REPORTS_POSITION,
             statement=_batch_statement(
                 schema,
                 table,
@@ -265,7 +272,7 @@ def _copy_migration(
     description: str,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     source: str,
     target_column: str,
     pg_type: str,
@@ -286,6 +293,7 @@ def _copy_migration(
         *_sync_trigger(schema, table, source, target_column, expression),
     ]
     backfill = BatchedUpdate(
+        reports=REPORTS_POSITION,
         statement=_batch_statement(
             schema, table, key, sql.SQL("{} = {}").format(new, converted), pending
         ),
@@ -305,7 +313,7 @@ def change_column_type(
     description: str,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     column: str,
     new_type: str,
     using: str = "{source}::{type}",
@@ -383,7 +391,7 @@ def rename_column(
     description: str,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     column: str,
     new_name: str,
     pg_type: str,
@@ -435,7 +443,7 @@ def drop_column(
     description: str,
     schema: str,
     table: str,
-    key: str,
+    key: Key,
     column: str,
     pg_type: str,
     sync_trigger_of: str | None = None,

@@ -50,6 +50,12 @@ def record(cursor: adbc.Cursor, table_name: str, partition_columns: list[str]) -
     cursor.execute(statement.as_string(), parameters=(table_name, json.dumps(partition_columns)))
 
 
+def table_primary_key(cursor: adbc.Cursor, table_name: str) -> tuple[str, ...]:
+    """The columns of the table's primary key, in order (none if it has no primary key)."""
+    cursor.execute(PRIMARY_KEY_COLUMNS, parameters=(table_name,))
+    return tuple(name for (name,) in cursor.fetchall())
+
+
 def differences(
     cursor: adbc.Cursor,
     table_name: str,
@@ -60,8 +66,7 @@ def differences(
     the table's (each with the migration it needs; the partition columns only for a table with a
     recorded layout), and whether a layout is recorded. Reads only."""
     found = []
-    cursor.execute(PRIMARY_KEY_COLUMNS, parameters=(table_name,))
-    actual = [name for (name,) in cursor.fetchall()]
+    actual = list(table_primary_key(cursor, table_name))
     if actual != primary_key and not primary_key:
         # A key removed from the declaration (or turned into a dedupe key): the table would go
         # on refusing the repeats the declaration now allows, with a raw constraint error.

@@ -1,0 +1,167 @@
+"""Migrations planned from a spec for tables with a composite key or none: a scale widening on a
+table keyed by three columns is planned, applied in key batches, verified, and resumed after the
+run is killed mid-backfill; on a keyless table it goes in batches of pages. Materialised, killed
+and migrated for real."""
+
+import os
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import dagster as dg
+from psycopg import sql
+
+from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.warehouse.resource import Warehouse
+from platform_assets_tests.datasets.test_spec_changes import DAY, column_types, valued_readings
+from platform_assets_tests.helpers import fetch_all
+from platform_assets_tests.migrations.test_migration_job import committed_batches, guard_metadata
+from platform_assets_tests.migrations.test_spec_migrations import load, migrate
+
+READINGS = 1_000
+BATCH = 25
+THREE_COLUMN_KEY = ["taken_on", "sensor", "reading_id"]
+
+
+def scaled(scale: int, primary_key: list[str]) -> DatasetSpec:
+    """Readings with decimal values of ``scale``, keyed by ``primary_key``."""
+    return valued_readings({"type": "decimal", "precision": 14, "scale": scale}, primary_key)
+
+
+def write_readings(resources: dict) -> None:
+    """The day's readings: three sensors, a thousand readings, decimals of two places, and ids
+    that repeat across sensors (only the three columns together are unique)."""
+    lines = [
+        f"{n // 3},{DAY},{'abc'[n % 3]},{(n * 37 % 10_000) / 100:.2f}" for n in range(READINGS)
+    ]
+    (Path(resources["landing"].directory) / "readings" / f"readings_{DAY}.csv").write_text(
+        "reading_id,taken_on,sensor,value\n" + "\n".join(lines) + "\n"
+    )
+
+
+def stored(warehouse: Warehouse) -> list[tuple]:
+    return fetch_all(
+        warehouse,
+        sql.SQL("SELECT sensor, reading_id, value FROM io_test.readings ORDER BY 1, 2"),
+    )
+
+
+def ledger_position(warehouse: Warehouse) -> dict:
+    (position,) = fetch_all(
+        warehouse, sql.SQL("SELECT backfill_position FROM platform.migration_ledger")
+    )[0]
+    return position
+
+
+def step_metadata(result: dg.ExecuteInProcessResult, step: str) -> dict:
+    """The output metadata of one step of a migrate run."""
+    return next(
+        e for e in result.all_events if e.step_key == step and e.is_successful_output
+    ).step_output_data.metadata
+
+
+def test_a_scale_widening_on_a_three_column_key_is_planned_applied_and_resumed_after_a_kill(
+    readings: dict,
+) -> None:
+    warehouse = readings["warehouse"]
+    write_readings(readings)
+    assert load(scaled(2, THREE_COLUMN_KEY), readings).success
+    before = stored(warehouse)
+    assert len(before) == READINGS
+    wider = scaled(4, THREE_COLUMN_KEY)
+
+    shown = guard_metadata(migrate(warehouse, wider))
+    (planned,) = shown["planned_from_specs"].value
+    assert "value from numeric(14,2) to numeric(14,4)" in planned["description"]
+    assert shown["unplanned_spec_changes"].value == []
+    # Batches by the whole key, compared as one row value.
+    assert '(t."taken_on", t."sensor", t."reading_id") >' in shown["sql"].value
+
+    script = "\n".join(
+        [
+            "import os",
+            "from platform_assets.lib.warehouse.resource import Warehouse",
+            "from platform_assets_tests.migrations.conftest import run_migrations",
+            "from platform_assets_tests.migrations.test_keys_of_any_arity import"
+            " THREE_COLUMN_KEY, scaled",
+            "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",
+            "run_migrations(warehouse, migrations=[], dataset_specs=[scaled(4, THREE_COLUMN_KEY)],"
+            f" confirm=True, batch_size={BATCH}, pause_ms=200)",
+        ]
+    )
+    env = {**os.environ, "MIGRATION_TEST_URL": warehouse.conninfo()}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and committed_batches(warehouse) < 4:
+            time.sleep(0.05)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    killed_at = committed_batches(warehouse)
+    assert 4 <= killed_at < READINGS // BATCH
+    position = ledger_position(warehouse)
+    assert set(position) == set(THREE_COLUMN_KEY)  # the last key reached, all three columns
+    (done,) = fetch_all(
+        warehouse,
+        sql.SQL("SELECT count(*) FROM io_test.readings WHERE value__new IS NOT NULL"),
+    )[0]
+    assert done == killed_at * BATCH  # committed batches only, nothing half done
+
+    resumed = migrate(warehouse, wider, confirm=True, batch_size=BATCH, pause_ms=0)
+
+    assert resumed.success
+    baseline = step_metadata(resumed, "baseline")
+    assert baseline["resumed_after"].value == position
+    backfilled = step_metadata(resumed, "backfill")
+    # One pass in key order from the position did the rest: no sweep found rows passed over.
+    assert backfilled["sweeps"].value == 0
+    assert backfilled["rows"].value == READINGS - killed_at * BATCH
+    (batches, rows, status) = fetch_all(
+        warehouse,
+        sql.SQL("SELECT backfill_batches, backfill_rows, status FROM platform.migration_ledger"),
+    )[0]
+    # No batch done twice: every row once, in as many batches as the rows need.
+    assert (batches, rows, status) == (READINGS // BATCH, READINGS, "applied")
+    assert column_types(readings)["value"] == "numeric(14,4)"
+    assert stored(warehouse) == before  # every value the same number, four places now
+    assert {str(value).split(".")[1] for _, _, value in stored(warehouse)} <= {
+        f"{n:02d}00" for n in range(100)
+    }
+
+    # The contract step drops value__old, backed up by the three key columns; then all is clean.
+    assert migrate(warehouse, wider, confirm=True).success
+    assert "value__old" not in column_types(readings)
+    assert guard_metadata(migrate(warehouse, wider))["planned_from_specs"].value == []
+    assert load(wider, readings).success
+    assert stored(warehouse) == before
+
+
+def test_a_keyless_table_s_type_change_goes_in_batches_of_pages(readings: dict) -> None:
+    warehouse = readings["warehouse"]
+    write_readings(readings)
+    assert load(scaled(2, []), readings).success
+    before = stored(warehouse)
+    wider = scaled(4, [])
+
+    shown = guard_metadata(migrate(warehouse, wider))
+    assert "WHERE t.ctid >= format(" in shown["sql"].value  # a TID range of pages per batch
+    applied = migrate(warehouse, wider, confirm=True, batch_size=BATCH)
+
+    assert applied.success
+    backfilled = step_metadata(applied, "backfill")
+    assert (backfilled["rows"].value, backfilled["sweeps"].value) == (READINGS, 0)
+    assert backfilled["batches"].value > 1
+    assert column_types(readings)["value"] == "numeric(14,4)"
+    assert stored(warehouse) == before
+    assert all(isinstance(value, Decimal) for _, _, value in stored(warehouse))
+    # The retired column cannot be restored to keyless rows after a drop: reported, not planned.
+    contract = guard_metadata(migrate(warehouse, wider))
+    assert contract["planned_from_specs"].value == []
+    (unplanned,) = contract["unplanned_spec_changes"].value
+    assert "['value__old'] are no longer declared" in unplanned
+    assert "no primary key" in unplanned
