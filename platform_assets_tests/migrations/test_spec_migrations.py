@@ -2,14 +2,19 @@
 job's dry run showing the migration planned from the difference, confirming applying it with the
 data verified, and the load going through afterwards. Materialised and migrated for real."""
 
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
+import pytest
 from psycopg import sql
 
 from platform_assets.defs.datasets.assets import build_dataset_asset
+from platform_assets.defs.migrations.spec_changes import plan_from_specs
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.migrations.model import Check, Migration
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.datasets.test_spec_changes import DAY, column_types, valued_readings
 from platform_assets_tests.helpers import fetch_all
@@ -97,11 +102,80 @@ def test_a_key_change_is_reported_not_planned(readings: dict) -> None:
     assert "primary key ['reading_id'] but primary_key ['sensor'] is declared" in unplanned
 
 
-def test_a_removed_key_is_reported_not_planned(readings: dict) -> None:
+def removed_key(shape: str) -> DatasetSpec:
+    """The readings without their primary key: keyless, or with the key as a dedupe key."""
+    if shape == "keyless":
+        return valued_readings({"type": "integer"}, [])
+    return valued_readings({"type": "integer"}, []).model_copy(
+        update={"dedupe_key": ["reading_id"]}
+    )
+
+
+@pytest.mark.parametrize("shape", ["keyless", "dedupe key"])
+def test_a_removed_key_is_refused_by_the_load_then_planned_and_dropped(
+    readings: dict, shape: str
+) -> None:
     warehouse = readings["warehouse"]
     assert load(WHOLE, readings).success
-    keyless = valued_readings({"type": "integer"}, [])
-    shown = guard_metadata(migrate(warehouse, keyless))
-    assert shown["planned_from_specs"].value == []
-    (unplanned,) = shown["unplanned_spec_changes"].value
-    assert "primary key ['reading_id'] but none is declared" in unplanned
+    spec = removed_key(shape)
+    refused = load(spec, readings)
+    assert not refused.success  # the table would go on refusing repeats with a raw error
+    assert "primary key ['reading_id'] but none is declared" in refusal(refused)
+
+    shown = guard_metadata(migrate(warehouse, spec))
+    (planned,) = shown["planned_from_specs"].value
+    assert "drop the primary key ['reading_id']" in planned["description"]
+    assert shown["unplanned_spec_changes"].value == []
+    assert shown["lint_findings"].value == []
+    assert primary_key(warehouse) == ["reading_id"]  # a dry run changes nothing
+
+    assert migrate(warehouse, spec, confirm=True).success
+    assert primary_key(warehouse) == []
+    assert guard_metadata(migrate(warehouse, spec))["planned_from_specs"].value == []
+    day = Path(readings["landing"].directory) / "readings" / f"readings_{DAY}.csv"
+    day.write_text(day.read_text() + f"1,{DAY},a,5\n")  # a repeated row
+    loaded = load(spec, readings)
+    assert loaded.success  # the keyless or dedupe behaviour, no constraint error
+    stored = fetch_all(warehouse, sql.SQL("SELECT count(*) FROM io_test.readings"))[0][0]
+    assert stored == (4 if shape == "keyless" else 3)
+
+
+def refusal(result: dg.ExecuteInProcessResult) -> str:
+    """The messages of the failed step's error and its causes."""
+    error = next(e for e in result.all_events if e.is_step_failure).step_failure_data.error
+    messages = []
+    while error is not None:
+        messages.append(error.message)
+        error = error.cause
+    return "\n".join(messages)
+
+
+def primary_key(warehouse: Warehouse) -> list[str]:
+    return [
+        name
+        for (name,) in fetch_all(
+            warehouse,
+            sql.SQL(
+                "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+                " AND a.attnum = ANY(i.indkey)"
+                " WHERE i.indrelid = 'io_test.readings'::regclass AND i.indisprimary"
+            ),
+        )
+    ]
+
+
+def test_a_dropped_key_is_rebuilt_by_the_rollback(readings: dict) -> None:
+    warehouse = readings["warehouse"]
+    assert load(WHOLE, readings).success
+    spec = removed_key("keyless")
+    (planned,) = plan_from_spec(warehouse, spec)
+    failing = replace(planned, validate=[Check("fails", "SELECT false")])
+    result = run_migrations(warehouse, migrations=[failing], confirm=True)
+    assert not result.success
+    assert "rolled back; schema and data verified equal to the baseline" in cause_message(result)
+    assert primary_key(warehouse) == ["reading_id"]
+
+
+def plan_from_spec(warehouse: Warehouse, spec: DatasetSpec) -> list[Migration]:
+    with adbc.connect(warehouse.conninfo()) as conn:
+        return plan_from_specs(conn, [spec]).migrations

@@ -34,6 +34,8 @@ def dataset_metadata(spec: DatasetSpec) -> dict[str, Any]:
     """The asset's definition metadata every dataset has: for the IO manager and the UI."""
     return {
         "primary_key": spec.primary_key,
+        # NOT NULL in the table (lib/io_manager): the loader already dead-letters a row without.
+        "required_columns": [c.name for c in spec.columns if c.required],
         "write_mode": spec.write_mode,
         "dataset": spec.name,
         # Columns the reader role may not read at all (lib/tables/reader_access).

@@ -29,7 +29,12 @@ from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.ingestion.stored_schema import stored_schema
 from platform_assets.lib.migrations.model import PLANNED_PREFIX, SPEC_CHAIN, Check, Migration
-from platform_assets.lib.migrations.patterns import change_column_type, drop_column
+from platform_assets.lib.migrations.patterns import (
+    change_column_type,
+    drop_column,
+    drop_primary_key,
+    set_not_null,
+)
 from platform_assets.lib.tables import layout, statements
 from platform_assets.lib.tables.schema import Mismatch, compare_columns, table_columns
 from platform_assets.lib.tables.table_slice import TableSlice
@@ -44,10 +49,10 @@ class SpecPlan:
     unplanned: list[str]
 
 
-def _planned_id(spec: DatasetSpec, change: Mismatch) -> str:
+def _planned_id(spec: DatasetSpec, *change: object) -> str:
     """A planned migration's id, from the change it makes: planned again from the same table and
     spec, it is the same migration (so its ledger entry resumes it)."""
-    about = f"{spec.name}|{change.column}|{change.stored}|{change.declared}"
+    about = "|".join([spec.name, *map(str, change)])
     return f"{PLANNED_PREFIX}{spec.name}_{hashlib.sha256(about.encode()).hexdigest()[:12]}"
 
 
@@ -103,7 +108,12 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
         return SpecPlan([], [])
     table_name = statements.table_identifier(schema, table)
     partition_columns = [spec.partition_column] if spec.partition_column else []
-    unplanned, _ = layout.differences(cursor, table_name, partition_columns, spec.primary_key)
+    # Batches go by the table's own primary key, whatever its columns, or by physical row order.
+    key = layout.table_primary_key(cursor, table_name)
+    undeclared_key = bool(key) and not spec.primary_key  # removed, or now a dedupe key: planned
+    unplanned, _ = layout.differences(
+        cursor, table_name, partition_columns, list(key) if undeclared_key else spec.primary_key
+    )
     try:
         declared = stored_schema(spec)
     except Exception as error:  # a user's transform: whatever it raises, the plan says why
@@ -112,8 +122,6 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
     changed = [m for m in mismatches if m.declared is not None]
     staged = {f"{m.column}__new"[:63] for m in changed}  # a swap under way: not a dropped column
     dropped = [m for m in mismatches if m.declared is None and m.column not in staged]
-    # Batches go by the table's own primary key, whatever its columns, or by physical row order.
-    key = layout.table_primary_key(cursor, table_name)
     if dropped and not key:
         unplanned.append(
             f"{table_slice.qualified_name}: {[m.column for m in dropped]} are no longer declared,"
@@ -124,7 +132,7 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
     planned = []
     for change in changed:
         migration = change_column_type(
-            id=_planned_id(spec, change),
+            id=_planned_id(spec, change.column, change.stored, change.declared),
             description=(
                 f"{spec.name}: {change.column} from {change.stored} to {change.declared},"
                 " as its spec declares (planned from the spec)"
@@ -139,7 +147,7 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
         planned.append(_fingerprinted(replace(migration, pre_checks=checks)))
     for gone in dropped:
         migration = drop_column(
-            id=_planned_id(spec, gone),
+            id=_planned_id(spec, gone.column, gone.stored, gone.declared),
             description=(
                 f"{spec.name}: drop {gone.column} ({gone.stored}), which its spec no longer"
                 " declares (planned from the spec; backed up first)"
@@ -151,7 +159,54 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
             pg_type=gone.stored,
         )
         planned.append(_fingerprinted(migration))
+    changing = {m.column for m in changed}
+    for column in existing:
+        if column.name in _not_null_declared(spec) - changing and not column.not_null:
+            migration = set_not_null(
+                id=_planned_id(spec, column.name, "NOT NULL"),
+                description=(
+                    f"{spec.name}: {column.name} NOT NULL, as its spec declares it required"
+                    " (planned from the spec; refused while a row holds a null)"
+                ),
+                schema=schema,
+                table=table,
+                key=key,
+                column=column.name,
+            )
+            planned.append(_fingerprinted(migration))
+    if undeclared_key:
+        migration = drop_primary_key(
+            id=_planned_id(spec, "drop primary key", *key),
+            description=(
+                f"{spec.name}: drop the primary key {list(key)}, which its spec no longer declares"
+                f"{f' (its dedupe key is {spec.dedupe_key})' if spec.dedupe_key else ''};"
+                " planned from the spec, rebuilt by the rollback"
+            ),
+            schema=schema,
+            table=table,
+            key=key,
+            constraint=layout.primary_key_constraint(cursor, table_name),
+        )
+        planned.append(_fingerprinted(replace(migration, pre_checks=[_keyed_by(table_slice, key)])))
     return SpecPlan(planned, unplanned)
+
+
+def _not_null_declared(spec: DatasetSpec) -> set[str]:
+    """The columns the spec's table must hold no null in: the required ones and the key's."""
+    return {c.name for c in spec.columns if c.required} | set(spec.primary_key)
+
+
+def _keyed_by(table_slice: TableSlice, key: tuple[str, ...]) -> Check:
+    """The table's primary key is still the one the plan was made from."""
+    query = sql.SQL(
+        "SELECT coalesce(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[],"
+        " a.attnum)), '{{}}') = {} FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+        " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {}::regclass AND i.indisprimary"
+    ).format(
+        sql.Literal(list(key)),
+        sql.Literal(statements.table_identifier(table_slice.schema, table_slice.table)),
+    )
+    return Check(f"the primary key is still {list(key)}", query.as_string())
 
 
 def plan_from_specs(conn: adbc.Connection, specs: list[DatasetSpec]) -> SpecPlan:

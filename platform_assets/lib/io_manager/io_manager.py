@@ -8,6 +8,8 @@ Configured per asset through definition metadata (see docs/io-manager.md for exa
 - ``write_mode``: ``replace_partition`` (default when partitioned), ``replace_table`` (default
   otherwise), ``upsert`` or ``append``.
 - ``primary_key``: list of columns (required by ``upsert``); ``indexes``: list of column lists;
+- ``required_columns``: the columns that may hold no null: NOT NULL in a new table (the key's
+  columns always are), and a NOT NULL no longer required is dropped from an existing one;
   ``partition_index``: ``btree`` (default) or ``brin`` for the partition column(s).
 - ``row_hash_columns``: the columns ``_row_hash`` covers (default: all of the frame's).
 - ``native_partitions``: ``True`` creates the table as a Postgres-native partitioned table, one
@@ -122,8 +124,8 @@ def _prepend(first: IngestedChunk, rest: Iterator[IngestedChunk]) -> Iterator[In
 
 
 def column_schema(columns: list[Column], declared: Mapping[str, dg.TableColumn]) -> dg.TableSchema:
-    """The stored columns as Dagster's column schema (their Postgres types), with what the asset
-    declares of each: its description and tags."""
+    """The stored columns as Dagster's column schema (their Postgres types and whether the table
+    allows nulls in them), with what the asset declares of each: its description and tags."""
     stored = []
     for column in columns:
         about = declared.get(column.name)
@@ -132,6 +134,7 @@ def column_schema(columns: list[Column], declared: Mapping[str, dg.TableColumn])
                 column.name,
                 column.pg_type,
                 description=about.description if about else None,
+                constraints=dg.TableColumnConstraints(nullable=not column.not_null),
                 tags=about.tags if about else None,
             )
         )
@@ -361,6 +364,11 @@ class PostgresIOManager(dg.ConfigurableIOManager):
                 mode=mode,
                 hash_columns=list(metadata.get("row_hash_columns") or data_schema.names),
                 primary_key=list(metadata.get("primary_key") or []),
+                required=(
+                    None
+                    if metadata.get("required_columns") is None
+                    else tuple(metadata["required_columns"])
+                ),
                 indexes=[list(columns) for columns in metadata.get("indexes") or []],
                 partition_index=metadata.get("partition_index", "btree"),
                 side_writes=side_writes,

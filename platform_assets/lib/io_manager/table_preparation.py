@@ -1,6 +1,6 @@
 """Preparing the table for a write: create it, or check and evolve it, under a lock on the table."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import adbc_driver_postgresql.dbapi as adbc
 from psycopg import sql
@@ -79,7 +79,12 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
         recreated = None
         if existing:
             try:
-                evolution = plan_evolution(existing, request.schema, table_slice.qualified_name)
+                evolution = plan_evolution(
+                    existing,
+                    request.schema,
+                    table_slice.qualified_name,
+                    None if request.required is None else request.not_null,
+                )
                 layout.check(
                     cursor, table_name, list(table_slice.partition_columns), request.primary_key
                 )
@@ -92,8 +97,17 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
                 existing.append(column)
             for column in evolution.widenings:
                 cursor.execute(ddl.alter_column_type(schema, table, column))
-            widened = {column.name: column for column in evolution.widenings}
-            existing = [widened.get(column.name, column) for column in existing]
+            for name in evolution.relaxed:
+                cursor.execute(ddl.drop_not_null(schema, table, name))
+            widened = {column.name: column.pg_type for column in evolution.widenings}
+            existing = [
+                replace(
+                    column,
+                    pg_type=widened.get(column.name, column.pg_type),
+                    not_null=column.not_null and column.name not in evolution.relaxed,
+                )
+                for column in existing
+            ]
             native = native_partitions.is_partitioned(cursor, table_name)
             if request.native_partitions and not native:
                 raise native_partitions.NativePartitionsError(
@@ -113,7 +127,8 @@ def prepare_table(conn: adbc.Connection, request: WriteRequest) -> PreparedTable
                 native=native,
                 widened=tuple(evolution.widenings),
             )
-        columns = [Column(f.name, postgres_type(f)) for f in request.schema]
+        not_null = request.not_null
+        columns = [Column(f.name, postgres_type(f), f.name in not_null) for f in request.schema]
         layout.record(
             cursor,
             statements.table_identifier(schema, table),

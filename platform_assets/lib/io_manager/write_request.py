@@ -71,8 +71,15 @@ class WriteRequest:
     bulk_load_min_rows: int | None = bulk_load.BULK_LOAD_MIN_ROWS
     run_id: str = ""  # the run writing: its dead letters spool under its own directory
     hidden_from_reader: list[str] = field(default_factory=list)  # personal data (reader_access)
+    # The columns the writer declares required (NOT NULL); None: it declares nothing of the kind.
+    required: tuple[str, ...] | None = None
     # Rows a SELECT computes in the warehouse, inserted instead of streamed (selected_rows).
     selected: "SelectedRows | None" = None
+
+    @property
+    def not_null(self) -> set[str]:
+        """The columns a new table makes NOT NULL: the required ones and the key's."""
+        return {*(self.required or ()), *self.primary_key}
 
     @property
     def schema(self) -> pa.Schema:

@@ -8,6 +8,8 @@
   ``drop_column`` contracts it.
 - ``rename_column`` (expand) and ``drop_column`` (contract): add the new name, sync and backfill
   it; once the application reads the new name, drop the old one (backed up first).
+- ``set_not_null``: NOT NULL through a validated CHECK, refused while a null remains.
+- ``drop_primary_key``: a key no longer declared; its rollback builds it again.
 
 Names are quoted by psycopg; expressions (``value``, ``where``, ``using``) are SQL written by the
 migration's author, as in any migration file, never taken from run config or metadata.
@@ -471,4 +473,92 @@ def drop_column(
             ),
             _restore_from_backup(id, schema, table, key, column),
         ],
+    )
+
+
+def _constraint_exists(schema: str, table: str, condition: sql.Composable) -> sql.Composable:
+    return sql.SQL(
+        "EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {}::regclass AND {})"
+    ).format(sql.Literal(sql.Identifier(schema, table).as_string()), condition)
+
+
+def set_not_null(
+    *, id: str, description: str, schema: str, table: str, key: Key, column: str
+) -> Migration:
+    """NOT NULL on ``column`` without a long exclusive scan (a validated CHECK first), refused by
+    its pre-check while any row holds a null there."""
+    target, col = sql.Identifier(schema, table), sql.Identifier(column)
+    not_null = sql.SQL(
+        "SELECT attnotnull FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {}"
+    ).format(sql.Literal(target.as_string()), sql.Literal(column))
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        pre_checks=[
+            Check(
+                f"no {column} is null",
+                _text(
+                    sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {} WHERE {} IS NULL)").format(
+                        target, col
+                    )
+                ),
+            )
+        ],
+        forward=[],
+        constraints=_not_null_steps(schema, table, column),
+        validate=[Check(f"{column} is NOT NULL", _text(not_null))],
+        down=[
+            _text(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                    target, sql.Identifier(f"{table}_{column}_not_null"[:63])
+                )
+            ),
+            _text(sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(target, col)),
+        ],
+    )
+
+
+# Above the DROP of a primary key the spec no longer declares: why, and the squawk rule it answers.
+UNDECLARED_KEY = (
+    "-- the dataset's spec no longer declares this key (keyless, or a dedupe key instead)\n"
+    "-- squawk-ignore ban-drop-constraint\n"
+)
+
+
+def drop_primary_key(
+    *, id: str, description: str, schema: str, table: str, key: tuple[str, ...], constraint: str
+) -> Migration:
+    """Drop the primary key ``constraint`` over ``key``; ``down`` builds it again."""
+    target = sql.Identifier(schema, table)
+    has_key = _constraint_exists(schema, table, sql.SQL("contype = 'p'"))
+    add_back = sql.SQL(
+        "DO $migration$ BEGIN IF NOT {} THEN ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({});"
+        " END IF; END $migration$"
+    ).format(
+        has_key,
+        target,
+        sql.Identifier(constraint),
+        sql.SQL(", ").join(map(sql.Identifier, key)),
+    )
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=key,
+        forward=[
+            UNDECLARED_KEY
+            + _text(
+                sql.SQL("ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}").format(
+                    target, sql.Identifier(constraint)
+                )
+            )
+        ],
+        validate=[
+            Check(f"{schema}.{table} has no primary key", _text(sql.SQL("SELECT NOT ") + has_key))
+        ],
+        down=[_text(add_back)],
     )

@@ -18,7 +18,11 @@ def create_schema(schema: str) -> str:
 
 def _column_definitions(columns: list[Column]) -> list[sql.Composable]:
     return [
-        sql.SQL("{} {}").format(sql.Identifier(column.name), sql.SQL(column.pg_type))
+        sql.SQL("{} {}{}").format(
+            sql.Identifier(column.name),
+            sql.SQL(column.pg_type),
+            sql.SQL(" NOT NULL" if column.not_null else ""),
+        )
         for column in columns
     ]
 
@@ -89,6 +93,15 @@ def add_column(schema: str, table: str, column: Column) -> str:
     return render(
         sql.SQL("ALTER TABLE {} ADD COLUMN {} {}").format(
             sql.Identifier(schema, table), sql.Identifier(column.name), sql.SQL(column.pg_type)
+        )
+    )
+
+
+def drop_not_null(schema: str, table: str, column: str) -> str:
+    """ALTER TABLE … ALTER COLUMN … DROP NOT NULL: catalog-only, no value changes."""
+    return render(
+        sql.SQL("ALTER TABLE {} ALTER COLUMN {} DROP NOT NULL").format(
+            sql.Identifier(schema, table), sql.Identifier(column)
         )
     )
 

@@ -56,6 +56,15 @@ def table_primary_key(cursor: adbc.Cursor, table_name: str) -> tuple[str, ...]:
     return tuple(name for (name,) in cursor.fetchall())
 
 
+def primary_key_constraint(cursor: adbc.Cursor, table_name: str) -> str:
+    """The name of the table's primary key constraint."""
+    cursor.execute(
+        "SELECT conname FROM pg_constraint WHERE conrelid = to_regclass($1) AND contype = 'p'",
+        parameters=(table_name,),
+    )
+    return cursor.fetchone()[0]
+
+
 def differences(
     cursor: adbc.Cursor,
     table_name: str,
@@ -72,8 +81,8 @@ def differences(
         # on refusing the repeats the declaration now allows, with a raw constraint error.
         found.append(
             f"{table_name} has primary key {actual} but none is declared; dropping a table's key"
-            " is a migration (ALTER TABLE … DROP CONSTRAINT), or declare primary_key"
-            f" {actual} again."
+            " is a migration (for a dataset, the migrate job's dry run plans it), or declare"
+            f" primary_key {actual} again."
         )
     elif actual != primary_key:
         held = f"primary key {actual}" if actual else "no primary key"

@@ -1,6 +1,9 @@
 """Postgres column types for Arrow data: creating a table from a frame, and checking it still fits.
 
-A new nullable column in the frame is added to the table (additive evolution). A column whose
+A new nullable column in the frame is added to the table (additive evolution). Where the writer
+declares which columns are required, a table's NOT NULL on a column no longer required is dropped
+(catalog-only, no value changes); a required column the table still allows nulls in is left to a
+planned migration (it must prove there are none). A column whose
 declared type the table holds only in a narrower form is widened when that is safe and changes no
 stored value: numeric precision up at the same scale, smallint or integer to bigint, varchar(n)
 to a longer varchar or text. Anything else that the table could not hold exactly (a smaller
@@ -9,7 +12,9 @@ error naming the column and the migration to write. A value is never altered on 
 """
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 
 import adbc_driver_postgresql.dbapi as adbc
 import pyarrow as pa
@@ -23,10 +28,11 @@ class SchemaMismatchError(Exception):
 
 @dataclass(frozen=True)
 class Column:
-    """A table column as Postgres reports it (``format_type``)."""
+    """A table column as Postgres reports it (``format_type``), and whether it is NOT NULL."""
 
     name: str
     pg_type: str
+    not_null: bool = False
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,9 @@ class Evolution:
 
     additions: list[Column]
     widenings: list[Column]
+    relaxed: list[str] = dataclass_field(
+        default_factory=list
+    )  # NOT NULL columns no longer required
 
 
 _NUMERIC = re.compile(r"^numeric\((\d+),(\d+)\)$")
@@ -165,10 +174,23 @@ def compare_columns(
     return Evolution(additions, widenings), mismatches
 
 
-def plan_evolution(existing: list[Column], frame_schema: pa.Schema, table_name: str) -> Evolution:
+def plan_evolution(
+    existing: list[Column],
+    frame_schema: pa.Schema,
+    table_name: str,
+    required: Collection[str] | None = None,
+) -> Evolution:
     """The columns to add and to widen so the table can take ``frame_schema`` without changing a
-    value; raise, naming the change and the migration it needs, if only a migration can."""
+    value, and (when the writer declares its ``required`` columns) the NOT NULL columns it no
+    longer requires; raise, naming the change and the migration it needs, if only a migration
+    can."""
     evolution, mismatches = compare_columns(existing, frame_schema)
+    if required is not None:
+        evolution.relaxed.extend(
+            column.name
+            for column in existing
+            if column.not_null and column.name in frame_schema.names and column.name not in required
+        )
     mismatches = [m for m in mismatches if not m.retired]
     missing = [m.column for m in mismatches if m.declared is None]
     if missing:
@@ -193,4 +215,4 @@ def table_columns(cursor: adbc.Cursor, schema: str, table: str) -> list[Column]:
     cursor.execute(
         statements.TABLE_COLUMNS, parameters=(statements.table_identifier(schema, table),)
     )
-    return [Column(name, pg_type) for name, pg_type in cursor.fetchall()]
+    return [Column(name, pg_type, not_null) for name, pg_type, not_null in cursor.fetchall()]

@@ -24,7 +24,7 @@ from platform_assets.lib.tables.table_slice import (
 )
 
 TABLE_COLUMNS = (
-    "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_attribute a"
+    "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull FROM pg_attribute a"
     " WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped"
     " ORDER BY a.attnum"
 )
