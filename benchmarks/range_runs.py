@@ -23,7 +23,10 @@ afterwards. The arms:
   whole range as one run launched through a real ``dg dev`` (launch to the run's recorded end),
   against the same range materialised in this process, each ``--dev-repeats`` times on emptied
   tables: ``in_process_s`` and ``dg_dev_s`` list every time, ``dg_dev_vs_in_process`` is the ratio
-  of their medians.
+  of their medians. ``dg dev``'s processes keep compiled bytecode (in the temporary directory,
+  ``PYTHONPYCACHEPREFIX``) even where the environment says not to write it
+  (``PYTHONDONTWRITEBYTECODE``, as some sandboxes and images set): otherwise every run worker
+  would compile the code location from source, which a developer's machine does once.
 
 The last line printed is one JSON object with the figures.
 """
@@ -306,7 +309,10 @@ def dg_dev_arm(url: str, days: list[date], orders: int, landing: Path, repeats: 
             ended = dev_instance.get_run_record_by_id(run_id).end_time
             return ended - started, run_profile(dev_instance, run_id, started)
 
-    with running_dagster_dev(REPO_ROOT, client.port, os.environ, log, client.answers):
+    # Bytecode kept as on a developer's machine (see the module docstring), in the data directory.
+    environment = {**os.environ, "PYTHONPYCACHEPREFIX": str(log.parent / "pycache")}
+    environment.pop("PYTHONDONTWRITEBYTECODE", None)
+    with running_dagster_dev(REPO_ROOT, client.port, environment, log, client.answers):
         for sensor in ("orders_landing_files", "platform_automation"):
             client.stop_sensor(sensor)
         # What the sensors requested at dg dev's start would share the two cores with the run.

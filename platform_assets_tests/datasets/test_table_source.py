@@ -25,6 +25,8 @@ from platform_assets.lib.io_manager.io_manager import PostgresIOManager
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import new_database
 from platform_assets_tests.helpers import check_evaluation, fetch_all
+from platform_assets_tests.migrations.conftest import run_migrations
+from platform_assets_tests.migrations.test_migration_job import guard_metadata
 
 CUSTOMERS = SPECS_BY_NAME["customers"]
 SOURCE_DDL = [
@@ -495,3 +497,48 @@ def test_the_high_water_columns_must_be_declared_with_their_types() -> None:
         ValueError, match="'updated_at' must be a declared timestamptz or timestamp"
     ):
         DatasetSpec.model_validate(document)
+
+
+def with_columns(columns: list[dict]) -> DatasetSpec:
+    """The shipped customers spec with other declared columns."""
+    return CUSTOMERS.model_copy(
+        update={"columns": [CUSTOMERS.columns[0].model_validate(c) for c in columns]}
+    )
+
+
+def test_a_table_source_s_spec_changes_are_planned_and_applied_as_a_file_source_s(
+    source: Warehouse,
+) -> None:
+    assert extract(source).success
+    declared = [c.model_dump(exclude_defaults=True) for c in CUSTOMERS.columns]
+    email_required = with_columns(
+        [{**c, "required": True} if c["name"] == "email" else c for c in declared]
+    )
+
+    def migrate(spec: DatasetSpec, **config: object) -> dg.ExecuteInProcessResult:
+        return run_migrations(source, migrations=[], dataset_specs=[spec], **config)
+
+    (planned,) = guard_metadata(migrate(email_required))["planned_from_specs"].value
+    assert "email NOT NULL" in planned["description"]
+    assert migrate(email_required, confirm=True).success
+    assert not_null(source, "staging", "customers")["email"]
+
+    no_email = with_columns([c for c in declared if c["name"] != "email"])
+    (planned,) = guard_metadata(migrate(no_email))["planned_from_specs"].value
+    assert "drop email (text)" in planned["description"]
+    assert migrate(no_email, confirm=True).success
+    assert "email" not in not_null(source, "staging", "customers")
+    assert extract(source, no_email).success
+
+
+def not_null(warehouse: Warehouse, schema: str, table: str) -> dict[str, bool]:
+    """Each column of the table, and whether it is NOT NULL."""
+    return dict(
+        fetch_all(
+            warehouse,
+            sql.SQL(
+                "SELECT attname, attnotnull FROM pg_attribute WHERE attrelid = {}::regclass"
+                " AND attnum > 0 AND NOT attisdropped"
+            ).format(sql.Literal(f"{schema}.{table}")),
+        )
+    )
