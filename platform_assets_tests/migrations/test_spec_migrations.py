@@ -8,6 +8,7 @@ from pathlib import Path
 
 import adbc_driver_postgresql.dbapi as adbc
 import dagster as dg
+import psycopg
 import pytest
 from psycopg import sql
 
@@ -92,14 +93,43 @@ def test_a_conversion_that_would_change_a_value_is_refused(readings: dict) -> No
     assert values(warehouse) == [(1, Decimal("5.125")), (2, Decimal("0.500"))]
 
 
-def test_a_key_change_is_reported_not_planned(readings: dict) -> None:
+@pytest.mark.parametrize("keyed_before", [True, False], ids=["another key", "a key added"])
+def test_a_key_change_is_planned_refused_on_repeats_and_applied(
+    readings: dict, keyed_before: bool
+) -> None:
     warehouse = readings["warehouse"]
-    assert load(WHOLE, readings).success
-    rekeyed = valued_readings({"type": "integer"}, ["sensor"])
+    assert load(WHOLE if keyed_before else removed_key("keyless"), readings).success
+    rekeyed = valued_readings({"type": "integer"}, ["sensor", "reading_id"])
+    day = Path(readings["landing"].directory) / "readings" / f"readings_{DAY}.csv"
+    refused = load(rekeyed, readings)
+    assert not refused.success
+    assert "primary_key ['sensor', 'reading_id'] is declared" in refusal(refused)
+
     shown = guard_metadata(migrate(warehouse, rekeyed))
-    assert shown["planned_from_specs"].value == []
-    (unplanned,) = shown["unplanned_spec_changes"].value
-    assert "primary key ['reading_id'] but primary_key ['sensor'] is declared" in unplanned
+    (planned,) = shown["planned_from_specs"].value
+    assert "key the table by ['sensor', 'reading_id']" in planned["description"]
+    assert shown["unplanned_spec_changes"].value == []
+    assert shown["lint_findings"].value == []
+    assert "CREATE UNIQUE INDEX CONCURRENTLY" in shown["sql"].value
+    assert primary_key(warehouse) == (["reading_id"] if keyed_before else [])
+
+    if not keyed_before:  # a repeated row: the new key would not be unique, so it is refused
+        with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+            conn.execute("INSERT INTO io_test.readings SELECT * FROM io_test.readings LIMIT 1")
+        repeated = migrate(warehouse, rekeyed, confirm=True)
+        assert not repeated.success
+        assert "no two rows share ['sensor', 'reading_id']" in cause_message(repeated)
+        with psycopg.connect(warehouse.conninfo(), autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM io_test.readings WHERE ctid = (SELECT max(ctid) FROM io_test.readings)"
+            )
+
+    assert migrate(warehouse, rekeyed, confirm=True).success
+    assert primary_key(warehouse) == ["sensor", "reading_id"]
+    assert guard_metadata(migrate(warehouse, rekeyed))["planned_from_specs"].value == []
+    day.write_text(day.read_text() + f"1,{DAY},b,8\n")  # reading 1 again, of another sensor
+    assert load(rekeyed, readings).success
+    assert len(values(warehouse)) == 4
 
 
 def removed_key(shape: str) -> DatasetSpec:
@@ -159,21 +189,32 @@ def primary_key(warehouse: Warehouse) -> list[str]:
                 "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
                 " AND a.attnum = ANY(i.indkey)"
                 " WHERE i.indrelid = 'io_test.readings'::regclass AND i.indisprimary"
+                " ORDER BY array_position(i.indkey::int2[], a.attnum)"
             ),
         )
     ]
 
 
-def test_a_dropped_key_is_rebuilt_by_the_rollback(readings: dict) -> None:
+@pytest.mark.parametrize("change", ["dropped", "replaced"])
+def test_a_dropped_or_replaced_key_is_restored_by_the_rollback(readings: dict, change: str) -> None:
     warehouse = readings["warehouse"]
     assert load(WHOLE, readings).success
-    spec = removed_key("keyless")
+    spec = (
+        removed_key("keyless")
+        if change == "dropped"
+        else valued_readings({"type": "integer"}, ["sensor", "reading_id"])
+    )
     (planned,) = plan_from_spec(warehouse, spec)
     failing = replace(planned, validate=[Check("fails", "SELECT false")])
     result = run_migrations(warehouse, migrations=[failing], confirm=True)
     assert not result.success
     assert "rolled back; schema and data verified equal to the baseline" in cause_message(result)
     assert primary_key(warehouse) == ["reading_id"]
+    indexes = fetch_all(
+        warehouse,
+        sql.SQL("SELECT indexname FROM pg_indexes WHERE tablename = 'readings'"),
+    )
+    assert not [name for (name,) in indexes if "sensor" in name]  # the new key's index is gone
 
 
 def plan_from_spec(warehouse: Warehouse, spec: DatasetSpec) -> list[Migration]:

@@ -11,12 +11,18 @@ and apply once confirmed:
   would round a stored value is refused, never applied); the post-validation checks the new type.
 - a column no longer declared (the ``__old`` one a swap leaves too) is dropped
   (``drop_column``): backed up first, restored by the rollback.
+- a required (or key) column the table allows nulls in is made NOT NULL (``set_not_null``),
+  refused while a row holds a null.
+- a primary key no longer declared is dropped (``drop_primary_key``); another key, or a key for a
+  keyless table, is built concurrently and swapped in (``change_primary_key``), refused unless
+  the new key is unique and never missing.
 
 Backfills go in batches by the table's primary key, of any number of columns, or by physical row
-order where it has none (``lib/migrations/batches.py``). A change of primary key or partition
-column, and a dropped column of a table without a primary key (nothing to restore its values by),
-are not planned: they are reported for a hand-written migration. One planned migration is
-applied per run; the next dry run plans the next step from the table as it then is.
+order where it has none (``lib/migrations/batches.py``). A change of partition column, a key
+change of a natively partitioned table, and a dropped column of a table without a primary key
+(nothing to restore its values by) are not planned: they are reported for a hand-written
+migration. One planned migration is applied per run; the next dry run plans the next step from
+the table as it then is.
 """
 
 import hashlib
@@ -31,12 +37,13 @@ from platform_assets.lib.ingestion.stored_schema import stored_schema
 from platform_assets.lib.migrations.model import PLANNED_PREFIX, SPEC_CHAIN, Check, Migration
 from platform_assets.lib.migrations.patterns import (
     change_column_type,
+    change_primary_key,
     drop_column,
     drop_primary_key,
     set_not_null,
 )
-from platform_assets.lib.tables import layout, statements
-from platform_assets.lib.tables.schema import Mismatch, compare_columns, table_columns
+from platform_assets.lib.tables import layout, native_partitions, statements
+from platform_assets.lib.tables.schema import Column, Mismatch, compare_columns, table_columns
 from platform_assets.lib.tables.table_slice import TableSlice
 
 
@@ -111,8 +118,15 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
     # Batches go by the table's own primary key, whatever its columns, or by physical row order.
     key = layout.table_primary_key(cursor, table_name)
     undeclared_key = bool(key) and not spec.primary_key  # removed, or now a dedupe key: planned
+    # Another key, or a key for a keyless table: planned, but for a natively partitioned table,
+    # whose unique index cannot be built concurrently.
+    rekeyed = bool(spec.primary_key) and list(key) != spec.primary_key
+    rekeyed = rekeyed and not native_partitions.is_partitioned(cursor, table_name)
     unplanned, _ = layout.differences(
-        cursor, table_name, partition_columns, list(key) if undeclared_key else spec.primary_key
+        cursor,
+        table_name,
+        partition_columns,
+        list(key) if undeclared_key or rekeyed else spec.primary_key,
     )
     try:
         declared = stored_schema(spec)
@@ -188,7 +202,55 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
             constraint=layout.primary_key_constraint(cursor, table_name),
         )
         planned.append(_fingerprinted(replace(migration, pre_checks=[_keyed_by(table_slice, key)])))
+    if rekeyed:
+        planned.append(_rekeyed(cursor, spec, table_slice, key, existing))
     return SpecPlan(planned, unplanned)
+
+
+def _rekeyed(
+    cursor: adbc.Cursor,
+    spec: DatasetSpec,
+    table_slice: TableSlice,
+    key: tuple[str, ...],
+    existing: list[Column],
+) -> Migration:
+    """The migration keying the table by the spec's primary key, refused unless the new key is
+    present in every row and unique."""
+    table_name = statements.table_identifier(table_slice.schema, table_slice.table)
+    new_key = tuple(spec.primary_key)
+    target = sql.Identifier(table_slice.schema, table_slice.table)
+    columns = sql.SQL(", ").join(map(sql.Identifier, new_key))
+    missing = sql.SQL(" OR ").join(sql.SQL("{} IS NULL").format(sql.Identifier(c)) for c in new_key)
+    migration = change_primary_key(
+        id=_planned_id(spec, "primary key", *key, "to", *new_key),
+        description=(
+            f"{spec.name}: key the table by {list(new_key)}"
+            f" ({f'instead of {list(key)}' if key else 'it has none'}), as its spec declares"
+            " (planned from the spec; refused unless the new key is unique and never missing)"
+        ),
+        schema=table_slice.schema,
+        table=table_slice.table,
+        old_key=key,
+        old_constraint=layout.primary_key_constraint(cursor, table_name) if key else None,
+        new_key=new_key,
+        nullable=[c.name for c in existing if c.name in new_key and not c.not_null],
+    )
+    checks = [
+        _keyed_by(table_slice, key),
+        Check(
+            f"no row lacks a part of {list(new_key)}",
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {} WHERE {})")
+            .format(target, missing)
+            .as_string(),
+        ),
+        Check(
+            f"no two rows share {list(new_key)}",
+            sql.SQL("SELECT NOT EXISTS (SELECT 1 FROM {} GROUP BY {} HAVING count(*) > 1)")
+            .format(target, columns)
+            .as_string(),
+        ),
+    ]
+    return _fingerprinted(replace(migration, pre_checks=checks))
 
 
 def _not_null_declared(spec: DatasetSpec) -> set[str]:

@@ -4,12 +4,14 @@ Only a lock timeout is retried (with exponential backoff and jitter): it is the 
 later attempt can fix without anyone changing anything. Every other error surfaces at once.
 """
 
+import re
 import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 from psycopg.types.json import Jsonb
 from tenacity import (
     retry,
@@ -51,6 +53,26 @@ class DdlProgress:
         return f"{self.step}:{index}"
 
 
+# PostgreSQL refuses these inside a transaction block: they run on their own, and their ledger
+# record follows in a transaction of its own. Each is written to be safe to repeat (IF NOT EXISTS),
+# since a run killed between the two repeats it.
+OUTSIDE_A_TRANSACTION = re.compile(r"\bCONCURRENTLY\b", re.I)
+
+
+def _outside_a_transaction(conn: psycopg.Connection, statement: str, timeouts: Timeouts) -> None:
+    """Run ``statement`` in autocommit under the same timeouts, set for the session meanwhile."""
+    limits = ("lock_timeout", "statement_timeout")
+    conn.execute(
+        "SELECT set_config('lock_timeout', %s, false), set_config('statement_timeout', %s, false)",
+        (f"{timeouts.lock_timeout_ms}ms", f"{timeouts.statement_timeout_ms}ms"),
+    )
+    try:
+        conn.execute(statement)
+    finally:
+        for limit in limits:
+            conn.execute(sql.SQL("RESET {}").format(sql.Identifier(limit)))
+
+
 def run_ddl(
     conn: psycopg.Connection,
     statements: list[str],
@@ -61,7 +83,8 @@ def run_ddl(
 
     With ``progress``, a statement already done is skipped and each statement is recorded done
     in the same transaction: a run killed anywhere resumes after the last committed statement,
-    never running one twice (a second ``ADD CONSTRAINT`` would fail) nor skipping one.
+    never running one twice (a second ``ADD CONSTRAINT`` would fail) nor skipping one. A statement
+    PostgreSQL runs only outside a transaction (``CONCURRENTLY``) is recorded right after it.
     """
 
     @retry(
@@ -71,6 +94,12 @@ def run_ddl(
         reraise=True,
     )
     def attempt(statement: str, marker: str | None) -> None:
+        if OUTSIDE_A_TRANSACTION.search(statement):
+            _outside_a_transaction(conn, statement, timeouts)
+            if marker is not None:
+                with conn.transaction():
+                    record_ddl_done(conn, progress.migration_id, marker)  # type: ignore[union-attr]
+            return
         with conn.transaction():
             conn.execute(
                 "SELECT set_config('lock_timeout', %s, true),"

@@ -1,7 +1,8 @@
 """Lint migration SQL with squawk, the real linter, fed each statement as the job runs it.
 
 The ``migrate`` job runs every statement in its own transaction after ``SET LOCAL lock_timeout``
-and ``statement_timeout``, so squawk reads exactly that (and therefore does not flag timeouts or
+and ``statement_timeout`` (a ``CONCURRENTLY`` one on its own, the timeouts set for the session),
+so squawk reads exactly that (and therefore does not flag timeouts or
 transactions the job provides). Backfill placeholders (``%(after)s``, ``%(limit)s``) are read as
 literals. A statement that is safe in its context says so in its own SQL, the way squawk reads
 it: a ``-- squawk-ignore <rule>`` comment above it, shown in the dry run with the statement.
@@ -19,7 +20,7 @@ import sysconfig
 from dataclasses import dataclass
 from pathlib import Path
 
-from platform_assets.lib.migrations.execution import Timeouts
+from platform_assets.lib.migrations.execution import OUTSIDE_A_TRANSACTION, Timeouts
 from platform_assets.lib.migrations.model import Migration
 
 SQUAWK = Path(sysconfig.get_path("scripts")) / "squawk"
@@ -74,6 +75,16 @@ def _as_executed(statements: list[str], timeouts: Timeouts) -> tuple[str, list[i
         for placeholder, literal in _PLACEHOLDERS.items():
             statement = statement.replace(placeholder, literal)
         starts.append(len(lines))
+        if OUTSIDE_A_TRANSACTION.search(statement):  # run on its own, the timeouts for the session
+            lines += [
+                f"SET lock_timeout = '{timeouts.lock_timeout_ms}ms';",
+                f"SET statement_timeout = '{timeouts.statement_timeout_ms}ms';",
+                *statement.splitlines(),
+                ";",
+                "RESET lock_timeout;",
+                "RESET statement_timeout;",
+            ]
+            continue
         lines += [
             "BEGIN;",
             f"SET LOCAL lock_timeout = '{timeouts.lock_timeout_ms}ms';",

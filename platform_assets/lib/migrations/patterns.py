@@ -10,6 +10,8 @@
   it; once the application reads the new name, drop the old one (backed up first).
 - ``set_not_null``: NOT NULL through a validated CHECK, refused while a null remains.
 - ``drop_primary_key``: a key no longer declared; its rollback builds it again.
+- ``change_primary_key``: another key, or a key for a keyless table: its unique index built
+  concurrently, then swapped in by one statement.
 
 Names are quoted by psycopg; expressions (``value``, ``where``, ``using``) are SQL written by the
 migration's author, as in any migration file, never taken from run config or metadata.
@@ -561,4 +563,111 @@ def drop_primary_key(
             Check(f"{schema}.{table} has no primary key", _text(sql.SQL("SELECT NOT ") + has_key))
         ],
         down=[_text(add_back)],
+    )
+
+
+# Above the swap of one primary key for another: why dropping the old one is safe.
+REPLACED_KEY = (
+    "-- the new key's unique index is built and every key column NOT NULL: one statement swaps\n"
+    "-- squawk-ignore ban-drop-constraint\n"
+)
+
+
+def change_primary_key(
+    *,
+    id: str,
+    description: str,
+    schema: str,
+    table: str,
+    old_key: tuple[str, ...],
+    old_constraint: str | None,
+    new_key: tuple[str, ...],
+    nullable: list[str],
+) -> Migration:
+    """Key the table by ``new_key`` (instead of ``old_key``, or of none): its unique index built
+    ``CONCURRENTLY``, its ``nullable`` columns made NOT NULL through validated checks, then one
+    statement drops the old key and adds the new one on that index. Pre-checks (the caller's)
+    should prove the new key unique and present in every row."""
+    target = sql.Identifier(schema, table)
+    name = f"{table}_{'_'.join(new_key)}_pkey"[:63]
+    index, regclass = sql.Identifier(name), sql.Literal(target.as_string())
+    columns = sql.SQL(", ").join(map(sql.Identifier, new_key))
+    invalid_leftover = sql.SQL(
+        "DO $migration$ BEGIN IF EXISTS (SELECT 1 FROM pg_index i JOIN pg_class c"
+        " ON c.oid = i.indexrelid WHERE i.indrelid = {}::regclass AND c.relname = {}"
+        " AND NOT i.indisvalid) THEN DROP INDEX {}; END IF; END $migration$"
+    ).format(regclass, sql.Literal(name), sql.Identifier(schema, name))
+    drop_old = (
+        sql.SQL("DROP CONSTRAINT {}, ").format(sql.Identifier(old_constraint))
+        if old_constraint
+        else sql.SQL("")
+    )
+    swap = sql.SQL("ALTER TABLE {} {}ADD CONSTRAINT {} PRIMARY KEY USING INDEX {}").format(
+        target, drop_old, index, index
+    )
+    old_back = (
+        sql.SQL("; ALTER TABLE {} ADD CONSTRAINT {} PRIMARY KEY ({})").format(
+            target,
+            sql.Identifier(old_constraint),
+            sql.SQL(", ").join(map(sql.Identifier, old_key)),
+        )
+        if old_constraint
+        else sql.SQL("")
+    )
+    swap_back = sql.SQL(
+        "DO $migration$ BEGIN IF {} THEN ALTER TABLE {} DROP CONSTRAINT {}{}; END IF;"
+        " END $migration$"
+    ).format(
+        _constraint_exists(schema, table, sql.SQL("conname = {}").format(sql.Literal(name))),
+        target,
+        index,
+        old_back,
+    )
+    return Migration(
+        id=id,
+        description=description,
+        schema=schema,
+        table=table,
+        key=old_key,
+        forward=[
+            _text(invalid_leftover),
+            _text(
+                sql.SQL("CREATE UNIQUE INDEX CONCURRENTLY IF NOT EXISTS {} ON {} ({})").format(
+                    index, target, columns
+                )
+            ),
+        ],
+        constraints=[
+            *(step for column in nullable for step in _not_null_steps(schema, table, column)),
+            REPLACED_KEY + _text(swap),
+        ],
+        validate=[
+            Check(
+                f"{schema}.{table} is keyed by {list(new_key)}",
+                _text(
+                    sql.SQL(
+                        "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[],"
+                        " a.attnum)) = {} FROM pg_index i JOIN pg_attribute a"
+                        " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
+                        " WHERE i.indrelid = {}::regclass AND i.indisprimary"
+                    ).format(sql.Literal(list(new_key)), regclass)
+                ),
+            )
+        ],
+        down=[
+            _text(swap_back),
+            _text(sql.SQL("DROP INDEX IF EXISTS {}").format(sql.Identifier(schema, name))),
+            *(
+                _text(
+                    sql.SQL(
+                        "ALTER TABLE {} DROP CONSTRAINT IF EXISTS {}, ALTER COLUMN {} DROP NOT NULL"
+                    ).format(
+                        target,
+                        sql.Identifier(f"{table}_{column}_not_null"[:63]),
+                        sql.Identifier(column),
+                    )
+                )
+                for column in nullable
+            ),
+        ],
     )
