@@ -11,9 +11,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import dagster as dg
+import psycopg
 from psycopg import sql
+from psycopg.types.json import Jsonb
 
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.migrations.batches import keyset_batch, page_batch
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.datasets.test_spec_changes import DAY, column_types, valued_readings
 from platform_assets_tests.helpers import fetch_all
@@ -165,3 +168,44 @@ def test_a_keyless_table_s_type_change_goes_in_batches_of_pages(readings: dict) 
     (unplanned,) = contract["unplanned_spec_changes"].value
     assert "['value__old'] are no longer declared" in unplanned
     assert "no primary key" in unplanned
+
+
+def test_each_batch_reads_only_its_own_rows_whatever_the_table_s_size(
+    clean_warehouse: Warehouse,
+) -> None:
+    """The plan of a batch in the middle of a 300,000-row table: a range of the key's index from
+    the position (or a TID range of pages for a keyless table), never a scan and sort of the whole
+    table, so a batch costs the same on the thousandth day as on the first."""
+    assignments, pending = sql.SQL("w = t.v"), sql.SQL("t.w IS NULL")
+    with psycopg.connect(clean_warehouse.conninfo(), autocommit=True) as conn:
+        conn.execute("CREATE SCHEMA IF NOT EXISTS batches")
+        for table, key in (("keyed", "PRIMARY KEY (d, s, i)"), ("keyless", "CHECK (true)")):
+            conn.execute(
+                sql.SQL(
+                    "CREATE TABLE batches.{} (d date, s text, i bigint, v numeric(14,2),"
+                    " w numeric(14,4), {})"
+                ).format(sql.Identifier(table), sql.SQL(key))
+            )
+            conn.execute(
+                sql.SQL(
+                    "INSERT INTO batches.{} SELECT date '2026-01-01' + n % 100, 's' || n % 7, n,"
+                    " n / 100.0 FROM generate_series(1, 300000) AS n"
+                ).format(sql.Identifier(table))
+            )
+            conn.execute(sql.SQL("ANALYZE batches.{}").format(sql.Identifier(table)))
+        by_key = keyset_batch("batches", "keyed", ("d", "s", "i"), assignments, pending)
+        by_page = page_batch("batches", "keyless", assignments, pending)
+        plans = {}
+        for name, statement, after in (
+            ("keyed", by_key, {"d": "2026-02-01", "s": "s3", "i": 150000}),
+            ("keyless", by_page, {"page": 500}),
+        ):
+            explained = conn.execute(
+                "EXPLAIN " + statement, {"after": Jsonb(after), "limit": 1000}, prepare=False
+            ).fetchall()
+            plans[name] = "\n".join(line for (line,) in explained)
+        conn.execute("DROP SCHEMA batches CASCADE")
+    assert "Index Cond: (ROW(d, s, i) > ROW(" in plans["keyed"], plans["keyed"]
+    assert "Seq Scan" not in plans["keyed"]
+    assert "Tid Range Scan on keyless" in plans["keyless"], plans["keyless"]
+    assert "Seq Scan" not in plans["keyless"]
