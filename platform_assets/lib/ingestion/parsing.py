@@ -7,6 +7,7 @@ value that has the right shape but is still invalid (``2026-02-30``) is isolated
 """
 
 import re
+from collections.abc import Sequence
 
 import numpy as np
 import pyarrow as pa
@@ -74,6 +75,20 @@ def true_mask(condition: pa.Array | pa.ChunkedArray) -> np.ndarray:
 def missing_values(values: pa.Array) -> np.ndarray:
     """Null or empty fields: a CSV cannot tell them apart, so both mean 'no value'."""
     return true_mask(pc.or_kleene(pc.is_null(values), pc.equal(values, "")))
+
+
+def with_null_markers(rows: pa.Table, markers: Sequence[str]) -> pa.Table:
+    """``rows`` (text) with every field that is one of ``markers`` missing (null)."""
+    if not markers:
+        return rows
+    marked = pa.array(list(markers), pa.string())
+    columns = [
+        pc.if_else(pc.is_in(values, value_set=marked), pa.scalar(None, values.type), values)
+        if pa.types.is_string(values.type)
+        else values
+        for values in rows.columns
+    ]
+    return pa.Table.from_arrays(columns, schema=rows.schema)
 
 
 def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.ndarray]:

@@ -18,7 +18,7 @@ import pyarrow as pa
 
 from platform_assets.lib.ingestion.derived_columns import derive_columns
 from platform_assets.lib.ingestion.key_tracker import KeyTracker
-from platform_assets.lib.ingestion.parsing import ParsedColumns
+from platform_assets.lib.ingestion.parsing import ParsedColumns, with_null_markers
 from platform_assets.lib.ingestion.result import (
     DeadLetter,
     FileLines,
@@ -185,7 +185,9 @@ def process_batch(
         for r in raw.unreadable
     ]
     parsed: ParsedColumns = {}
-    with_derived, derive_broken = derive_columns(raw.rows, spec, parsed)
+    # A dead letter keeps the field as the file wrote it; the rules read a marker as missing.
+    rows = with_null_markers(raw.rows, spec.null_values)
+    with_derived, derive_broken = derive_columns(rows, spec, parsed)
     checked = check_rows(with_derived, spec, window, parsed)
     checked = CheckedRows(checked.typed, derive_broken + checked.broken)
     rejected = checked.rejected()

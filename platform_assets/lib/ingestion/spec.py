@@ -312,6 +312,12 @@ class DatasetSpec(StrictModel):
                 )
 
     @property
+    def null_values(self) -> list[str]:
+        """The spellings of a missing value besides the empty field (a CSV source's
+        ``null_values``)."""
+        return list(getattr(self.source, "null_values", []))
+
+    @property
     def unique_key(self) -> list[str]:
         """The columns whose repeats are refused: the primary key, or else the dedupe key (none
         for a keyless dataset, which keeps every row)."""

@@ -51,6 +51,10 @@ class LandingFilesSource(BaseModel):
     makes only its own line a dead letter, and a longer line is a dead letter too. A last line
     without a line break is a dead letter unless ``unterminated_last_line`` is ``load``, or the
     file's ``ready_marker`` or ``manifest`` checksum vouches for it (``completeness``).
+
+    An empty CSV field is a missing value; ``null_values`` lists the other spellings the file's
+    publisher writes for one (``["NA"]`` from R, ``["\\N"]`` from MySQL, ``["NULL"]``), quoted or
+    not, in every column.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -65,9 +69,15 @@ class LandingFilesSource(BaseModel):
     unterminated_last_line: Literal["dead_letter", "load"] = "dead_letter"
     ready_marker: str | None = None
     manifest: str | None = None
+    null_values: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _pattern_names_the_partition(self) -> "LandingFilesSource":
+        if self.null_values and self.format != "csv":
+            raise ValueError(
+                "source.null_values applies to CSV files: a Parquet file stores a missing value"
+                " as a null"
+            )
         if "{date}" not in self.pattern:
             raise ValueError("source.pattern must contain {date}")
         for field_name in ("ready_marker", "manifest"):
