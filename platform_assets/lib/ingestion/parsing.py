@@ -15,6 +15,13 @@ import pyarrow.compute as pc
 
 from platform_assets.lib.arrow_cast import cast_isolating_failures
 from platform_assets.lib.ingestion.spec import ColumnSpec
+from platform_assets.lib.ingestion.value_formats import (
+    describe_format,
+    parse_formatted_time,
+    plain_decimal,
+    plain_decimals,
+    with_decimal_point,
+)
 
 _DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 _TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
@@ -98,6 +105,11 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
     target = arrow_type(column)
     if column.type == "text":
         return present, np.zeros(len(values), dtype=bool)
+    if column.format is not None:
+        return parse_formatted_time(present, column, target)
+    present, separator_refused = with_decimal_point(present, column.decimal_separator)
+    if column.type == "decimal":
+        present = plain_decimals(present)
     if column.type == "boolean":
         lowered = pc.utf8_lower(present)
         typed = pc.if_else(
@@ -118,7 +130,7 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
         ):
             candidates = pc.replace_substring_regex(candidates, zeros, kept)
     typed, cast_failed = cast_isolating_failures(candidates, target)
-    return typed, (~missing & ~well_shaped) | cast_failed
+    return typed, (~missing & ~well_shaped) | cast_failed | separator_refused
 
 
 def why_unparseable(column: ColumnSpec, text: str) -> str:
@@ -126,6 +138,18 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
     a fraction in an integer, more fraction digits than the scale, too many digits, a comma.
     Values are read locale-free and never rounded, so each of these is refused, not adjusted."""
     name, value, kind = column.name, text.strip(), column.type
+    if column.format is not None:
+        return f"{name}: {text!r} is not {describe_format(column)}"
+    if column.decimal_separator == "," and "." in value:
+        return (
+            f"{name}: {text!r} holds a '.', but ',' is this column's decimal point (a thousands"
+            " separator is never guessed)"
+        )
+    if column.decimal_separator == ",":
+        value = value.replace(",", ".")
+    plain = plain_decimal(value) if kind == "decimal" else None
+    if plain is not None:
+        return f"{why_unparseable(column, plain)} (written {text!r})"
     number = re.fullmatch(r"[+-]?(\d*)(?:\.(\d*))?", value)
     has_digits = number is not None and bool(number.group(1) or number.group(2))
     fraction = number.group(2) if number is not None else None
@@ -155,7 +179,8 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
     if kind in ("integer", "decimal", "double") and "," in value:
         return (
             f"{name}: {text!r} is not a number: numbers are read locale-free, with '.' as the"
-            " decimal point and no thousands separator"
+            " decimal point and no thousands separator (decimal_separator: ',' in the spec reads"
+            " a decimal comma)"
         )
     expected = {
         "integer": "an integer (digits with an optional sign)",

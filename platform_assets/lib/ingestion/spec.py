@@ -8,6 +8,7 @@ The platform builds the asset, its checks and its dead-letter wiring from it
 docs/datasets.md.
 """
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from importlib import import_module
@@ -27,6 +28,8 @@ from platform_assets.lib.sources.http_json import HttpJsonSource
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
 from platform_assets.lib.sources.postgres_table import PostgresTableSource
 
+# The format of a timestamptz written as whole seconds or milliseconds since 1970-01-01 UTC.
+EPOCH_FORMATS = ("epoch_s", "epoch_ms")
 ColumnType = Literal[
     "text", "integer", "decimal", "double", "boolean", "date", "timestamptz", "timestamp"
 ]
@@ -80,6 +83,10 @@ class ColumnSpec(StrictModel):
     regex: str | None = None
     max_length: Annotated[int, Field(ge=1)] | None = None
     accept_integral_decimals: bool = False
+    # How the source writes the values (lib/ingestion/value_formats): a strptime pattern for a
+    # date or timestamp, epoch_s / epoch_ms for a timestamptz; the decimal point of a number.
+    format: str | None = None
+    decimal_separator: Literal[".", ","] = "."
     derive: Derivation | None = None
 
     @model_validator(mode="after")
@@ -92,6 +99,10 @@ class ColumnSpec(StrictModel):
             raise ValueError(f"column {self.name}: a decimal needs precision and scale")
         if self.type == "decimal" and self.scale > self.precision:  # type: ignore[operator]
             raise ValueError(f"column {self.name}: scale is larger than precision")
+        if self.decimal_separator != "." and self.type not in ("decimal", "double"):
+            raise ValueError(f"column {self.name}: decimal_separator applies to decimal and double")
+        if self.format is not None:
+            self._format_fits_the_type()
         numeric = self.type in ("integer", "decimal", "double")
         if (self.min is not None or self.max is not None) and not numeric:
             raise ValueError(f"column {self.name}: min/max apply to numeric columns only")
@@ -109,6 +120,33 @@ class ColumnSpec(StrictModel):
                     f" evaluates (no backreferences or lookarounds): {error}"
                 ) from error
         return self
+
+    def _format_fits_the_type(self) -> None:
+        kinds = ("date", "timestamp", "timestamptz")
+        if self.type not in kinds:
+            raise ValueError(f"column {self.name}: format applies to {', '.join(kinds)} columns")
+        if self.format in EPOCH_FORMATS:
+            if self.type != "timestamptz":
+                raise ValueError(
+                    f"column {self.name}: {self.format} is an instant: declare type timestamptz"
+                )
+            return
+        if "%" not in self.format:  # type: ignore[operator]
+            raise ValueError(
+                f"column {self.name}: format {self.format!r} is neither a strptime pattern (e.g."
+                f" %d/%m/%Y) nor one of {', '.join(EPOCH_FORMATS)}"
+            )
+        has_time = re.search(r"%[HIMSfp]", self.format)  # type: ignore[arg-type]
+        has_offset = "%z" in self.format  # type: ignore[operator]
+        if self.type == "date" and (has_time or has_offset):
+            raise ValueError(f"column {self.name}: a date's format has no time of day or offset")
+        if self.type == "timestamptz" and not has_offset:
+            raise ValueError(
+                f"column {self.name}: a timestamptz format needs the UTC offset (%z); a wall-clock"
+                " time without one is a timestamp"
+            )
+        if self.type == "timestamp" and has_offset:
+            raise ValueError(f"column {self.name}: a timestamp has no offset: use timestamptz")
 
 
 class PartitionsSpec(StrictModel):
