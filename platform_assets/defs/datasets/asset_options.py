@@ -16,11 +16,15 @@ from platform_assets.lib.tables.reader_access import PII_COLUMNS_METADATA
 def dataset_asset_options(spec: DatasetSpec) -> dict[str, Any]:
     """The ``@dg.asset`` arguments every dataset's asset takes from its spec (its metadata holds
     what the IO manager needs besides: write mode, key, column schema)."""
+    ended = spec.partitions is not None and spec.partitions.end is not None
     return {
         "key": spec.asset_key,
         "description": spec.description,
         "pool": WAREHOUSE_POOL,
-        "freshness_policy": dg.FreshnessPolicy.time_window(
+        # A dataset whose partitions end (historical data) never grows stale: no policy.
+        "freshness_policy": None
+        if ended
+        else dg.FreshnessPolicy.time_window(
             fail_window=timedelta(hours=spec.freshness.fail_after_hours),
             warn_window=timedelta(hours=spec.freshness.warn_after_hours),
         ),

@@ -5,7 +5,7 @@ replay job agree on what a partition is.
 """
 
 from collections.abc import Sequence
-from datetime import datetime, time
+from datetime import date, datetime, time
 
 import dagster as dg
 
@@ -19,13 +19,19 @@ from platform_assets.lib.tables.table_slice import (
 )
 
 
+def _midnight(value: date | datetime) -> datetime:
+    """A date means its midnight; either is local time in the partitions' zone."""
+    return value if isinstance(value, datetime) else datetime.combine(value, time.min)
+
+
 def dataset_partitions(spec: DatasetSpec) -> dg.TimeWindowPartitionsDefinition:
-    """The spec's time partitions, in its time zone, from the first one that has data."""
+    """The spec's time partitions, in its time zone, from the first one that has data to the
+    declared end, if any."""
     declared = spec.partitions
     assert declared is not None, f"dataset {spec.name} is not partitioned"
-    start = declared.start  # a date means its midnight; either is local time in the zone
     common = {
-        "start_date": start if isinstance(start, datetime) else datetime.combine(start, time.min),
+        "start_date": _midnight(declared.start),
+        "end_date": None if declared.end is None else _midnight(declared.end),
         "timezone": declared.timezone,
         "fmt": declared.format,
     }

@@ -149,17 +149,25 @@ class ColumnSpec(StrictModel):
             raise ValueError(f"column {self.name}: a timestamp has no offset: use timestamptz")
 
 
+def _moment(value: date | datetime) -> datetime:
+    """A date as its midnight (both are local times in the partitions' zone)."""
+    return value if isinstance(value, datetime) else datetime.combine(value, datetime.min.time())
+
+
 class PartitionsSpec(StrictModel):
     """Time partitions: one per hour, day, week (Monday to Monday) or month of local time in
     ``timezone`` (DST-correct: a local day may last 23 or 25 hours), from ``start``.
 
     ``key_format`` is how a key is written, in file patterns (``{date}``), URLs and the UI.
+    ``end`` closes a historical dataset's partitions: the first moment without one (exclusive,
+    as Dagster's ``end_date``: ``end: 2014-01-01`` makes 2013-12-31 the last day).
     A backfill loads its whole range in one run (one transaction) unless
     ``max_partitions_per_run`` caps the partitions per run; Dagster's CLI
     (``dagster asset materialize --partition-range``) accepts ranges only without a cap.
     """
 
     start: date | datetime
+    end: date | datetime | None = None
     granularity: Granularity = "daily"
     timezone: str = "UTC"
     key_format: str | None = None
@@ -168,6 +176,8 @@ class PartitionsSpec(StrictModel):
     @model_validator(mode="after")
     def _valid(self) -> "PartitionsSpec":
         known_zone("partitions.timezone", self.timezone)
+        if self.end is not None and _moment(self.end) <= _moment(self.start):
+            raise ValueError(f"partitions.end {self.end} is not after partitions.start")
         leftover = self.format
         for field in KEY_FORMAT_FIELDS:
             leftover = leftover.replace(field, "")
@@ -294,6 +304,11 @@ class DatasetSpec(StrictModel):
             )
         if partition.type == "date" and self.partitions.granularity == "hourly":
             raise ValueError("hourly partitions need a timestamptz partition_column, not a date")
+        if self.partitions.end is not None and self.schedule is not None:
+            raise ValueError(
+                "partitions.end: a dataset whose partitions end has nothing to schedule (its"
+                " landing sensor still loads a late file); remove schedule"
+            )
 
     def _check_table_source(self) -> None:
         """A table source is extracted incrementally by its high-water columns and upserted by
