@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from platform_assets.lib.arrow_cast import cast_isolating_failures
+from platform_assets.lib.sources.compressed import DamagedArchive, open_landing_file
 from platform_assets.lib.sources.csv_records import (
     DEFAULT_RECORD_LIMITS,
     KEPT_BYTES,
@@ -186,7 +187,7 @@ def count_data_lines(path: Path, file_format: str) -> int:
         if file_format == "parquet":
             return pq.ParquetFile(path).metadata.num_rows
         breaks, last = 0, b"\n"
-        with path.open("rb") as handle:
+        with open_landing_file(path) as handle:
             while block := handle.read(_COUNT_BLOCK_BYTES):
                 breaks += block.count(b"\n")
                 last = block[-1:]
@@ -213,8 +214,11 @@ def check_columns(path: Path, found: list[str], declared: list[str], extra: str)
 def _csv_header(path: Path, limits: RecordLimits) -> list[str]:
     if not path.is_file():
         raise LandingFileError(f"landing file {path} does not exist")
-    with path.open("rb") as handle:
-        first = handle.readline(limits.max_record_bytes + 1)
+    try:
+        with open_landing_file(path) as handle:
+            first = handle.readline(limits.max_record_bytes + 1)
+    except DamagedArchive as error:
+        raise LandingFileError(str(error)) from error
     if len(first) > limits.max_record_bytes:
         raise LandingFileError(
             f"landing file {path} has a header line longer than source.max_record_bytes"
@@ -370,47 +374,50 @@ def stream_csv(
     """
     header = _csv_header(path, limits)
     check_columns(path, header, declared, extra_columns)
-    with path.open("rb") as handle:
-        handle.readline(limits.max_record_bytes + 1)  # the header, read above
-        first_line, carry = 2, b""
-        while True:
-            block = handle.read(block_bytes)
-            at_eof = not block
-            data = carry + block
-            cut = len(data) if at_eof else data.rfind(b"\n") + 1
-            piece, rest = data[:cut], data[cut:]
-            too_long = len(rest) > limits.max_record_bytes  # a line that cannot be a record
-            tail = b""
-            if at_eof and not piece.endswith(b"\n") and unterminated_last_line != "load":
-                piece, tail = piece[: piece.rfind(b"\n") + 1], piece[piece.rfind(b"\n") + 1 :]
-            carry = rest
-            if piece or tail:
-                records = (
-                    read_piece(piece, first_line, header, declared, limits, at_eof or too_long)
-                    if piece
-                    else PieceRecords([], [], [], [], 0, 0)
-                )
-                carry = piece[records.bytes_consumed :] + rest
-                first_line += records.lines_consumed
-                if tail:
-                    records.unreadable.append(
-                        Unreadable(
-                            first_line,
-                            1,
-                            tail,
-                            "PossiblyTruncated",
-                            "the file does not end with a line break, so its last line may be"
-                            " cut short (a file truncated, or still being written); if the"
-                            " source writes files so, declare source.unterminated_last_line:"
-                            " load",
-                        )
+    try:
+        with open_landing_file(path) as handle:
+            handle.readline(limits.max_record_bytes + 1)  # the header, read above
+            first_line, carry = 2, b""
+            while True:
+                block = handle.read(block_bytes)
+                at_eof = not block
+                data = carry + block
+                cut = len(data) if at_eof else data.rfind(b"\n") + 1
+                piece, rest = data[:cut], data[cut:]
+                too_long = len(rest) > limits.max_record_bytes  # a line that cannot be a record
+                tail = b""
+                if at_eof and not piece.endswith(b"\n") and unterminated_last_line != "load":
+                    piece, tail = piece[: piece.rfind(b"\n") + 1], piece[piece.rfind(b"\n") + 1 :]
+                carry = rest
+                if piece or tail:
+                    records = (
+                        read_piece(piece, first_line, header, declared, limits, at_eof or too_long)
+                        if piece
+                        else PieceRecords([], [], [], [], 0, 0)
                     )
+                    carry = piece[records.bytes_consumed :] + rest
+                    first_line += records.lines_consumed
+                    if tail:
+                        records.unreadable.append(
+                            Unreadable(
+                                first_line,
+                                1,
+                                tail,
+                                "PossiblyTruncated",
+                                "the file does not end with a line break, so its last line may be"
+                                " cut short (a file truncated, or still being written); if the"
+                                " source writes files so, declare source.unterminated_last_line:"
+                                " load",
+                            )
+                        )
+                        first_line += 1
+                    yield _batch(path, declared, piece, records)
+                if at_eof:
+                    return
+                if too_long:
+                    head, length, carry = _past_the_line(handle, rest, block_bytes)
+                    letter = too_large(first_line, head, length, limits)
+                    yield _batch(path, declared, b"", PieceRecords([], [], [], [letter], 0, 1))
                     first_line += 1
-                yield _batch(path, declared, piece, records)
-            if at_eof:
-                return
-            if too_long:
-                head, length, carry = _past_the_line(handle, rest, block_bytes)
-                letter = too_large(first_line, head, length, limits)
-                yield _batch(path, declared, b"", PieceRecords([], [], [], [letter], 0, 1))
-                first_line += 1
+    except DamagedArchive as error:  # nothing of the file is loaded: the write rolls back
+        raise LandingFileError(str(error)) from error
