@@ -1,6 +1,7 @@
 """What the dead-letter queue holds, summed up for people: counts, the rules broken, a sample.
 
-Read by the dead-letter sensor (unresolved letters per dataset) and by the observation of the
+Read by the dead-letter sensor (the partitions whose unresolved letters exceed the dataset's error
+budget) and by the observation of the
 ``platform/dead_letter_records`` asset (counts per partition and status, the rules broken most,
 and a sample of letters with the ids a patch or a discard needs).
 """
@@ -10,7 +11,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from platform_assets.lib.dead_letters.side_writes import DEAD_LETTERS, PLATFORM_SCHEMA, UNRESOLVED
+from platform_assets.lib.dead_letters.side_writes import (
+    ACCOUNTING,
+    DEAD_LETTERS,
+    PLATFORM_SCHEMA,
+    UNRESOLVED,
+)
 
 STATUSES = ("new", "replaying", "resolved", "discarded")
 _DLQ = sql.Identifier(PLATFORM_SCHEMA, DEAD_LETTERS)
@@ -41,14 +47,56 @@ def _exists(conn: psycopg.Connection) -> bool:
     return found.fetchone()[0] is not None
 
 
-def unresolved_by_dataset(conn: psycopg.Connection) -> dict[str, int]:
-    """``{asset key: unresolved letters}`` for every dataset holding any."""
-    if not _exists(conn):
-        return {}
+@dataclass(frozen=True)
+class OverBudget:
+    """A dataset's partitions whose unresolved letters exceed its error budget (a share of the
+    rows read): how many, the letters in them, and the worst few with their share."""
+
+    asset_key: str
+    partitions: int
+    unresolved: int
+    worst: dict[str, float]
+
+
+def over_budget(
+    conn: psycopg.Connection, budgets: dict[str, float], default: float, worst: int = 5
+) -> list[OverBudget]:
+    """Every dataset with a partition whose unresolved letters are more than its budget
+    (``budgets`` by asset key, else ``default``) of the rows the partition's loads read."""
+    accounted = conn.execute(
+        "SELECT to_regclass(%s)", (f"{PLATFORM_SCHEMA}.{ACCOUNTING}",)
+    ).fetchone()[0]
+    if not _exists(conn) or accounted is None:
+        return []
     query = sql.SQL(
-        "SELECT asset_key, count(*) FROM {} WHERE status = ANY(%s) GROUP BY asset_key"
-    ).format(_DLQ)
-    return {key: int(n) for key, n in conn.execute(query, (list(UNRESOLVED),)).fetchall()}
+        "WITH letters AS (SELECT asset_key, partition_key, count(*) AS unresolved FROM {dlq}"
+        " WHERE status = ANY(%(unresolved)s) GROUP BY asset_key, partition_key),"
+        " over AS (SELECT l.asset_key, l.partition_key, l.unresolved,"
+        " l.unresolved::float8 / greatest(a.rows_read, 1) AS share"
+        " FROM letters l JOIN {accounting} a USING (asset_key, partition_key)"
+        " LEFT JOIN unnest(%(keys)s::text[], %(ratios)s::float8[]) AS b(asset_key, ratio)"
+        " USING (asset_key)"
+        " WHERE l.unresolved > a.rows_read * coalesce(b.ratio, %(default)s)),"
+        " ranked AS (SELECT *, row_number() OVER (PARTITION BY asset_key ORDER BY share DESC,"
+        " partition_key) AS place FROM over)"
+        " SELECT asset_key, count(*), sum(unresolved), jsonb_object_agg(partition_key,"
+        " round(share::numeric, 4)) FILTER (WHERE place <= %(worst)s)"
+        " FROM ranked GROUP BY asset_key ORDER BY asset_key"
+    ).format(dlq=_DLQ, accounting=sql.Identifier(PLATFORM_SCHEMA, ACCOUNTING))
+    rows = conn.execute(
+        query,
+        {
+            "unresolved": list(UNRESOLVED),
+            "keys": list(budgets),
+            "ratios": list(budgets.values()),
+            "default": default,
+            "worst": worst,
+        },
+    ).fetchall()
+    return [
+        OverBudget(key, int(partitions), int(letters), {k: float(v) for k, v in shares.items()})
+        for key, partitions, letters, shares in rows
+    ]
 
 
 def status_counts(conn: psycopg.Connection, asset_key: str) -> dict[str, dict[str, int]]:

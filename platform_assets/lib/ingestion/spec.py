@@ -263,7 +263,6 @@ class DatasetSpec(StrictModel):
     schedule: ScheduleSpec | None = None
     freshness: FreshnessSpec = FreshnessSpec()
     volume: VolumeSpec = VolumeSpec()
-    dead_letter_alert_threshold: Annotated[int, Field(ge=1)] = 100
 
     @model_validator(mode="after")
     def _names_exist(self) -> "DatasetSpec":
