@@ -112,6 +112,37 @@ def test_patched_letter_is_loaded_and_resolved_others_counted(resources, instanc
     assert not checks.get_asset_materialization_events()  # the checks ran alone
 
 
+def test_one_chosen_letter_replays_with_a_patch_of_one_field(resources, instance) -> None:
+    """The patch names only the field it corrects; the rest comes from the stored payload, and
+    only the chosen letter is replayed (the others are not even attempted)."""
+    warehouse: Warehouse = resources["warehouse"]
+    load_day(resources, instance)
+    before = letters(warehouse)
+    letter_id, patched = fixable_letter(warehouse)
+    one_field = {
+        "dead_letter_id": letter_id,
+        "payload": {"quantity": "2"},
+        "note": "qty",
+        "author": "ana",
+    }
+
+    result = replay(resources, instance, dead_letter_ids=[letter_id], patches=[one_field])
+
+    assert result.success
+    after = letters(warehouse)
+    assert after[letter_id][:3] == ("resolved", 2, result.run_id)
+    for other in set(before) - {letter_id}:
+        assert after[other][:3] == before[other][:3]  # not attempted
+    stored = fetch_all(
+        warehouse,
+        sql.SQL("SELECT quantity FROM sales.orders WHERE order_id = %s"),
+        (int(patched["order_id"]),),
+    )
+    assert stored == [(2,)]
+    audit = fetch_all(warehouse, sql.SQL("SELECT payload FROM platform.dead_letter_patches"))
+    assert audit == [({"quantity": "2"},)]  # the audit keeps the patch as given
+
+
 def test_replaying_again_changes_nothing_but_attempts(resources, instance) -> None:
     warehouse: Warehouse = resources["warehouse"]
     load_day(resources, instance)

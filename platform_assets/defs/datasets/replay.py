@@ -1,9 +1,11 @@
 """The ``replay_dead_letters`` job: patch, revalidate and load dead letters of a dataset.
 
-Launched from the UI's launchpad (or ``dagster job launch``) with the dataset, the partitions and
-statuses to take, and optional patches. Each partition replays in one transaction; the partitions
-that gained rows get a new materialisation event and are checked again (the dataset's partition
-checks), so their downstream, gated on those checks, follows by itself.
+Launched from the UI's launchpad (or ``dagster job launch``) with the dataset, the partitions,
+statuses and letters to take (every queued letter of the dataset, of chosen partitions, or chosen
+letter ids), and optional patches, each naming only the fields it changes. Each partition replays
+in one transaction; the partitions that gained rows get a new materialisation event and are
+checked again (the dataset's partition checks), so their downstream, gated on those checks,
+follows by itself.
 """
 
 from collections.abc import Iterator
@@ -42,10 +44,11 @@ from platform_assets.lib.warehouse.transient import permanent_unless_transient
 
 
 class PatchConfig(dg.Config):
-    """A corrected payload for one dead letter (all its fields, as text), and who made it why."""
+    """Corrected fields of one dead letter (as text; only those it changes: the others keep the
+    stored payload's values), and who made it why."""
 
     dead_letter_id: int
-    payload: dict[str, str]
+    payload: dict[str, str] = Field(description="The fields it changes, as text: {field: value}")
     note: str = Field(min_length=1)
     author: str = Field(min_length=1)
 
@@ -55,6 +58,10 @@ class ReplayConfig(dg.Config):
 
     dataset: str = dataset_field()
     partitions: list[str] = Field(default_factory=list, description="Empty: every partition")
+    dead_letter_ids: list[int] = Field(
+        default_factory=list,
+        description="Only these letters (of the partitions chosen); empty: every queued letter",
+    )
     statuses: list[str] = Field(default=list(UNRESOLVED), description=f"Any of {list(UNRESOLVED)}")
 
     @field_validator("statuses")
@@ -124,7 +131,9 @@ def replay_dead_letters(
             raise dg.Failure(str(error), allow_retries=False) from error
         log.info("patches_recorded", count=len(patches))
         keys = warehouse.retried(
-            lambda conn: queued_partitions(conn, asset_key, config.partitions, statuses),
+            lambda conn: queued_partitions(
+                conn, asset_key, config.partitions, statuses, config.dead_letter_ids
+            ),
             log,
         )
         outcomes = []
@@ -146,6 +155,7 @@ def replay_dead_letters(
                     statuses,
                     check,
                     context.run_id,
+                    config.dead_letter_ids,
                 )
 
             outcome = warehouse.retried(replayed, log)

@@ -10,7 +10,7 @@ same partition (a re-run of the asset) wait on the same advisory lock as the IO 
 import json
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,9 +140,14 @@ def record_patches(
 
 
 def queued_partitions(
-    conn: adbc.Connection, asset_key: str, partition_keys: list[str], statuses: list[str]
+    conn: adbc.Connection,
+    asset_key: str,
+    partition_keys: list[str],
+    statuses: list[str],
+    ids: Sequence[int] = (),
 ) -> list[str]:
-    """Partitions of ``asset_key`` holding dead letters in ``statuses`` (all, or those listed)."""
+    """Partitions of ``asset_key`` holding dead letters in ``statuses`` (all, or those listed;
+    only the letters ``ids`` when given)."""
     params = statements.Params()
     filters = [
         sql.SQL("asset_key = {}").format(params.add(asset_key)),
@@ -150,6 +155,8 @@ def queued_partitions(
     ]
     if partition_keys:
         filters.append(sql.SQL("partition_key IN ({})").format(params.add_all(partition_keys)))
+    if ids:
+        filters.append(sql.SQL("id IN ({})").format(params.add_all(list(ids))))
     query = sql.SQL("SELECT DISTINCT partition_key FROM {} WHERE {} ORDER BY 1").format(
         _DLQ, sql.SQL(" AND ").join(filters)
     )
@@ -163,22 +170,31 @@ def queued_partitions(
 
 
 def lock_queued(
-    cursor: adbc.Cursor, asset_key: str, partition_key: str, statuses: list[str]
+    cursor: adbc.Cursor,
+    asset_key: str,
+    partition_key: str,
+    statuses: list[str],
+    ids: Sequence[int] = (),
 ) -> list[QueuedRecord]:
-    """Lock the partition's queued dead letters and return them with their latest patch."""
+    """Lock the partition's queued dead letters (only ``ids`` when given) and return them as
+    patched: the stored payload, each field a patch names replaced by its latest patch's value
+    (a patch names only the fields it changes)."""
     params = statements.Params()
+    chosen = sql.SQL(" AND d.id IN ({})").format(params.add_all(list(ids))) if ids else sql.SQL("")
     query = sql.SQL(
-        "SELECT d.id, coalesce(p.payload, d.payload)::text FROM {dlq} d"
-        " LEFT JOIN LATERAL (SELECT payload FROM {patches} WHERE dead_letter_id = d.id"
-        " ORDER BY id DESC LIMIT 1) p ON true"
+        "SELECT d.id, (d.payload || coalesce(p.fields, '{{}}'::jsonb))::text FROM {dlq} d"
+        " LEFT JOIN LATERAL (SELECT jsonb_object_agg(f.key, f.value ORDER BY patch.id) AS fields"
+        " FROM {patches} AS patch, jsonb_each(patch.payload) AS f"
+        " WHERE patch.dead_letter_id = d.id) p ON true"
         " WHERE d.asset_key = {asset} AND d.partition_key = {key} AND d.status IN ({statuses})"
-        " ORDER BY d.id FOR UPDATE OF d"
+        "{chosen} ORDER BY d.id FOR UPDATE OF d"
     ).format(
         dlq=_DLQ,
         patches=sql.Identifier(PLATFORM_SCHEMA, PATCHES),
         asset=params.add(asset_key),
         key=params.add(partition_key),
         statuses=params.add_all(statuses),
+        chosen=chosen,
     )
     cursor.execute(query.as_string(), parameters=params.values)
     return [QueuedRecord(int(i), json.loads(payload)) for i, payload in cursor.fetchall()]
@@ -351,14 +367,15 @@ def replay_partition(
     statuses: list[str],
     revalidate: Callable[[list[QueuedRecord]], Revalidated],
     run_id: str,
+    ids: Sequence[int] = (),
 ) -> ReplayOutcome:
-    """Replay the queued dead letters of the single partition in ``table_slice`` (of the whole
-    table when it names none), atomically."""
+    """Replay the queued dead letters (only ``ids`` when given) of the single partition in
+    ``table_slice`` (of the whole table when it names none), atomically."""
     partition = table_slice.partitions[0] if table_slice.partitions else PartitionSlice(WHOLE_TABLE)
     with transaction(conn) as cursor:
         for lock_key in table_slice.lock_keys():
             cursor.execute(statements.ADVISORY_XACT_LOCK, parameters=(lock_key,))
-        records = lock_queued(cursor, asset_key, partition.key, statuses)
+        records = lock_queued(cursor, asset_key, partition.key, statuses, ids)
         result = revalidate(records)
         inserted = (
             _insert_new_rows(cursor, table_slice, result.rows, key) if result.rows.num_rows else []
