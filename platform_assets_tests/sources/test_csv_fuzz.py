@@ -2,7 +2,8 @@
 no undamaged record is lost or changed, and nothing crashes.
 
 Hypothesis writes RFC 4180 files (quoted commas, doubled quotes, line breaks and empty lines inside
-quotes, LF and CRLF mixed, a BOM or not, a last line with or without its break) and then damages
+quotes, LF and CRLF mixed, a BOM or not, a last line with or without its break), in the dialects
+real exports use too (``;``, tab or ``|`` between fields, ``'`` as the quote), and then damages
 some records: a stray quote opening a field, text after a closing quote, a NUL byte, bytes that
 are not UTF-8, a missing or an extra field, an empty line. The test counts the file's lines from
 the bytes it wrote, independently of the reader.
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from platform_assets.lib.sources.csv_records import RecordLimits
+from platform_assets.lib.sources.csv_records import CsvDialect, RecordLimits
 from platform_assets.lib.sources.landing_readers import stream_csv
 
 COLUMNS = ["id", "note", "amount"]
@@ -35,8 +36,18 @@ DAMAGES = (
 RESYNCED = {"stray_quote", "text_after_quote", "ragged", "extra_field", "cr_ending"}
 
 notes = st.lists(
-    st.sampled_from(["a", "é", " ", ",", '"', "\n", "\r\n", "\n\n", "\r", "x"]), max_size=8
+    st.sampled_from(
+        ["a", "é", " ", ",", '"', ";", "\t", "|", "'", "\n", "\r\n", "\n\n", "\r", "x"]
+    ),
+    max_size=8,
 ).map("".join)
+DIALECTS = [
+    CsvDialect(),
+    CsvDialect(";"),
+    CsvDialect("\t"),
+    CsvDialect(",", "'"),
+    CsvDialect("|", "'"),
+]
 
 
 @dataclass(frozen=True)
@@ -48,36 +59,41 @@ class Record:
     damage: str | None
 
 
-def _field(value: str, quote: bool) -> str:
-    if quote or any(c in value for c in ',"\r\n') or value == "":
-        return '"' + value.replace('"', '""') + '"'
+def _field(value: str, quote: bool, dialect: CsvDialect) -> str:
+    q = dialect.quote
+    if quote or any(c in value for c in (dialect.delimiter, q, "\r", "\n")) or value == "":
+        return q + value.replace(q, q + q) + q
     return value
 
 
-def _damaged(fields: list[str], damage: str) -> str:
+def _damaged(fields: list[str], damage: str, dialect: CsvDialect) -> str:
+    q = dialect.quote
     if damage == "stray_quote":
-        fields[0] = '"' + fields[0]
+        fields[0] = q + fields[0]
     elif damage == "text_after_quote":
-        fields[1] = f'"{fields[1].strip(chr(34))}"tail'
+        fields[1] = f"{q}{fields[1].strip(q)}{q}tail"
     elif damage == "nul":
         fields[2] += "\x00"
     elif damage == "ragged":
         fields.pop()
     elif damage == "extra_field":
         fields.append("surplus")
-    return ",".join(fields)
+    return dialect.delimiter.join(fields)
 
 
 @st.composite
-def csv_files(draw: st.DrawFn) -> tuple[bytes, list[Record]]:
-    """A header and 1-40 records, some damaged, as the bytes of a file."""
+def csv_files(draw: st.DrawFn) -> tuple[bytes, list[Record], CsvDialect]:
+    """A header and 1-40 records, some damaged, as the bytes of a file in a dialect."""
+    dialect = draw(st.sampled_from(DIALECTS))
     records = []
     for number in range(draw(st.integers(1, 40))):
         values = (str(number), draw(notes), f"{draw(st.integers(0, 10**6))}.{number % 100:02}")
         quoted = draw(st.booleans())
-        fields = [_field(value, quoted and i == 1) for i, value in enumerate(values)]
+        fields = [_field(value, quoted and i == 1, dialect) for i, value in enumerate(values)]
         damage = draw(st.none() | st.sampled_from(DAMAGES))
-        text = (_damaged(fields, damage) if damage else ",".join(fields)).encode()
+        text = (
+            _damaged(fields, damage, dialect) if damage else dialect.delimiter.join(fields)
+        ).encode()
         if damage == "not_utf8":
             text += b"\xff"
         if damage == "empty":
@@ -88,15 +104,18 @@ def csv_files(draw: st.DrawFn) -> tuple[bytes, list[Record]]:
     if draw(st.booleans()):
         body = body.rstrip(b"\r\n")  # no break after the last line
     header = b"\xef\xbb\xbf" if draw(st.booleans()) else b""
-    return header + ",".join(COLUMNS).encode() + b"\r\n" + body, records
+    return header + dialect.delimiter.join(COLUMNS).encode() + b"\r\n" + body, records, dialect
 
 
 @settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(csv_files(), st.sampled_from([64, 4096]), st.sampled_from(["dead_letter", "load"]))
 def test_every_line_is_loaded_or_set_aside_and_no_good_record_is_lost(
-    tmp_path_factory, file: tuple[bytes, list[Record]], block_bytes: int, unterminated: str
+    tmp_path_factory,
+    file: tuple[bytes, list[Record], CsvDialect],
+    block_bytes: int,
+    unterminated: str,
 ) -> None:
-    content, records = file
+    content, records, dialect = file
     path = tmp_path_factory.mktemp("fuzz") / "day.csv"
     path.write_bytes(content)
     data_lines = content.count(b"\n") + (not content.endswith(b"\n")) - 1
@@ -111,6 +130,7 @@ def test_every_line_is_loaded_or_set_aside_and_no_good_record_is_lost(
         block_bytes=block_bytes,
         limits=limits,
         unterminated_last_line=unterminated,
+        dialect=dialect,
     ):
         for index, row in enumerate(batch.rows.to_pylist()):
             first, lines = int(batch.positions[index]), batch.lines_of(index)

@@ -87,8 +87,9 @@ def read_file(
             unterminated_last_line=(
                 "load" if completeness.declared_whole else source.unterminated_last_line
             ),
+            dialect=source.dialect,
         )
-    data_lines = count_data_lines(path, source.format)
+    data_lines = count_data_lines(path, source.format, source.header)
     records, first = 0, True
     for batch in batches:
         records += batch.records_read

@@ -1,4 +1,5 @@
-"""CSV text split into records (RFC 4180), each with the physical lines it spans, bounded in size.
+"""CSV text split into records (RFC 4180, or another delimiter and quote: ``CsvDialect``), each with
+the physical lines it spans, bounded in size.
 
 A piece of a file (whole lines) is read in runs. Lines that cannot start or continue a quoted
 field spanning lines (an even number of quotes, each where RFC 4180 puts one, no bare carriage
@@ -26,7 +27,7 @@ import pyarrow.csv as pacsv
 # would turn a long but valid single-line field into an error.
 csv.field_size_limit(2**31 - 1)
 
-_QUOTE, _COMMA, _LF, _CR = (ord(c) for c in '",\n\r')
+_LF, _CR = ord("\n"), ord("\r")
 KEPT_BYTES = 4096  # what a dead letter keeps of a line too long to load
 
 
@@ -44,6 +45,22 @@ class RecordLimits:
 
 
 DEFAULT_RECORD_LIMITS = RecordLimits()
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    """How a CSV file is written: its field ``delimiter`` and ``quote`` (one character each, as
+    RFC 4180 uses ``,`` and ``"``), the ``encoding`` of its text, and whether its first line is a
+    ``header`` naming the columns (else the columns are the declared ones, by position, and the
+    first line is data)."""
+
+    delimiter: str = ","
+    quote: str = '"'
+    encoding: str = "utf-8"
+    header: bool = True
+
+
+DEFAULT_DIALECT = CsvDialect()
 
 
 @dataclass(frozen=True)
@@ -103,7 +120,9 @@ def _lines_holding(positions: np.ndarray, starts: np.ndarray, n_lines: int) -> n
     return held
 
 
-def careful_lines(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.ndarray:
+def careful_lines(
+    data: np.ndarray, starts: np.ndarray, ends: np.ndarray, dialect: CsvDialect = DEFAULT_DIALECT
+) -> np.ndarray:
     """Lines that the bulk parser must not read alone: an odd number of quotes (a quoted field
     may continue on the next line), a quote where RFC 4180 has none (neither opening, closing nor
     doubled), a bare carriage return, or nothing at all.
@@ -115,11 +134,11 @@ def careful_lines(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
     careful = np.zeros(n_lines, dtype=bool)
     if not n_lines:
         return careful
-    is_quote = data == _QUOTE
+    is_quote = data == ord(dialect.quote)
     line_feed = data == _LF
     if is_quote.any():
         careful |= np.bitwise_xor.reduceat(is_quote.view(np.uint8), starts).astype(bool)
-        may_border = is_quote | line_feed | (data == _COMMA)
+        may_border = is_quote | line_feed | (data == ord(dialect.delimiter))
         after_ok = may_border | (data == _CR)
         misplaced = is_quote.copy()
         misplaced[1:] &= ~may_border[:-1]  # not opening (after a comma, a line start or a quote)
@@ -138,7 +157,7 @@ def careful_lines(data: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> np.
 
 
 def _bulk_parse(
-    text: bytes, header: list[str], declared: list[str], first_line: int
+    text: bytes, header: list[str], declared: list[str], first_line: int, dialect: CsvDialect
 ) -> tuple[pa.Table, np.ndarray, list[Unreadable]] | None:
     """Lines known to hold one record each, parsed by pyarrow; None if it disagrees on that."""
     malformed: list[Unreadable] = []
@@ -154,7 +173,11 @@ def _bulk_parse(
             read_options=pacsv.ReadOptions(
                 use_threads=False, column_names=header, block_size=len(text) + 1
             ),
-            parse_options=pacsv.ParseOptions(invalid_row_handler=set_aside),
+            parse_options=pacsv.ParseOptions(
+                delimiter=dialect.delimiter,
+                quote_char=dialect.quote,
+                invalid_row_handler=set_aside,
+            ),
             convert_options=pacsv.ConvertOptions(
                 column_types=dict.fromkeys(header, pa.binary()),
                 include_columns=declared,
@@ -210,6 +233,7 @@ def _one_record(
     n_fields: int,
     limits: RecordLimits,
     at_eof: bool,
+    dialect: CsvDialect,
 ) -> _Attempt:
     """The record starting at line ``index``, read with the csv module in strict mode."""
     used = 0
@@ -227,7 +251,9 @@ def _one_record(
             raise _NeedMore
 
     try:
-        fields = next(csv.reader(lines(), strict=True))
+        fields = next(
+            csv.reader(lines(), strict=True, delimiter=dialect.delimiter, quotechar=dialect.quote)
+        )
     except _TooLong:
         return _Attempt(
             None,
@@ -270,11 +296,12 @@ def read_piece(
     declared: list[str],
     limits: RecordLimits,
     at_eof: bool,
+    dialect: CsvDialect = DEFAULT_DIALECT,
 ) -> PieceRecords:
     """The records of ``piece`` (whole lines, the first numbered ``first_line``), in file order."""
     data = np.frombuffer(piece, dtype=np.uint8)
     starts, ends = line_bounds(data)
-    careful = careful_lines(data, starts, ends)
+    careful = careful_lines(data, starts, ends, dialect)
     oversized = (ends - starts) > limits.max_record_bytes
     careful |= oversized
     picked = [header.index(name) for name in declared]
@@ -299,7 +326,7 @@ def read_piece(
         if not careful[index]:
             stop = index + int(np.argmax(careful[index:])) if careful[index:].any() else n_lines
             text = piece[starts[index] : ends[stop - 1]]
-            parsed = _bulk_parse(text, header, declared, first_line + index)
+            parsed = _bulk_parse(text, header, declared, first_line + index, dialect)
             if parsed is None:
                 careful[index:stop] = True  # re-read line by line below
                 continue
@@ -320,7 +347,7 @@ def read_piece(
             continue
         limit = single if index < alone_until else limits
         try:
-            attempt = _one_record(piece, starts, ends, index, len(header), limit, at_eof)
+            attempt = _one_record(piece, starts, ends, index, len(header), limit, at_eof, dialect)
         except _NeedMore:
             break
         if attempt.fields is not None:

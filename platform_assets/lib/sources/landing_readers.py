@@ -27,8 +27,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from platform_assets.lib.arrow_cast import cast_isolating_failures
 from platform_assets.lib.sources.compressed import DamagedArchive, open_landing_file
 from platform_assets.lib.sources.csv_records import (
+    DEFAULT_DIALECT,
     DEFAULT_RECORD_LIMITS,
     KEPT_BYTES,
+    CsvDialect,
     PieceRecords,
     RecordLimits,
     Unreadable,
@@ -36,6 +38,7 @@ from platform_assets.lib.sources.csv_records import (
     too_large,
 )
 
+UTF8_BOM = b"\xef\xbb\xbf"
 # CSV pieces of whole lines (about 80k order rows); a longer line makes its piece longer.
 CSV_BLOCK_BYTES = 8 << 20
 _COUNT_BLOCK_BYTES = 1 << 20
@@ -52,6 +55,10 @@ class LandingFilesSource(BaseModel):
     makes only its own line a dead letter, and a longer line is a dead letter too. A last line
     without a line break is a dead letter unless ``unterminated_last_line`` is ``load``, or the
     file's ``ready_marker`` or ``manifest`` checksum vouches for it (``completeness``).
+
+    A CSV file's ``delimiter`` (``;`` and tab are common), ``quote``, ``encoding`` (``latin-1``,
+    ``cp1252``: a byte the encoding leaves undefined makes its record a dead letter) and
+    ``header`` (false: the declared columns are the file's by position) describe its dialect.
 
     An empty CSV field is a missing value; ``null_values`` lists the other spellings the file's
     publisher writes for one (``["NA"]`` from R, ``["\\N"]`` from MySQL, ``["NULL"]``), quoted or
@@ -71,6 +78,10 @@ class LandingFilesSource(BaseModel):
     ready_marker: str | None = None
     manifest: str | None = None
     null_values: list[Annotated[str, Field(min_length=1)]] = Field(default_factory=list)
+    delimiter: Annotated[str, Field(min_length=1, max_length=1)] = ","
+    quote: Annotated[str, Field(min_length=1, max_length=1)] = '"'
+    encoding: Literal["utf-8", "utf-8-sig", "latin-1", "cp1252"] = "utf-8"
+    header: bool = True
 
     @model_validator(mode="after")
     def _pattern_names_the_partition(self) -> "LandingFilesSource":
@@ -78,6 +89,13 @@ class LandingFilesSource(BaseModel):
             raise ValueError(
                 "source.null_values applies to CSV files: a Parquet file stores a missing value"
                 " as a null"
+            )
+        if self.dialect != DEFAULT_DIALECT and self.format != "csv":
+            raise ValueError("source.delimiter, quote, encoding and header apply to CSV files")
+        if self.delimiter == self.quote or {self.delimiter, self.quote} & {"\r", "\n"}:
+            raise ValueError(
+                f"source.delimiter {self.delimiter!r} and quote {self.quote!r} must differ, and"
+                " neither may be a line break"
             )
         if "{date}" not in self.pattern:
             raise ValueError("source.pattern must contain {date}")
@@ -96,6 +114,11 @@ class LandingFilesSource(BaseModel):
                     " (a relative path without '..')"
                 )
         return self
+
+    @property
+    def dialect(self) -> CsvDialect:
+        """How the source's CSV files are written."""
+        return CsvDialect(self.delimiter, self.quote, self.encoding, self.header)
 
     @property
     def record_limits(self) -> RecordLimits:
@@ -176,7 +199,7 @@ def escaped_text(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace").replace("\x00", "\\x00")
 
 
-def count_data_lines(path: Path, file_format: str) -> int:
+def count_data_lines(path: Path, file_format: str, header: bool = True) -> int:
     """The data lines a landing file holds, counted from its bytes (or Parquet's metadata),
     independently of the reader: what loaded rows plus dead letters must add up to.
 
@@ -193,7 +216,7 @@ def count_data_lines(path: Path, file_format: str) -> int:
                 last = block[-1:]
     except (pa.ArrowInvalid, OSError) as error:
         raise LandingFileError(f"landing file {path} cannot be read: {error}") from error
-    return max(breaks + (last != b"\n") - 1, 0)
+    return max(breaks + (last != b"\n") - header, 0)
 
 
 def check_columns(path: Path, found: list[str], declared: list[str], extra: str) -> None:
@@ -211,7 +234,7 @@ def check_columns(path: Path, found: list[str], declared: list[str], extra: str)
         )
 
 
-def _csv_header(path: Path, limits: RecordLimits) -> list[str]:
+def _csv_header(path: Path, limits: RecordLimits, dialect: CsvDialect) -> list[str]:
     if not path.is_file():
         raise LandingFileError(f"landing file {path} does not exist")
     try:
@@ -231,10 +254,19 @@ def _csv_header(path: Path, limits: RecordLimits) -> list[str]:
             f"landing file {path} breaks lines with a bare carriage return (CR, classic Mac);"
             " only LF and CRLF line breaks are read: convert the file"
         )
+    encoding = "utf-8-sig" if dialect.encoding.startswith("utf-8") else dialect.encoding
     try:
-        return next(csv.reader([first.decode("utf-8-sig")], strict=True))
+        return next(
+            csv.reader(
+                [first.decode(encoding)],
+                strict=True,
+                delimiter=dialect.delimiter,
+                quotechar=dialect.quote,
+            )
+        )
     except UnicodeDecodeError as error:
-        raise LandingFileError(f"landing file {path} has a header that is not UTF-8") from error
+        label = "UTF-8" if dialect.encoding.startswith("utf-8") else dialect.encoding
+        raise LandingFileError(f"landing file {path} has a header that is not {label}") from error
     except csv.Error as error:
         raise LandingFileError(
             f"landing file {path} has a header that is not CSV: {error}"
@@ -286,17 +318,37 @@ def invalid_encoding(
     )
 
 
+def _as_text(raw: pa.Array, encoding: str) -> tuple[pa.Array, np.ndarray]:
+    """Binary fields as text in ``encoding``, and which are not (UTF-8 is checked by Arrow; a
+    single-byte encoding is decoded by Python, field by field)."""
+    if encoding.startswith("utf-8"):
+        return cast_isolating_failures(raw, pa.string())
+    texts, failed = [], np.zeros(len(raw), dtype=bool)
+    for index, value in enumerate(raw.to_pylist()):
+        try:
+            texts.append(None if value is None else value.decode(encoding))
+        except UnicodeDecodeError:  # cp1252 leaves five bytes undefined
+            texts.append(None)
+            failed[index] = True
+    return pa.array(texts, pa.string()), failed
+
+
 def _decode(
-    rows: pa.Table, source: str, lines: np.ndarray, counts: np.ndarray, has_nul: bool
+    rows: pa.Table,
+    source: str,
+    lines: np.ndarray,
+    counts: np.ndarray,
+    has_nul: bool,
+    encoding: str = "utf-8",
 ) -> tuple[pa.Table, np.ndarray, np.ndarray, list[UnreadableRecord]]:
-    """Binary fields as UTF-8 text; rows with a field that is not UTF-8, or holds a NUL byte
+    """Binary fields as text in ``encoding``; rows with a field that is not, or holds a NUL byte
     (Postgres text cannot; looked for only where the piece has one), are set aside with their
     bytes."""
     bad = np.zeros(rows.num_rows, dtype=bool)
     columns, bad_columns = [], {}
     for name in rows.column_names:
         raw = rows.column(name).combine_chunks()
-        text, failed = cast_isolating_failures(raw, pa.string())
+        text, failed = _as_text(raw, encoding)
         if has_nul:
             failed |= pc.fill_null(pc.match_substring(raw, b"\x00"), False).to_numpy(
                 zero_copy_only=False
@@ -316,7 +368,8 @@ def _decode(
                 f"{source}:{first}" if count == 1 else f"{source}:{first}-{first + count - 1}",
                 {name: rows.column(name)[index].as_py() for name in rows.column_names},
                 [name for name, failed in bad_columns.items() if failed[index]],
-                "are not valid UTF-8 or hold a NUL byte",
+                f"are not valid {'UTF-8' if encoding.startswith('utf-8') else encoding}"
+                " or hold a NUL byte",
                 count,
             )
         )
@@ -338,7 +391,9 @@ def _past_the_line(handle: BinaryIO, partial: bytes, block_bytes: int) -> tuple[
     return head, length, b""
 
 
-def _batch(path: Path, declared: list[str], piece: bytes, records: PieceRecords) -> RawBatch:
+def _batch(
+    path: Path, declared: list[str], piece: bytes, records: PieceRecords, encoding: str
+) -> RawBatch:
     """The rows and unreadable records ``read_piece`` found in ``piece``, as text."""
     if records.tables:
         table = pa.concat_tables(records.tables)
@@ -348,7 +403,7 @@ def _batch(path: Path, declared: list[str], piece: bytes, records: PieceRecords)
         table = pa.table({name: pa.array([], pa.binary()) for name in declared})
         lines = counts = np.empty(0, dtype=np.int64)
     has_nul = b"\x00" in piece
-    rows, lines, counts, undecodable = _decode(table, path.name, lines, counts, has_nul)
+    rows, lines, counts, undecodable = _decode(table, path.name, lines, counts, has_nul, encoding)
     unreadable = [_unreadable(path.name, record) for record in records.unreadable]
     return RawBatch(rows, path.name, lines, unreadable + undecodable, line_counts=counts)
 
@@ -360,26 +415,36 @@ def stream_csv(
     block_bytes: int = CSV_BLOCK_BYTES,
     limits: RecordLimits = DEFAULT_RECORD_LIMITS,
     unterminated_last_line: str = "dead_letter",
+    dialect: CsvDialect = DEFAULT_DIALECT,
 ) -> Iterator[RawBatch]:
     """The CSV at ``path`` in chunks of about ``block_bytes``, declared columns as text.
 
-    Lines are numbered as in the file (the header is line 1). Memory is bounded by one piece
-    plus one record: pyarrow's own streaming reader reads up to 32 blocks ahead (measured: 600 MB
-    of Arrow memory on this file type), so the pieces are cut here, at line breaks, and a record
-    still open at a piece's end is carried into the next. A line longer than
-    ``limits.max_record_bytes`` is read past, never held: it becomes a ``RecordTooLarge``
-    unreadable line with its first bytes. A last line without a line break (a file cut short, or
-    still being written) becomes a ``PossiblyTruncated`` unreadable line, unless
-    ``unterminated_last_line`` is ``load``. An empty field is an empty string.
+    Lines are numbered as in the file (a header is line 1; without one, ``dialect.header``
+    false, the declared columns are the file's by position and line 1 is data). Memory is
+    bounded by one piece plus one record: pyarrow's own streaming reader reads up to 32 blocks
+    ahead (measured: 600 MB of Arrow memory on this file type), so the pieces are cut here, at
+    line breaks, and a record still open at a piece's end is carried into the next. A line
+    longer than ``limits.max_record_bytes`` is read past, never held: it becomes a
+    ``RecordTooLarge`` unreadable line with its first bytes. A last line without a line break
+    (a file cut short, or still being written) becomes a ``PossiblyTruncated`` unreadable line,
+    unless ``unterminated_last_line`` is ``load``. An empty field is an empty string.
     """
-    header = _csv_header(path, limits)
-    check_columns(path, header, declared, extra_columns)
+    if dialect.header:
+        header = _csv_header(path, limits, dialect)
+        check_columns(path, header, declared, extra_columns)
+    elif not path.is_file():
+        raise LandingFileError(f"landing file {path} does not exist")
+    else:
+        header = declared
     try:
         with open_landing_file(path) as handle:
-            handle.readline(limits.max_record_bytes + 1)  # the header, read above
-            first_line, carry = 2, b""
+            if dialect.header:
+                handle.readline(limits.max_record_bytes + 1)  # the header, read above
+            first_line, carry = (2, b"") if dialect.header else (1, b"")
             while True:
                 block = handle.read(block_bytes)
+                if first_line == 1 and not carry and block.startswith(UTF8_BOM):
+                    block = block[len(UTF8_BOM) :]  # a BOM before the first data line
                 at_eof = not block
                 data = carry + block
                 cut = len(data) if at_eof else data.rfind(b"\n") + 1
@@ -391,7 +456,15 @@ def stream_csv(
                 carry = rest
                 if piece or tail:
                     records = (
-                        read_piece(piece, first_line, header, declared, limits, at_eof or too_long)
+                        read_piece(
+                            piece,
+                            first_line,
+                            header,
+                            declared,
+                            limits,
+                            at_eof or too_long,
+                            dialect,
+                        )
                         if piece
                         else PieceRecords([], [], [], [], 0, 0)
                     )
@@ -411,13 +484,14 @@ def stream_csv(
                             )
                         )
                         first_line += 1
-                    yield _batch(path, declared, piece, records)
+                    yield _batch(path, declared, piece, records, dialect.encoding)
                 if at_eof:
                     return
                 if too_long:
                     head, length, carry = _past_the_line(handle, rest, block_bytes)
                     letter = too_large(first_line, head, length, limits)
-                    yield _batch(path, declared, b"", PieceRecords([], [], [], [letter], 0, 1))
+                    nothing_but = PieceRecords([], [], [], [letter], 0, 1)
+                    yield _batch(path, declared, b"", nothing_but, dialect.encoding)
                     first_line += 1
     except DamagedArchive as error:  # nothing of the file is loaded: the write rolls back
         raise LandingFileError(str(error)) from error
