@@ -1,5 +1,7 @@
 """The embedded server starts when no URL is configured, and is left alone when one is."""
 
+import shutil
+import tempfile
 from contextlib import closing
 from pathlib import Path
 
@@ -23,7 +25,10 @@ def session_url() -> str:
     return settings.configured_url(settings.WAREHOUSE_URL_VAR) or embedded_admin_url("postgres")
 
 
-def test_embedded_server_starts_without_a_url(tmp_path: Path, monkeypatch) -> None:
+def test_embedded_server_starts_without_a_url(monkeypatch) -> None:
+    # Outside pytest's own temporary root: the server runs as another user, who must traverse
+    # the directory's parents, and each pytest session makes that root private again.
+    tmp_path = Path(tempfile.mkdtemp(prefix="platform-embedded-test-"))
     monkeypatch.setenv(settings.DATA_DIR_VAR, str(tmp_path))
     monkeypatch.delenv(settings.WAREHOUSE_URL_VAR, raising=False)
     monkeypatch.delenv(settings.DAGSTER_STORAGE_URL_VAR, raising=False)
@@ -41,6 +46,7 @@ def test_embedded_server_starts_without_a_url(tmp_path: Path, monkeypatch) -> No
     finally:
         warehouse.close()
         stop_embedded_server(tmp_path)
+        shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 def test_configured_urls_never_start_the_embedded_server(
