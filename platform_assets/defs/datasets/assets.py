@@ -53,9 +53,9 @@ def _source_batches(
     source = spec.source
     if isinstance(source, HttpJsonSource):
         url = source.url.replace("{date}", window.key)
-        return lambda: stream_http_json(source, window.key, spec.source_column_names), {
-            "source_urls": [url]
-        }
+        return lambda: stream_http_json(
+            source, window.key, spec.source_column_names, spec.json_paths
+        ), {"source_urls": [url]}
     landing: LandingZone = context.resources.landing
     files = landing_files(source, Path(landing.directory), window)
 
@@ -63,7 +63,9 @@ def _source_batches(
 
     def batches() -> Iterator[RawBatch]:
         for path in files:
-            yield from read_file(source, path, spec.source_column_names, declared_types)
+            yield from read_file(
+                source, path, spec.source_column_names, declared_types, spec.json_paths
+            )
 
     described = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
     return batches, {"source_files": described}

@@ -17,11 +17,13 @@ from platform_assets.lib.arrow_cast import cast_isolating_failures
 from platform_assets.lib.ingestion.spec import ColumnSpec
 from platform_assets.lib.ingestion.value_formats import (
     describe_format,
+    json_values,
     parse_formatted_time,
     plain_decimal,
     plain_decimals,
     with_decimal_point,
 )
+from platform_assets.lib.jsonb import JSONB_METADATA
 
 _DATE = r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])"
 _TIME = r"([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,9})?"
@@ -52,6 +54,7 @@ def arrow_type(column: ColumnSpec) -> pa.DataType:
         "date": pa.date32(),
         "timestamptz": pa.timestamp("us", tz="UTC"),
         "timestamp": pa.timestamp("us"),
+        "json": pa.binary(),  # jsonb's binary COPY form (lib/jsonb)
     }[column.type]
 
 
@@ -60,6 +63,8 @@ def arrow_field(column: ColumnSpec) -> pa.Field:
     metadata = None
     if column.type == "decimal":
         metadata = {POSTGRES_TYPE_KEY: f"numeric({column.precision},{column.scale})".encode()}
+    if column.type == "json":
+        metadata = JSONB_METADATA
     return pa.field(column.name, arrow_type(column), metadata=metadata)
 
 
@@ -105,6 +110,8 @@ def parse_column(values: pa.Array, column: ColumnSpec) -> tuple[pa.Array, np.nda
     target = arrow_type(column)
     if column.type == "text":
         return present, np.zeros(len(values), dtype=bool)
+    if column.type == "json":
+        return json_values(present)
     if column.format is not None:
         return parse_formatted_time(present, column, target)
     present, separator_refused = with_decimal_point(present, column.decimal_separator)
@@ -190,5 +197,6 @@ def why_unparseable(column: ColumnSpec, text: str) -> str:
         "date": "a calendar date as YYYY-MM-DD",
         "timestamptz": "a timestamp with a UTC offset (ISO 8601, e.g. 2026-11-01T12:00:00+00:00)",
         "timestamp": "a timestamp without offset (ISO 8601, e.g. 2026-11-01T12:00:00)",
+        "json": "JSON text",
     }[kind]
     return f"{name}: {text!r} is not {expected}"

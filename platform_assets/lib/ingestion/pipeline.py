@@ -35,6 +35,7 @@ from platform_assets.lib.ingestion.validation import (
     failures_of,
 )
 from platform_assets.lib.sources.completeness import check_before_reading, check_rows_read
+from platform_assets.lib.sources.jsonl_reader import stream_jsonl
 from platform_assets.lib.sources.landing_readers import (
     LandingFileError,
     LandingFilesSource,
@@ -68,28 +69,30 @@ def read_file(
     path: Path,
     declared: list[str],
     declared_types: dict[str, str] | None = None,
+    paths: dict[str, str] | None = None,
 ) -> Iterator[RawBatch]:
     """``path`` in chunks, with the reader of the source's format, once its ready marker and
     manifest checksum (if declared) vouch for it. The first chunk carries the file's data lines,
     counted from its bytes before the reader starts (``count_data_lines``); a last empty chunk
     carries what vouched for the file, once its manifest's row count (if any) is checked too."""
     completeness = check_before_reading(path, source.ready_marker, source.manifest)
+    unterminated = "load" if completeness.declared_whole else source.unterminated_last_line
     if source.format == "parquet":
         batches = stream_parquet(
             path, declared, source.extra_columns, declared_types=declared_types
         )
+    elif source.format == "jsonl":
+        batches = stream_jsonl(path, declared, paths or {}, source.record_limits, unterminated)
     else:
         batches = stream_csv(
             path,
             declared,
             source.extra_columns,
             limits=source.record_limits,
-            unterminated_last_line=(
-                "load" if completeness.declared_whole else source.unterminated_last_line
-            ),
+            unterminated_last_line=unterminated,
             dialect=source.dialect,
         )
-    data_lines = count_data_lines(path, source.format, source.header)
+    data_lines = count_data_lines(path, source.format, source.format == "csv" and source.header)
     records, first = 0, True
     for batch in batches:
         records += batch.records_read

@@ -31,7 +31,7 @@ from platform_assets.lib.sources.postgres_table import PostgresTableSource
 # The format of a timestamptz written as whole seconds or milliseconds since 1970-01-01 UTC.
 EPOCH_FORMATS = ("epoch_s", "epoch_ms")
 ColumnType = Literal[
-    "text", "integer", "decimal", "double", "boolean", "date", "timestamptz", "timestamp"
+    "text", "integer", "decimal", "double", "boolean", "date", "timestamptz", "timestamp", "json"
 ]
 TIME_COLUMN_TYPES = ("date", "timestamptz", "timestamp")
 # What a table source's updated_at may be: an instant, or a wall-clock time read as UTC.
@@ -83,6 +83,9 @@ class ColumnSpec(StrictModel):
     regex: str | None = None
     max_length: Annotated[int, Field(ge=1)] | None = None
     accept_integral_decimals: bool = False
+    # Where a JSON source (JSON Lines, an API) holds the value: a dotted path (user.id); its name
+    # by default.
+    path: str | None = Field(default=None, pattern=r"^[^.]+(\.[^.]+)*$")
     # How the source writes the values (lib/ingestion/value_formats): a strptime pattern for a
     # date or timestamp, epoch_s / epoch_ms for a timestamptz; the decimal point of a number.
     format: str | None = None
@@ -389,6 +392,11 @@ class DatasetSpec(StrictModel):
     def column_names(self) -> list[str]:
         """The declared columns, in order: the table's columns."""
         return [column.name for column in self.columns]
+
+    @property
+    def json_paths(self) -> dict[str, str]:
+        """Where a JSON source holds each column that declares a ``path``."""
+        return {column.name: column.path for column in self.columns if column.path is not None}
 
     @property
     def source_column_names(self) -> list[str]:

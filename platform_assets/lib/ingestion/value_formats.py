@@ -7,6 +7,8 @@ own shape check and cast when a column declares how its values are written.
   scale like any other: ``1.234e1`` into scale 2 is refused, never rounded.
 - A column with ``decimal_separator: ","`` reads ``3,5`` as 3.5; a value that also holds a ``.``
   is refused (a thousands separator or a mistake: never guessed).
+- A ``json`` column holds any JSON value (an object a JSON Lines record nests, an API's list),
+  validated and stored as ``jsonb``, numbers exactly as written.
 - A date or timestamp column with ``format`` reads its values with that ``strptime`` pattern
   (``%d/%m/%Y``, ``%Y%m%d``, ``%d.%m.%Y %H:%M``), and a ``timestamptz`` column may declare
   ``epoch_s`` or ``epoch_ms``: whole seconds or milliseconds since 1970-01-01 UTC.
@@ -19,8 +21,10 @@ from decimal import Decimal, InvalidOperation
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import simplejson
 
 from platform_assets.lib.ingestion.spec import EPOCH_FORMATS, ColumnSpec
+from platform_assets.lib.jsonb import JSONB_VERSION
 
 _EXPONENT = r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d{1,4}$"
 # Whole seconds or milliseconds; the digits bound them to about the year 5000.
@@ -115,3 +119,23 @@ def describe_format(column: ColumnSpec) -> str:
 def plain_decimal(text: str) -> str | None:
     """``text`` written out in plain digits if it is a number in exponent notation."""
     return _plain(text.strip()) if re.fullmatch(_EXPONENT, text.strip()) else None
+
+
+def json_values(values: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """JSON texts as jsonb's binary COPY form (keys sorted, numbers exact), and which present
+    values are not JSON."""
+    stored: list[bytes | None] = []
+    failed = np.zeros(len(values), dtype=bool)
+    for index, text in enumerate(values.to_pylist()):
+        if text is None:
+            stored.append(None)
+            continue
+        try:
+            value = simplejson.loads(text, use_decimal=True)
+        except simplejson.JSONDecodeError:
+            stored.append(None)
+            failed[index] = True
+            continue
+        written = simplejson.dumps(value, sort_keys=True, ensure_ascii=False, use_decimal=True)
+        stored.append(JSONB_VERSION + written.encode())
+    return pa.array(stored, pa.binary()), failed

@@ -1,6 +1,8 @@
-"""A source value as the text the one parser reads, whatever source it came from."""
+"""A source value as the text the one parser reads, whatever source it came from, and where a
+JSON document holds it."""
 
 from decimal import Decimal
+from typing import Any
 
 import simplejson
 
@@ -18,3 +20,11 @@ def field_text(value: object) -> str:
     if isinstance(value, Decimal):
         return format(value, "f")  # positional: 1E+2 is 100
     return str(value)
+
+
+def value_at(document: Any, path: str) -> Any:
+    """The value at the dotted ``path`` (``user.id``) of a JSON document; None where any step of
+    it is missing or not an object."""
+    for part in path.split(".") if path else []:
+        document = document.get(part) if isinstance(document, dict) else None
+    return document

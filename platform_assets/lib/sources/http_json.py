@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from decimal import Decimal
 from email.utils import parsedate_to_datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urljoin
 
 import numpy as np
@@ -28,7 +28,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from platform_assets.lib.sources.field_text import field_text
+from platform_assets.lib.sources.field_text import field_text, value_at
 from platform_assets.lib.sources.landing_readers import LandingFileError, RawBatch, UnreadableRecord
 
 _RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -111,12 +111,6 @@ def _worth_retrying(error: BaseException) -> bool:
     return isinstance(error, SourceUnavailableError | requests.ConnectionError | requests.Timeout)
 
 
-def _dig(document: Any, path: str) -> Any:
-    for part in path.split(".") if path else []:
-        document = document.get(part) if isinstance(document, dict) else None
-    return document
-
-
 def _headers(source: HttpJsonSource) -> dict[str, str]:
     if source.token_env is None:
         return {"Accept": "application/json"}
@@ -158,8 +152,13 @@ def _page(session: requests.Session, source: HttpJsonSource, url: str) -> dict:
         ) from error
 
 
-def stream_http_json(source: HttpJsonSource, key: str, declared: list[str]) -> Iterator[RawBatch]:
-    """Every page for the partition ``key``, following ``next_path`` links, one chunk per page."""
+def stream_http_json(
+    source: HttpJsonSource, key: str, declared: list[str], paths: dict[str, str] | None = None
+) -> Iterator[RawBatch]:
+    """Every page for the partition ``key``, following ``next_path`` links, one chunk per page;
+    each declared column from its record's field of the same name, or from its dotted path in
+    ``paths``."""
+    paths = paths or {}
     url: str | None = source.url.replace("{date}", key)
     seen_urls: set[str] = set()
     number = 0
@@ -169,7 +168,7 @@ def stream_http_json(source: HttpJsonSource, key: str, declared: list[str]) -> I
                 raise LandingFileError(f"the API links back to {url}: the pages loop")
             seen_urls.add(url)
             body = _page(session, source, url)
-            records = _dig(body, source.records_path)
+            records = value_at(body, source.records_path)
             if not isinstance(records, list):
                 raise LandingFileError(f"{url} has no list at {source.records_path!r}")
             good: list[dict] = []
@@ -188,19 +187,23 @@ def stream_http_json(source: HttpJsonSource, key: str, declared: list[str]) -> I
                         )
                     )
                     continue
-                extra = sorted(set(record) - set(declared))
+                extra = sorted(
+                    set(record) - set(declared) - {p.split(".")[0] for p in paths.values()}
+                )
                 if extra and source.extra_columns == "error":
                     raise LandingFileError(f"{url} has undeclared field(s) {extra}")
                 good.append(record)
                 positions.append(number)
             rows = pa.table(
                 {
-                    name: pa.array([field_text(r.get(name)) for r in good], pa.string())
+                    name: pa.array(
+                        [field_text(value_at(r, paths.get(name, name))) for r in good], pa.string()
+                    )
                     for name in declared
                 }
             )
             yield RawBatch(
                 rows, source.url, np.array(positions, dtype=np.int64), unreadable, "record "
             )
-            following = _dig(body, source.next_path)
+            following = value_at(body, source.next_path)
             url = urljoin(url, following) if following else None

@@ -45,8 +45,8 @@ _COUNT_BLOCK_BYTES = 1 << 20
 
 
 class LandingFilesSource(BaseModel):
-    """Files dropped in the landing zone: one or more per partition, CSV or Parquet, read in
-    chunks.
+    """Files dropped in the landing zone: one or more per partition, CSV, Parquet or JSON Lines
+    (``jsonl``: one object per line, each column at its ``path``), read in chunks.
 
     ``pattern`` is a glob under ``directory`` in which ``{date}`` stands for the partition's key
     (``YYYY-MM-DD`` for days, or the spec's ``partitions.key_format``); every matching file of
@@ -70,7 +70,7 @@ class LandingFilesSource(BaseModel):
     kind: Literal["landing_files"]
     directory: str
     pattern: str
-    format: Literal["csv", "parquet"] = "csv"
+    format: Literal["csv", "parquet", "jsonl"] = "csv"
     extra_columns: Literal["error", "ignore"] = "error"
     max_record_bytes: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_bytes
     max_record_lines: Annotated[int, Field(ge=1)] = DEFAULT_RECORD_LIMITS.max_record_lines
@@ -203,8 +203,8 @@ def count_data_lines(path: Path, file_format: str, header: bool = True) -> int:
     """The data lines a landing file holds, counted from its bytes (or Parquet's metadata),
     independently of the reader: what loaded rows plus dead letters must add up to.
 
-    A CSV's physical lines are its line feeds, plus a last line without one; the header is not
-    data.
+    A CSV's (or JSON Lines file's) physical lines are its line feeds, plus a last line without
+    one; a CSV's header is not data.
     """
     try:
         if file_format == "parquet":
