@@ -33,13 +33,13 @@ from platform_assets.lib.warehouse.resource import Warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ASSET_KEYS = {
-    "landing/orders",
+    "landing/orders_files",
     "sales/orders",
     "sales/daily_order_metrics",
     "platform/dead_letter_records",
     "platform/ingestion_accounting",
     "staging/customers",
-    "landing/shop_events",
+    "landing/shop_events_files",
     "web/shop_events",
 }
 SAMPLE_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]

@@ -99,6 +99,17 @@ def data_lines(landing_dir: Path, day: date) -> int:
     return path.read_bytes().count(b"\n") - 1
 
 
+def landed_ranges(client: DagsterDevClient) -> list[tuple[str, str, str]]:
+    """The orders landing asset's partition ranges by status, as its partitions page shows."""
+    node = client.query(
+        '{ assetNodeOrError(assetKey: {path: ["landing", "orders_files"]}) { ... on AssetNode {'
+        " assetPartitionStatuses { ... on TimePartitionStatuses {"
+        " ranges { status startKey endKey } } } } } }"
+    )["assetNodeOrError"]
+    ranges = node["assetPartitionStatuses"]["ranges"]
+    return [(r["status"], r["startKey"], r["endKey"]) for r in ranges]
+
+
 def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
     clean_warehouse: Warehouse, tmp_path: Path, instance_database_url: str
 ) -> None:
@@ -120,6 +131,8 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         sensor_runs = client.runs_tagged("trigger", "landing_files")
         assert len(sensor_runs) == 1  # three adjacent days: one range run
         assert sensor_runs[0].tags["dagster/asset_partition_range_start"] == min(landed)
+        # The landing asset's partitions page shows the days that landed, as the UI reads it.
+        assert landed_ranges(client) == [("MATERIALIZED", min(landed), max(landed))]
 
         # A 60-day partition backfill of orders and metrics, as the UI's dialog launches it, with
         # the sensors off.

@@ -20,7 +20,7 @@ SENSOR = next(s for s in LANDING_SENSORS if s.name == "orders_landing_files")
 def tick(
     landing: Path, instance: dg.DagsterInstance, cursor: str | None
 ) -> tuple[list[dg.RunRequest], str, list]:
-    """One evaluation of the landing sensor: its run requests, next cursor and observations."""
+    """One evaluation of the landing sensor: its run requests, next cursor and landed days."""
     context = dg.build_sensor_context(
         instance=instance, cursor=cursor, resources={"landing": LandingZone(directory=str(landing))}
     )

@@ -1,9 +1,10 @@
-"""Each landing-file dataset's files, shown in the asset graph as an external, observed source.
+"""Each landing-file dataset's files, shown in the asset graph as an external source.
 
 Dagster cannot materialise these (the source system drops them), but the landing-file sensor
-records an observation for every day whose files settled or changed, with a data version from
-the files' content: the UI then shows which days have data, and marks a loaded day stale once
-its files change.
+reports a materialisation of every day whose files settled or changed (a runless event, as Dagster
+records external assets), with a data version from the files' content: the asset's partitions
+then show which days landed, and a loaded day whose files change shows as stale downstream. They
+sit in their own ``landing`` group, named ``<dataset>_files``, apart from the datasets.
 """
 
 import dagster as dg
@@ -13,10 +14,12 @@ from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
 
+LANDING_GROUP = "landing"
+
 
 def landing_asset_key(spec: DatasetSpec) -> dg.AssetKey:
     """The key of the dataset's landing files in the asset graph."""
-    return dg.AssetKey(["landing", spec.name])
+    return dg.AssetKey(["landing", f"{spec.name}_files"])
 
 
 def landing_files_spec(spec: DatasetSpec) -> dg.AssetSpec:
@@ -30,15 +33,17 @@ def landing_files_spec(spec: DatasetSpec) -> dg.AssetSpec:
             f"{source.pattern}); observed by the {spec.name}_landing_files sensor."
         ),
         partitions_def=dataset_partitions(spec),
-        group_name=spec.group,
+        group_name=LANDING_GROUP,
         kinds={source.format},
         owners=spec.owners,
     )
 
 
-def landing_observation(spec: DatasetSpec, day: str, fingerprint: str) -> dg.AssetObservation:
-    """An observation of one day's settled files, versioned by their content."""
-    return dg.AssetObservation(
+def landing_materialization(
+    spec: DatasetSpec, day: str, fingerprint: str
+) -> dg.AssetMaterialization:
+    """One day's files landed (settled, or changed since), versioned by their content."""
+    return dg.AssetMaterialization(
         asset_key=landing_asset_key(spec),
         partition=day,
         tags={"dagster/data_version": fingerprint},

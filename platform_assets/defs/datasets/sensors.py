@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.defs.datasets.jobs import LOAD_JOBS
-from platform_assets.defs.datasets.landing import landing_observation
+from platform_assets.defs.datasets.landing import landing_materialization
 from platform_assets.defs.datasets.partitions import dataset_partitions
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.lib.ingestion.spec import DatasetSpec
@@ -114,7 +114,7 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
             skip_reason=skip,
             cursor=json.dumps(scan.cursor),
             asset_events=[
-                landing_observation(spec, key, fingerprint)
+                landing_materialization(spec, key, fingerprint)
                 for key, fingerprint in scan.changed_keys.items()
             ],
         )
