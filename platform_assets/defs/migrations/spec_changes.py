@@ -18,11 +18,12 @@ and apply once confirmed:
   the new key is unique and never missing.
 
 Backfills go in batches by the table's primary key, of any number of columns, or by physical row
-order where it has none (``lib/migrations/batches.py``). A change of partition column, a key
-change of a natively partitioned table, and a dropped column of a table without a primary key
-(nothing to restore its values by) are not planned: they are reported for a hand-written
-migration. One planned migration is applied per run; the next dry run plans the next step from
-the table as it then is.
+order where it has none (``lib/migrations/batches.py``). A change of partition column and a key
+change of a natively partitioned table are not planned: they are reported for a hand-written
+migration. A column dropped from a table without a primary key is planned with a pre-check that
+rows agreeing on every other column agree on it too, so that a rollback restores every value.
+One planned migration is applied per run; the next dry run plans the next step from the table as
+it then is.
 """
 
 import hashlib
@@ -136,13 +137,6 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
     changed = [m for m in mismatches if m.declared is not None]
     staged = {f"{m.column}__new"[:63] for m in changed}  # a swap under way: not a dropped column
     dropped = [m for m in mismatches if m.declared is None and m.column not in staged]
-    if dropped and not key:
-        unplanned.append(
-            f"{table_slice.qualified_name}: {[m.column for m in dropped]} are no longer declared,"
-            " but the table has no primary key to restore a dropped column's values by if the"
-            " drop were rolled back: back the table up and drop them by hand"
-        )
-        dropped = []
     planned = []
     for change in changed:
         migration = change_column_type(
@@ -160,6 +154,9 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
         checks = [_still_stored_as(table_slice, change), _converts_unchanged(table_slice, change)]
         planned.append(_fingerprinted(replace(migration, pre_checks=checks)))
     for gone in dropped:
+        # A keyless table's rows are told apart by every other column: a rollback restores the
+        # value to the rows agreeing on them, which the pre-check proves is one value each.
+        others = key or tuple(c.name for c in existing if c.name != gone.column)
         migration = drop_column(
             id=_planned_id(spec, gone.column, gone.stored, gone.declared),
             description=(
@@ -168,11 +165,13 @@ def plan_dataset(cursor: adbc.Cursor, spec: DatasetSpec) -> SpecPlan:
             ),
             schema=schema,
             table=table,
-            key=key,
+            key=others,
             column=gone.column,
             pg_type=gone.stored,
+            by_row=not key,
         )
-        planned.append(_fingerprinted(migration))
+        checks = [] if key else [_determined_by(table_slice, others, gone.column)]
+        planned.append(_fingerprinted(replace(migration, pre_checks=checks)))
     changing = {m.column for m in changed}
     for column in existing:
         if column.name in _not_null_declared(spec) - changing and not column.not_null:
@@ -251,6 +250,22 @@ def _rekeyed(
         ),
     ]
     return _fingerprinted(replace(migration, pre_checks=checks))
+
+
+def _determined_by(table_slice: TableSlice, others: tuple[str, ...], column: str) -> Check:
+    """No two rows agree on ``others`` but differ in ``column`` (nulls included): a rollback can
+    then give every row its value back."""
+    query = sql.SQL(
+        "SELECT NOT EXISTS (SELECT 1 FROM {} GROUP BY {} HAVING count(DISTINCT ROW({})::text) > 1)"
+    ).format(
+        sql.Identifier(table_slice.schema, table_slice.table),
+        sql.SQL(", ").join(map(sql.Identifier, others)),
+        sql.Identifier(column),
+    )
+    return Check(
+        f"rows agreeing on every other column agree on {column} (so a rollback restores it)",
+        query.as_string(),
+    )
 
 
 def _not_null_declared(spec: DatasetSpec) -> set[str]:

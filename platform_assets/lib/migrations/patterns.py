@@ -158,8 +158,11 @@ def add_column(
     )
 
 
-def _restore_from_backup(migration_id: str, schema: str, table: str, key: Key, column: str) -> str:
-    """Put the backed-up column back, row by key (a keyless table's rows cannot be told apart)."""
+def _restore_from_backup(
+    migration_id: str, schema: str, table: str, key: Key, column: str, by_row: bool = False
+) -> str:
+    """Put the backed-up column back, row by key; ``by_row``: by the values of ``key``'s columns
+    (every other column of a keyless table), which must determine the column's value."""
     columns = [sql.Identifier(c) for c in key_columns(key)]
     if not columns:
         raise ValueError(
@@ -167,6 +170,20 @@ def _restore_from_backup(migration_id: str, schema: str, table: str, key: Key, c
             " back it up by hand"
         )
     backup = sql.Identifier(BACKUP_SCHEMA, backup_table_name(migration_id, table))
+    if by_row:
+        # As text, so that nulls match and the join can hash; one value per row of the others.
+        return _text(
+            sql.SQL(
+                "UPDATE {} AS t SET {col} = b.{col} FROM (SELECT DISTINCT ROW({b_key})::text AS"
+                " matched, {col} FROM {} AS b) AS b WHERE b.matched = ROW({t_key})::text"
+            ).format(
+                sql.Identifier(schema, table),
+                backup,
+                col=sql.Identifier(column),
+                b_key=sql.SQL(", ").join(sql.SQL("b.") + c for c in columns),
+                t_key=sql.SQL(", ").join(sql.SQL("t.") + c for c in columns),
+            )
+        )
     return _text(
         sql.SQL(
             "UPDATE {} AS t SET {col} = b.{col} FROM {} AS b WHERE ({b_key}) = ({t_key})"
@@ -451,9 +468,12 @@ def drop_column(
     column: str,
     pg_type: str,
     sync_trigger_of: str | None = None,
+    by_row: bool = False,
 ) -> Migration:
     """Contract: drop ``column`` (backed up first; ``down`` restores it), and the sync trigger
-    that fed ``sync_trigger_of`` from it, if any."""
+    that fed ``sync_trigger_of`` from it, if any. ``by_row``: a keyless table's drop, ``key``
+    every other column, restored to the rows agreeing on them (the caller's pre-check must prove
+    they determine the column)."""
     target, col = sql.Identifier(schema, table), sql.Identifier(column)
     triggers = _drop_sync_trigger(schema, table, sync_trigger_of) if sync_trigger_of else []
     return Migration(
@@ -473,7 +493,7 @@ def drop_column(
                     target, col, sql.SQL(pg_type)
                 )
             ),
-            _restore_from_backup(id, schema, table, key, column),
+            _restore_from_backup(id, schema, table, key, column, by_row),
         ],
     )
 
