@@ -22,6 +22,7 @@ from platform_assets.defs.datasets.sensors import LANDING_SENSORS
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.defs.migrations.jobs import migrate_job, migration_resources
 from platform_assets.defs.platform.assets import (
+    DATASET_DEAD_LETTERS,
     dead_letter_records,
     ingestion_accounting,
 )
@@ -49,6 +50,7 @@ defs = dg.Definitions.merge(
             *dg.load_assets_from_modules([sales_assets]),
             *LANDING_FILES,
             *dataset_assets,
+            *DATASET_DEAD_LETTERS,
             dead_letter_records,
             ingestion_accounting,
         ],

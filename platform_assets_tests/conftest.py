@@ -41,6 +41,9 @@ ASSET_KEYS = {
     "staging/customers",
     "landing/shop_events_files",
     "web/shop_events",
+    "sales/orders_dead_letters",
+    "web/shop_events_dead_letters",
+    "staging/customers_dead_letters",
 }
 SAMPLE_DAYS = [date(2026, 11, 1), date(2026, 11, 2), date(2026, 11, 3)]
 SAMPLE_SEED = 11

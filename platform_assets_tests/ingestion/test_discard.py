@@ -5,7 +5,7 @@ import dagster as dg
 from psycopg import sql
 
 from platform_assets.defs.datasets.discard import discard_dead_letters_job
-from platform_assets.lib.dead_letters.observation import DEAD_LETTER_ASSET_KEY
+from platform_assets.lib.dead_letters.observation import dead_letters_key
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import check_evaluation, fetch_all
 from platform_assets_tests.ingestion.test_replay import (
@@ -27,7 +27,7 @@ def discard(resources: dict, instance: dg.DagsterInstance, **config) -> dg.Execu
 
 
 def observations(instance: dg.DagsterInstance) -> list[dg.AssetObservation]:
-    records = instance.fetch_observations(DEAD_LETTER_ASSET_KEY, limit=100).records
+    records = instance.fetch_observations(dead_letters_key("sales/orders"), limit=100).records
     return [record.asset_observation for record in records]
 
 
@@ -64,8 +64,8 @@ def test_discarded_letters_are_audited_and_the_partition_still_adds_up(resources
     assert check_evaluation(checks, "rows_add_up").passed
 
     latest = observations(instance)[0]
-    assert latest.metadata["sales/orders discarded"].value == 2
-    assert latest.metadata["sales/orders new"].value == dead - 2
+    assert latest.metadata["discarded"].value == 2
+    assert latest.metadata["new"].value == dead - 2
 
 
 def test_a_discard_naming_an_unknown_letter_discards_nothing(resources, instance) -> None:
@@ -94,8 +94,8 @@ def test_each_load_records_the_queue_as_an_observation(resources, instance) -> N
     (observed,) = observations(instance)
     metadata = observed.metadata
     assert metadata["dataset"].value == "sales/orders"
-    assert metadata["sales/orders new"].value == len(stored)
-    assert metadata["sales/orders resolved"].value == 0
+    assert metadata["new"].value == len(stored)
+    assert metadata["resolved"].value == 0
     (row,) = metadata["partitions"].value.records
     assert row.data == {
         "partition_key": DAY,

@@ -13,7 +13,9 @@ from psycopg import sql
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.defs.datasets.specs import SPECS_BY_NAME
+from platform_assets.lib.dead_letters.observation import dead_letters_key
 from platform_assets.lib.samples.sample_events import generate_events_day, write_events_day
+from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets_tests.helpers import fetch_all
 
@@ -72,3 +74,37 @@ def test_a_berlin_day_of_events_loads_with_every_event_accounted_for(
     assert latest < datetime.combine(date(2026, 3, 30), time.min, tzinfo=berlin)
     assert first_day == last_day == DAY
     assert first_local == earliest.astimezone(berlin).replace(tzinfo=None)
+
+
+def test_each_dataset_s_dead_letters_are_observed_on_its_own_asset(
+    resources: dict, instance: dg.DagsterInstance, tmp_path: Path
+) -> None:
+    """Orders, then events: the events' observation does not hide the orders' letters (one
+    asset for both did), and each asset's counts are its own dataset's."""
+    write_day(tmp_path / "orders", DAY, orders=400, seed=5, malformed_share=0.05)
+    write_events_day(tmp_path / "shop_events", DAY, 500, 11, 0.02, 0.01)
+    landed = {**resources, "landing": LandingZone(directory=str(tmp_path))}
+    for name in ("orders", "shop_events"):
+        result = dg.materialize(
+            [build_dataset_asset(SPECS_BY_NAME[name])],
+            partition_key=DAY.isoformat(),
+            resources=landed,
+            instance=instance,
+        )
+        assert result.success
+    warehouse = resources["warehouse"]
+    for name, key in (("orders", "sales/orders"), ("shop_events", "web/shop_events")):
+        (latest,) = instance.fetch_observations(dead_letters_key(key), limit=1).records
+        metadata = latest.asset_observation.metadata
+        ((stored,),) = fetch_all(
+            warehouse,
+            sql.SQL(
+                "SELECT count(*) FROM platform.dead_letter_records"
+                " WHERE asset_key = %s AND status = 'new'"
+            ),
+            (key,),
+        )
+        assert metadata["dataset"].value == key
+        assert metadata["new"].value == stored > 0, name
+        assert metadata["partitions_with_letters"].value == 1
+        assert metadata["partitions_not_listed"].value == 0
