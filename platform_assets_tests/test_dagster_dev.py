@@ -110,6 +110,15 @@ def landed_ranges(client: DagsterDevClient) -> list[tuple[str, str, str]]:
     return [(r["status"], r["startKey"], r["endKey"]) for r in ranges]
 
 
+def latest_landing_report(client: DagsterDevClient) -> str:
+    """The description of the orders landing asset's latest observation."""
+    asset = client.query(
+        '{ assetOrError(assetKey: {path: ["landing", "orders_files"]}) { ... on Asset {'
+        " assetObservations(limit: 1) { description } } } }"
+    )["assetOrError"]
+    return asset["assetObservations"][0]["description"]
+
+
 def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
     clean_warehouse: Warehouse, tmp_path: Path, instance_database_url: str
 ) -> None:
@@ -131,8 +140,10 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         sensor_runs = client.runs_tagged("trigger", "landing_files")
         assert len(sensor_runs) == 1  # three adjacent days: one range run
         assert sensor_runs[0].tags["dagster/asset_partition_range_start"] == min(landed)
-        # The landing asset's partitions page shows the days that landed, as the UI reads it.
+        # The landing asset's partitions page shows the days that landed, as the UI reads it,
+        # and its page what the sensor saw but did not load (here: nothing, once all settled).
         assert landed_ranges(client) == [("MATERIALIZED", min(landed), max(landed))]
+        assert latest_landing_report(client) == "every orders file seen is loaded"
 
         # A 60-day partition backfill of orders and metrics, as the UI's dialog launches it, with
         # the sensors off.

@@ -2,7 +2,7 @@
 
 import json
 import shutil
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import dagster as dg
@@ -26,7 +26,18 @@ def tick(
     )
     result = SENSOR(context)
     assert isinstance(result, dg.SensorResult)
-    return list(result.run_requests or []), result.cursor or "", list(result.asset_events or [])
+    landed = [e for e in result.asset_events or [] if isinstance(e, dg.AssetMaterialization)]
+    return list(result.run_requests or []), result.cursor or "", landed
+
+
+def unloaded_reports(landing: Path, instance: dg.DagsterInstance, cursor: str | None) -> tuple:
+    """One evaluation: what it says of the files it sees but does not load, and its cursor."""
+    context = dg.build_sensor_context(
+        instance=instance, cursor=cursor, resources={"landing": LandingZone(directory=str(landing))}
+    )
+    result = SENSOR(context)
+    reports = [e for e in result.asset_events or [] if isinstance(e, dg.AssetObservation)]
+    return reports, result.cursor, result.skip_reason
 
 
 def requested_ranges(requests: list[dg.RunRequest]) -> list[tuple[str, str]]:
@@ -78,3 +89,27 @@ def test_the_landing_sensor_requests_each_settled_file_once(
     assert [o.partition for o in observed] == [days[1]]
     assert json.loads(cursor)["seen"][path.name]["size"] == path.stat().st_size
     assert tick(landing, instance, cursor)[0] == []
+
+
+def test_a_file_that_waits_says_why_on_the_landing_asset_and_in_the_tick(
+    tmp_path: Path, instance
+) -> None:
+    """A file for a day that is not a partition yet (tomorrow's), and one matching the pattern
+    without naming a day: each tick says so, and the landing asset is told whenever it changes."""
+    orders = tmp_path / "landing" / "orders"
+    orders.mkdir(parents=True)
+    tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
+    (orders / f"orders_{tomorrow}.csv").write_text("order_id\n1\n")
+    (orders / "orders_latest.csv").write_text("order_id\n1\n")
+
+    (report,), cursor, skip = unloaded_reports(tmp_path / "landing", instance, None)
+    why = report.metadata["why"].value
+    assert report.metadata["files_not_loaded"].value == 2
+    assert f"{tomorrow} is not a partition (yet)" in why[f"orders_{tomorrow}.csv"]
+    assert "names no %Y-%m-%d key" in why["orders_latest.csv"]
+    assert f"orders_{tomorrow}.csv waits: {tomorrow} is not a partition" in skip.skip_message
+    again, cursor, skip = unloaded_reports(tmp_path / "landing", instance, cursor)
+    assert again == [] and "waits" in skip.skip_message  # told once; every tick still says it
+    (orders / "orders_latest.csv").unlink()
+    (report,), _, _ = unloaded_reports(tmp_path / "landing", instance, cursor)
+    assert report.metadata["files_not_loaded"].value == 1

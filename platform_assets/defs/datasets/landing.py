@@ -51,6 +51,24 @@ def landing_materialization(
     )
 
 
+def unloaded_observation(spec: DatasetSpec, unloaded: dict[str, str]) -> dg.AssetObservation:
+    """The files the sensor sees but does not load, and why (a file for a day that is not a
+    partition yet, one still growing, one waiting for its marker, one refused): on the landing
+    asset's page, not only in a tick's log."""
+    return dg.AssetObservation(
+        asset_key=landing_asset_key(spec),
+        description=(
+            f"{len(unloaded)} {spec.name} file(s) seen but not loaded"
+            if unloaded
+            else f"every {spec.name} file seen is loaded"
+        ),
+        metadata={
+            "files_not_loaded": len(unloaded),
+            "why": dg.MetadataValue.json(unloaded),
+        },
+    )
+
+
 LANDING_FILES = [
     landing_files_spec(spec)
     for spec in DATASET_SPECS

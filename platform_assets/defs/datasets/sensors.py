@@ -16,7 +16,7 @@ from pathlib import Path
 import dagster as dg
 
 from platform_assets.defs.datasets.jobs import LOAD_JOBS
-from platform_assets.defs.datasets.landing import landing_materialization
+from platform_assets.defs.datasets.landing import landing_materialization, unloaded_observation
 from platform_assets.defs.datasets.partitions import dataset_partitions
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.lib.ingestion.spec import DatasetSpec
@@ -26,6 +26,8 @@ from platform_assets.lib.sources.landing_scan import scan_landing
 from platform_assets.lib.sources.landing_zone import LandingZone
 
 LANDING_SENSOR_INTERVAL_S = 15
+# The cursor's digest of the files last reported as not loaded (the scan ignores the key).
+UNLOADED_REPORTED = "unloaded_reported"
 
 
 def _digest(fingerprints: Iterable[str]) -> str:
@@ -72,11 +74,12 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         """Requests each changed partition once; the cursor holds what was seen. The tick says
         which files wait and why, which were removed after loading, and which were refused."""
         zone = Path(landing.directory)
+        cursor = json.loads(context.cursor) if context.cursor else None
         scan = scan_landing(
             zone / source.directory,
             source.pattern,
             spec.partitions.format,
-            json.loads(context.cursor) if context.cursor else None,
+            cursor,
             partitions_def.has_partition_key,  # a file for a key not yet a partition waits
             zone=zone,
             not_ready=lambda path: not_ready(path, source.ready_marker, source.manifest),
@@ -109,14 +112,24 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
                 notes.append(f"waiting for {scan.settling} to stop growing")
             said = "".join(f"; {note}" for note in notes)
             skip = dg.SkipReason(f"no new or changed {spec.name} landing file{said}")
+        events: list[dg.AssetMaterialization | dg.AssetObservation] = [
+            landing_materialization(spec, key, fingerprint)
+            for key, fingerprint in scan.changed_keys.items()
+        ]
+        unloaded = {
+            **dict.fromkeys(scan.settling, "still growing: loads once its size holds"),
+            **scan.waiting,
+            **{name: f"refused: {why}" for name, why in scan.refused.items()},
+        }
+        # The landing asset says which files are not loaded and why, each time that changes.
+        reported = _digest(f"{name}:{why}" for name, why in sorted(unloaded.items()))
+        if reported != (cursor or {}).get(UNLOADED_REPORTED):
+            events.append(unloaded_observation(spec, unloaded))
         return dg.SensorResult(
             run_requests=requests,
             skip_reason=skip,
-            cursor=json.dumps(scan.cursor),
-            asset_events=[
-                landing_materialization(spec, key, fingerprint)
-                for key, fingerprint in scan.changed_keys.items()
-            ],
+            cursor=json.dumps({**scan.cursor, UNLOADED_REPORTED: reported}),
+            asset_events=events,
         )
 
     return landing_files_changed

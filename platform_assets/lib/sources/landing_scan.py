@@ -95,9 +95,10 @@ def scan_landing(
 ) -> LandingScan:
     """Compare ``directory`` with the ``cursor`` of the last scan (None: nothing seen yet).
 
-    Only files whose key ``is_partition`` accepts are considered; the others are looked at
-    again on later scans (a file for today waits until today is a partition), as are the files
-    ``not_ready`` gives a reason for. A file resolving outside ``zone`` is refused.
+    Only files whose key ``is_partition`` accepts are considered; the others wait, saying why,
+    and are looked at again on later scans (a file for today waits until today is a partition),
+    as are the files ``not_ready`` gives a reason for, and a file matching the pattern without
+    naming a key. A file resolving outside ``zone`` is refused.
     """
     previous = cursor or {"seen": {}, "settling": {}}
     seen: dict[str, dict] = {}
@@ -110,7 +111,15 @@ def scan_landing(
     present = sorted(directory.iterdir()) if directory.is_dir() else []
     for path in present:
         key = key_of(path.name)
-        if key is None or not is_partition(key):
+        if key is None:
+            if fnmatchcase(path.name, pattern.replace(_KEY, "*")):
+                waiting[path.name] = f"its name matches {pattern} but names no {key_format} key"
+            continue
+        if not is_partition(key):
+            waiting[path.name] = (
+                f"{key} is not a partition (yet): a day becomes one once it has ended, and keys"
+                " outside the partitions' range never do"
+            )
             continue
         if inside is not None and not path.resolve().is_relative_to(inside):
             refused[path.name] = f"it leads out of the landing zone, to {path.resolve()}"
