@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pyarrow.parquet as pq
+import pytest
 from psycopg import sql
 
 from platform_assets.defs.datasets.checks import build_dataset_checks
@@ -230,3 +231,14 @@ def test_dead_letters_export_from_the_job(resources, instance, tmp_path) -> None
     exported = pq.read_table(path)
     assert result.success and exported.num_rows == len(letters(resources["warehouse"])) > 0
     assert set(exported.column("status").to_pylist()) == {"new"}
+
+
+def test_the_launchpad_asks_which_dataset(resources, instance) -> None:
+    """No dataset by default: launched as the launchpad first shows it, the run is refused
+    naming the field, instead of replaying a dataset nobody chose."""
+    with pytest.raises(dg.DagsterInvalidConfigError, match="dataset"):
+        replay_dead_letters_job.execute_in_process(
+            run_config={"ops": {"replay_dead_letters": {"config": {}}}},
+            resources={"warehouse": resources["warehouse"]},
+            instance=instance,
+        )

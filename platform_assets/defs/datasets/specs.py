@@ -19,9 +19,10 @@ SPECS_BY_NAME = {spec.name: spec for spec in DATASET_SPECS}
 
 
 def dataset_field() -> Any:
-    """The ``dataset`` field of a launchpad config: the first declared dataset by default, so the
-    launchpad opens with a config that is valid as it stands."""
-    return Field(default=DATASET_SPECS[0].name, description=f"One of {sorted(SPECS_BY_NAME)}")
+    """The ``dataset`` field of a launchpad config, required: the launchpad asks which dataset
+    (naming them all) rather than opening on one that may have nothing to replay, export or
+    discard."""
+    return Field(description=f"Which dataset: one of {sorted(SPECS_BY_NAME)}")
 
 
 def spec_named(name: str) -> DatasetSpec:
