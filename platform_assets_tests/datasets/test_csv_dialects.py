@@ -5,15 +5,13 @@ leaves undefined makes only its own record a dead letter. Materialised for real.
 
 from pathlib import Path
 
-import dagster as dg
 import pydantic
 import pytest
 from psycopg import sql
 
-from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets_tests.datasets.readings import readings_spec
+from platform_assets_tests.datasets.test_compressed_files import load
 from platform_assets_tests.datasets.test_spec_changes import DAY
 from platform_assets_tests.helpers import fetch_all
 
@@ -32,15 +30,6 @@ def spec_with(**source: object) -> DatasetSpec:
     )
     declared = type(spec.source).model_validate({**spec.source.model_dump(), **source})
     return spec.model_copy(update={"source": declared})
-
-
-def load(spec: DatasetSpec, directory: Path, resources: dict) -> dg.ExecuteInProcessResult:
-    return dg.materialize(
-        [build_dataset_asset(spec)],
-        partition_key=DAY,
-        resources={**resources, "landing": LandingZone(directory=str(directory))},
-        raise_on_error=False,
-    )
 
 
 def stored(resources: dict) -> list[tuple]:

@@ -3,10 +3,6 @@ table keyed by three columns is planned, applied in key batches, verified, and r
 run is killed mid-backfill; on a keyless table it goes in batches of pages. Materialised, killed
 and migrated for real."""
 
-import os
-import subprocess
-import sys
-import time
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -27,8 +23,8 @@ from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.migrations.conftest import run_migrations
 from platform_assets_tests.migrations.test_migration_job import (
     cause_message,
-    committed_batches,
     guard_metadata,
+    killed_after_batches,
 )
 from platform_assets_tests.migrations.test_spec_migrations import load, migrate
 
@@ -91,30 +87,14 @@ def test_a_scale_widening_on_a_three_column_key_is_planned_applied_and_resumed_a
     # Batches by the whole key, compared as one row value.
     assert '(t."taken_on", t."sensor", t."reading_id") >' in shown["sql"].value
 
-    script = "\n".join(
-        [
-            "import os",
-            "from platform_assets.lib.warehouse.resource import Warehouse",
-            "from platform_assets_tests.migrations.conftest import run_migrations",
-            "from platform_assets_tests.migrations.test_keys_of_any_arity import"
-            " THREE_COLUMN_KEY, scaled",
-            "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",
-            "run_migrations(warehouse, migrations=[], dataset_specs=[scaled(4, THREE_COLUMN_KEY)],"
-            f" confirm=True, batch_size={BATCH}, pause_ms=200)",
-        ]
+    killed_at = killed_after_batches(
+        warehouse,
+        "migrations=[], dataset_specs=[scaled(4, THREE_COLUMN_KEY)], confirm=True,"
+        f" batch_size={BATCH}, pause_ms=200",
+        4,
+        "from platform_assets_tests.migrations.test_keys_of_any_arity import THREE_COLUMN_KEY,"
+        " scaled",
     )
-    env = {**os.environ, "MIGRATION_TEST_URL": warehouse.conninfo()}
-    process = subprocess.Popen([sys.executable, "-c", script], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and committed_batches(warehouse) < 4:
-            time.sleep(0.05)
-        process.kill()
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    killed_at = committed_batches(warehouse)
     assert 4 <= killed_at < READINGS // BATCH
     position = ledger_position(warehouse)
     assert set(position) == set(THREE_COLUMN_KEY)  # the last key reached, all three columns

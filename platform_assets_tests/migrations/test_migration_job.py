@@ -285,27 +285,7 @@ def test_a_declared_destroyed_column_may_be_dropped(shop: Warehouse) -> None:
 
 def test_killed_mid_backfill_resumes_without_redoing_batches(shop: Warehouse) -> None:
     """SIGKILL while batches run; the re-run continues after the last committed key."""
-    script = "\n".join(
-        [
-            "import os",
-            "from platform_assets.lib.warehouse.resource import Warehouse",
-            "from platform_assets_tests.migrations.conftest import run_migrations",
-            "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",
-            "run_migrations(warehouse, confirm=True, batch_size=25, pause_ms=200)",
-        ]
-    )
-    env = {**os.environ, "MIGRATION_TEST_URL": shop.conninfo()}
-    process = subprocess.Popen([sys.executable, "-c", script], env=env)
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and committed_batches(shop) < 4:
-            time.sleep(0.05)
-        process.kill()
-        process.wait(timeout=30)
-    finally:
-        if process.poll() is None:
-            process.kill()
-    killed_at = committed_batches(shop)
+    killed_at = killed_after_batches(shop, "confirm=True, batch_size=25, pause_ms=200", 4)
     done = fetch_all(shop, sql.SQL("SELECT count(*) FROM crm.customers WHERE tier IS NOT NULL"))
     assert 4 <= killed_at < CUSTOMERS // 25 and done == [(killed_at * 25,)]
 
@@ -355,6 +335,36 @@ def test_a_connection_lost_mid_backfill_is_retried_and_resumed_in_the_same_run(
     assert (status, batches, rows) == ("applied", CUSTOMERS // 25, CUSTOMERS)
     tiers = fetch_all(shop, sql.SQL("SELECT id, tier FROM crm.customers"))
     assert all(tier == expected_tier(customer_id) for customer_id, tier in tiers)
+
+
+def killed_after_batches(
+    warehouse: Warehouse, arguments: str, batches: int, setup: str = ""
+) -> int:
+    """Run the migrate job in a process of its own (``run_migrations(warehouse, <arguments>)``,
+    after the import lines ``setup``), SIGKILL it once the ledger shows ``batches`` committed,
+    and return how many it had committed by then."""
+    script = "\n".join(
+        [
+            "import os",
+            "from platform_assets.lib.warehouse.resource import Warehouse",
+            "from platform_assets_tests.migrations.conftest import run_migrations",
+            setup,
+            "warehouse = Warehouse(database_url=os.environ['MIGRATION_TEST_URL'])",
+            f"run_migrations(warehouse, {arguments})",
+        ]
+    )
+    env = {**os.environ, "MIGRATION_TEST_URL": warehouse.conninfo()}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and committed_batches(warehouse) < batches:
+            time.sleep(0.05)
+        process.kill()
+        process.wait(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    return committed_batches(warehouse)
 
 
 def committed_batches(warehouse: Warehouse) -> int:

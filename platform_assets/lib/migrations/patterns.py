@@ -170,29 +170,19 @@ def _restore_from_backup(
             " back it up by hand"
         )
     backup = sql.Identifier(BACKUP_SCHEMA, backup_table_name(migration_id, table))
+    b_key = sql.SQL(", ").join(sql.SQL("b.") + c for c in columns)
+    t_key = sql.SQL(", ").join(sql.SQL("t.") + c for c in columns)
+    col = sql.Identifier(column)
+    source, match = backup, sql.SQL("({}) = ({})").format(b_key, t_key)
     if by_row:
         # As text, so that nulls match and the join can hash; one value per row of the others.
-        return _text(
-            sql.SQL(
-                "UPDATE {} AS t SET {col} = b.{col} FROM (SELECT DISTINCT ROW({b_key})::text AS"
-                " matched, {col} FROM {} AS b) AS b WHERE b.matched = ROW({t_key})::text"
-            ).format(
-                sql.Identifier(schema, table),
-                backup,
-                col=sql.Identifier(column),
-                b_key=sql.SQL(", ").join(sql.SQL("b.") + c for c in columns),
-                t_key=sql.SQL(", ").join(sql.SQL("t.") + c for c in columns),
-            )
+        source = sql.SQL("(SELECT DISTINCT ROW({})::text AS matched, {} FROM {} AS b)").format(
+            b_key, col, backup
         )
+        match = sql.SQL("b.matched = ROW({})::text").format(t_key)
     return _text(
-        sql.SQL(
-            "UPDATE {} AS t SET {col} = b.{col} FROM {} AS b WHERE ({b_key}) = ({t_key})"
-        ).format(
-            sql.Identifier(schema, table),
-            backup,
-            col=sql.Identifier(column),
-            b_key=sql.SQL(", ").join(sql.SQL("b.") + c for c in columns),
-            t_key=sql.SQL(", ").join(sql.SQL("t.") + c for c in columns),
+        sql.SQL("UPDATE {} AS t SET {col} = b.{col} FROM {} AS b WHERE {}").format(
+            sql.Identifier(schema, table), source, match, col=col
         )
     )
 
