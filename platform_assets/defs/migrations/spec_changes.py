@@ -41,6 +41,7 @@ from platform_assets.lib.migrations.patterns import (
     change_primary_key,
     drop_column,
     drop_primary_key,
+    keyed_by,
     set_not_null,
 )
 from platform_assets.lib.tables import layout, native_partitions, statements
@@ -275,15 +276,9 @@ def _not_null_declared(spec: DatasetSpec) -> set[str]:
 
 def _keyed_by(table_slice: TableSlice, key: tuple[str, ...]) -> Check:
     """The table's primary key is still the one the plan was made from."""
-    query = sql.SQL(
-        "SELECT coalesce(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[],"
-        " a.attnum)), '{{}}') = {} FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
-        " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {}::regclass AND i.indisprimary"
-    ).format(
-        sql.Literal(list(key)),
-        sql.Literal(statements.table_identifier(table_slice.schema, table_slice.table)),
+    return keyed_by(
+        table_slice.schema, table_slice.table, key, f"the primary key is still {list(key)}"
     )
-    return Check(f"the primary key is still {list(key)}", query.as_string())
 
 
 def plan_from_specs(conn: adbc.Connection, specs: list[DatasetSpec]) -> SpecPlan:

@@ -488,6 +488,16 @@ def drop_column(
     )
 
 
+def keyed_by(schema: str, table: str, key: tuple[str, ...], description: str) -> Check:
+    """The table's primary key is exactly ``key``'s columns, in order (none: no primary key)."""
+    query = sql.SQL(
+        "SELECT coalesce(array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[],"
+        " a.attnum)), '{{}}') = {} FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid"
+        " AND a.attnum = ANY(i.indkey) WHERE i.indrelid = {}::regclass AND i.indisprimary"
+    ).format(sql.Literal(list(key)), sql.Literal(sql.Identifier(schema, table).as_string()))
+    return Check(description, _text(query))
+
+
 def _constraint_exists(schema: str, table: str, condition: sql.Composable) -> sql.Composable:
     return sql.SQL(
         "EXISTS (SELECT 1 FROM pg_constraint WHERE conrelid = {}::regclass AND {})"
@@ -652,17 +662,7 @@ def change_primary_key(
             REPLACED_KEY + _text(swap),
         ],
         validate=[
-            Check(
-                f"{schema}.{table} is keyed by {list(new_key)}",
-                _text(
-                    sql.SQL(
-                        "SELECT array_agg(a.attname::text ORDER BY array_position(i.indkey::int2[],"
-                        " a.attnum)) = {} FROM pg_index i JOIN pg_attribute a"
-                        " ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey)"
-                        " WHERE i.indrelid = {}::regclass AND i.indisprimary"
-                    ).format(sql.Literal(list(new_key)), regclass)
-                ),
-            )
+            keyed_by(schema, table, new_key, f"{schema}.{table} is keyed by {list(new_key)}")
         ],
         down=[
             _text(swap_back),
