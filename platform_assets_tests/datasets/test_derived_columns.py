@@ -243,3 +243,12 @@ def test_the_spec_refuses_derivations_that_cannot_work(change: dict, message: st
     with pytest.raises(ValueError) as raised:
         flights_spec(columns)
     assert message in str(raised.value)
+
+
+def test_the_partition_start_is_a_date_or_a_time() -> None:
+    delivered = {"name": "delivered", "type": "text", "derive": {"kind": "partition_start"}}
+    with pytest.raises(ValueError) as raised:
+        flights_spec([*COLUMNS[:9], *COLUMNS[10:], delivered])
+    assert "partition_start gives a date or timestamptz or timestamp, not a text" in str(
+        raised.value
+    )

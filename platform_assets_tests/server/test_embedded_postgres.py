@@ -9,12 +9,15 @@ import dagster as dg
 import psycopg
 import pytest
 from dagster._core.instance.ref import InstanceRef
+from dagster._daemon.controller import create_daemon_of_type
+from dagster._daemon.run_coordinator import QueuedRunCoordinatorDaemon
 
 from platform_assets.defs.resources import build_warehouse
 from platform_assets.lib import settings
 from platform_assets.lib.server import roles
 from platform_assets.lib.server.embedded import embedded_admin_url, stop_embedded_server
 from platform_assets.lib.server.instance_storage import instance_storage_url
+from platform_assets.lib.server.run_coordinator import PlatformRunCoordinator
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
 
@@ -96,7 +99,10 @@ def test_dagster_yaml_bounds_runs_and_warehouse_steps(tmp_path: Path) -> None:
             {"key": "dagster/backfill", "limit": 3}
         ]
         assert concurrency.pool_config.default_pool_limit == 3
-        assert instance.run_coordinator.dequeue_interval_seconds == 1
+        assert isinstance(instance.run_coordinator, PlatformRunCoordinator)
+        assert instance.run_coordinator.dequeue_interval_seconds == 0.5
+        queue_daemon = create_daemon_of_type(QueuedRunCoordinatorDaemon.daemon_type(), instance)
+        assert queue_daemon.interval_seconds == 0.5  # the daemon dagster dev runs looks so often
         data_dir = settings.data_dir()
         assert instance.compute_log_manager.get_captured_local_path(["k"], "out").startswith(
             str(data_dir / "compute_logs")

@@ -118,6 +118,20 @@ class Concat(StrictModel):
         return dict.fromkeys(self.columns)
 
 
+class PartitionStart(StrictModel):
+    """The start of the partition the row is loaded into: its day for daily partitions (a
+    ``date``), or its first instant (a ``timestamptz``; a ``timestamp`` gets the local wall
+    clock). For snapshot files whose rows carry no date of their own: the day a file is delivered
+    for is the rows' partition."""
+
+    kind: Literal["partition_start"]
+    produces: ClassVar[str | None] = None
+    gives: ClassVar[tuple[str, ...]] = ("date", "timestamptz", "timestamp")
+
+    def inputs(self) -> dict[str, tuple[str, ...] | None]:
+        return {}
+
+
 Derivation = Annotated[
     DateFromParts
     | LocalDate
@@ -125,6 +139,7 @@ Derivation = Annotated[
     | TimestampFromDateAndClock
     | Cast
     | Constant
-    | Concat,
+    | Concat
+    | PartitionStart,
     Field(discriminator="kind"),
 ]

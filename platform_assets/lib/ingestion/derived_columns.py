@@ -19,25 +19,33 @@ from platform_assets.lib.ingestion.derivation_spec import (
     Derivation,
     LocalDate,
     LocalTimestamp,
+    PartitionStart,
     TimestampFromDateAndClock,
 )
 from platform_assets.lib.ingestion.parsing import ParsedColumns, parse_column, true_mask
-from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.ingestion.validation import RuleBroken
+from platform_assets.lib.ingestion.spec import ColumnSpec, DatasetSpec
+from platform_assets.lib.ingestion.validation import PartitionWindow, RuleBroken
 
 _CLOCK = r"^\d{1,4}$"
 _TEXT = pa.string()
 
 
 def derive_columns(
-    raw: pa.Table, spec: DatasetSpec, parsed: ParsedColumns
+    raw: pa.Table, spec: DatasetSpec, parsed: ParsedColumns, window: PartitionWindow
 ) -> tuple[pa.Table, list[RuleBroken]]:
     """``raw`` (the source columns as text) with every derived column appended as text, and
-    the rules rows broke while deriving. Source columns a derivation types are kept in
-    ``parsed``, so validation does not parse them again."""
+    the rules rows broke while deriving (``window``: the partition the rows are loaded into).
+    Source columns a derivation types are kept in ``parsed``, so validation does not parse them
+    again."""
     derived, broken = raw, []
     for column in spec.columns:
         if column.derive is None:
+            continue
+        if isinstance(column.derive, PartitionStart):
+            start = _partition_start_text(column, window)
+            derived = derived.append_column(
+                pa.field(column.name, _TEXT), pa.array([start] * raw.num_rows, _TEXT)
+            )
             continue
         values, refused = _derive(column.derive, _Sources(raw, spec, parsed))
         derived = derived.append_column(pa.field(column.name, _TEXT), values)
@@ -47,6 +55,16 @@ def derive_columns(
             if mask.any()
         )
     return derived, broken
+
+
+def _partition_start_text(column: ColumnSpec, window: PartitionWindow) -> str:
+    """The partition's start as ``column``'s type writes it: its local day, its instant, or its
+    local wall-clock time."""
+    if column.type == "date":
+        return window.start.date().isoformat()
+    if column.type == "timestamp":
+        return window.start.replace(tzinfo=None).isoformat()
+    return window.start.isoformat()
 
 
 class _Sources:
@@ -93,7 +111,7 @@ def _derive(derive: Derivation, sources: _Sources) -> tuple[pa.Array, list[tuple
         return sources.text(derive.column), []
     if isinstance(derive, Constant):
         return pa.array([derive.value] * sources.rows, _TEXT), []
-    assert isinstance(derive, Concat)
+    assert isinstance(derive, Concat), derive  # partition_start: derive_columns, by the window
     texts = [sources.text(name) for name in derive.columns]
     return pc.binary_join_element_wise(*texts, derive.separator), []
 

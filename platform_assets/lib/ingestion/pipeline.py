@@ -191,7 +191,7 @@ def process_batch(
     parsed: ParsedColumns = {}
     # A dead letter keeps the field as the file wrote it; the rules read a marker as missing.
     rows = with_null_markers(raw.rows, spec.null_values)
-    with_derived, derive_broken = derive_columns(rows, spec, parsed)
+    with_derived, derive_broken = derive_columns(rows, spec, parsed, window)
     checked = check_rows(with_derived, spec, window, parsed)
     checked = CheckedRows(checked.typed, derive_broken + checked.broken)
     rejected = checked.rejected()

@@ -21,7 +21,7 @@ import yaml
 from dagster._utils.schedules import is_valid_cron_string
 from pydantic import Field, ValidationError, model_validator
 
-from platform_assets.lib.ingestion.derivation_spec import Derivation
+from platform_assets.lib.ingestion.derivation_spec import Derivation, PartitionStart
 from platform_assets.lib.ingestion.spec_parts import StrictModel, known_zone
 from platform_assets.lib.row_hash import ROW_HASH_COLUMN
 from platform_assets.lib.sources.http_json import HttpJsonSource
@@ -353,6 +353,14 @@ class DatasetSpec(StrictModel):
                 f"column {column.name}: {derive.kind} gives a {derive.produces},"
                 f" not a {column.type}"
             )
+        if isinstance(derive, PartitionStart):
+            if self.partitions is None:
+                raise ValueError(f"column {column.name}: partition_start needs partitions")
+            if column.type not in derive.gives:
+                raise ValueError(
+                    f"column {column.name}: partition_start gives a {' or '.join(derive.gives)},"
+                    f" not a {column.type}"
+                )
         for name, types in derive.inputs().items():
             source = self.column(name)
             if source is None or source.derive is not None:
