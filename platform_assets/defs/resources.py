@@ -35,7 +35,7 @@ defs = dg.Definitions(
     resources={
         "warehouse": warehouse,
         "io_manager": PostgresIOManager(warehouse=warehouse),
-        "landing": LandingZone(directory=str(settings.landing_dir())),
+        "landing": LandingZone(directory=settings.landing_root()),
         "migration_lock": MigrationLock(warehouse=migrator),
         "notifier": build_notifier(),
     }

@@ -14,6 +14,7 @@ EXECUTOR_VAR = "PLATFORM_EXECUTOR"
 DAGSTER_STORAGE_URL_VAR = "PLATFORM_DAGSTER_STORAGE_URL"
 DATA_DIR_VAR = "PLATFORM_DATA_DIR"
 LANDING_DIR_VAR = "PLATFORM_LANDING_DIR"
+LANDING_URL_VAR = "PLATFORM_LANDING_URL"
 LOG_FORMAT_VAR = "PLATFORM_LOG_FORMAT"
 ALERT_WEBHOOK_URL_VAR = "PLATFORM_ALERT_WEBHOOK_URL"
 
@@ -30,6 +31,15 @@ def landing_dir() -> Path:
     """Directory holding the daily landing files (``<data dir>/landing`` by default)."""
     configured = os.environ.get(LANDING_DIR_VAR)
     return Path(configured).expanduser().resolve() if configured else data_dir() / "landing"
+
+
+def landing_root() -> str:
+    """Where the landing files are: an object store's ``s3://bucket/prefix`` when
+    ``PLATFORM_LANDING_URL`` names one, else the local ``landing_dir()``."""
+    url = os.environ.get(LANDING_URL_VAR, "").strip()
+    if url and not url.startswith("s3://"):
+        raise ValueError(f"{LANDING_URL_VAR} must be an s3://bucket/prefix URL, not {url!r}")
+    return url or str(landing_dir())
 
 
 def configured_url(variable: str) -> str | None:

@@ -25,7 +25,9 @@ from platform_assets.defs.datasets.table_extracts import build_table_extract_ass
 from platform_assets.lib.ingestion.pipeline import (
     ingest_partition,
     landing_files,
+    landing_objects,
     read_file,
+    read_object,
     unique_key_tracker,
 )
 from platform_assets.lib.ingestion.result import IngestedChunk, IngestedStream
@@ -57,15 +59,27 @@ def _source_batches(
             source, window.key, spec.source_column_names, spec.json_paths
         ), {"source_urls": [url]}
     landing: LandingZone = context.resources.landing
-    files = landing_files(source, Path(landing.directory), window)
-
+    declared = spec.source_column_names
     declared_types = {column.name: column.type for column in spec.columns}
+    store = landing.object_store()
+    if store is not None:
+        objects = landing_objects(source, store, window)
+
+        def object_batches() -> Iterator[RawBatch]:
+            for landed in objects:
+                yield from read_object(
+                    source, store, landed, declared, declared_types, spec.json_paths
+                )
+
+        described = [
+            {"path": store.object_url(source.directory, o.name), "bytes": o.size} for o in objects
+        ]
+        return object_batches, {"source_files": described}
+    files = landing_files(source, Path(landing.directory), window)
 
     def batches() -> Iterator[RawBatch]:
         for path in files:
-            yield from read_file(
-                source, path, spec.source_column_names, declared_types, spec.json_paths
-            )
+            yield from read_file(source, path, declared, declared_types, spec.json_paths)
 
     described = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
     return batches, {"source_files": described}

@@ -10,7 +10,7 @@ partitions go in one range run (up to the dataset's ``max_partitions_per_run``, 
 
 import hashlib
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import dagster as dg
@@ -20,9 +20,9 @@ from platform_assets.defs.datasets.landing import landing_materialization, unloa
 from platform_assets.defs.datasets.partitions import dataset_partitions
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.lib.ingestion.spec import DatasetSpec
-from platform_assets.lib.sources.completeness import not_ready
+from platform_assets.lib.sources.completeness import missing_companion, not_ready
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
-from platform_assets.lib.sources.landing_scan import scan_landing
+from platform_assets.lib.sources.landing_scan import LandingScan, scan_landing, scan_objects
 from platform_assets.lib.sources.landing_zone import LandingZone
 
 LANDING_SENSOR_INTERVAL_S = 15
@@ -52,6 +52,43 @@ def adjacent_runs(
     return runs
 
 
+def _scan_zone(
+    landing: LandingZone,
+    spec: DatasetSpec,
+    cursor: dict | None,
+    is_partition: Callable[[str], bool],
+) -> LandingScan:
+    """The dataset's files in the landing zone against the ``cursor``: a directory's files, or
+    an object store's objects (listed by key, size and ETag). A file for a key that is not a
+    partition yet, or whose ready marker or manifest has not arrived, waits."""
+    source = spec.source
+    assert isinstance(source, LandingFilesSource) and spec.partitions is not None
+    store = landing.object_store()
+    if store is not None:
+        objects = store.objects(source.directory)
+        names = {landed.name for landed in objects}
+        return scan_objects(
+            objects,
+            source.pattern,
+            spec.partitions.format,
+            cursor,
+            is_partition,
+            not_ready=lambda name: missing_companion(
+                name, source.ready_marker, source.manifest, names.__contains__
+            ),
+        )
+    zone = Path(landing.directory)
+    return scan_landing(
+        zone / source.directory,
+        source.pattern,
+        spec.partitions.format,
+        cursor,
+        is_partition,
+        zone=zone,
+        not_ready=lambda path: not_ready(path, source.ready_marker, source.manifest),
+    )
+
+
 def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
     """The landing-file sensor of a dataset read from landing files."""
     source = spec.source
@@ -73,17 +110,8 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
     ) -> dg.SensorResult:
         """Requests each changed partition once; the cursor holds what was seen. The tick says
         which files wait and why, which were removed after loading, and which were refused."""
-        zone = Path(landing.directory)
         cursor = json.loads(context.cursor) if context.cursor else None
-        scan = scan_landing(
-            zone / source.directory,
-            source.pattern,
-            spec.partitions.format,
-            cursor,
-            partitions_def.has_partition_key,  # a file for a key not yet a partition waits
-            zone=zone,
-            not_ready=lambda path: not_ready(path, source.ready_marker, source.manifest),
-        )
+        scan = _scan_zone(landing, spec, cursor, partitions_def.has_partition_key)
         notes = [
             *(f"{name} waits: {why}" for name, why in scan.waiting.items()),
             *(f"{name} was removed after it was seen; its rows stay" for name in scan.removed),

@@ -11,6 +11,7 @@ bytes) = the lines its loaded rows and its dead letters span.
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from fnmatch import fnmatchcase
 from pathlib import Path
 
 import numpy as np
@@ -43,6 +44,8 @@ from platform_assets.lib.sources.landing_readers import (
     count_data_lines,
     stream_csv,
 )
+from platform_assets.lib.sources.landing_scan import LandedObject
+from platform_assets.lib.sources.object_landing import ObjectLanding
 from platform_assets.lib.sources.parquet_reader import stream_parquet
 
 
@@ -62,6 +65,38 @@ def landing_files(source: LandingFilesSource, root: Path, window: PartitionWindo
     if not paths:
         raise LandingFileError(f"no landing file for {window.key} matches {directory / pattern}")
     return paths
+
+
+def landing_objects(
+    source: LandingFilesSource, store: ObjectLanding, window: PartitionWindow
+) -> list[LandedObject]:
+    """``landing_files`` in an object store: the partition's objects under the dataset's prefix,
+    in name order. None at all is an error."""
+    pattern = source.pattern.replace("{date}", window.key)
+    found = [o for o in store.objects(source.directory) if fnmatchcase(o.name, pattern)]
+    if not found:
+        where = store.object_url(source.directory, pattern)
+        raise LandingFileError(f"no landing file for {window.key} matches {where}")
+    return found
+
+
+def read_object(
+    source: LandingFilesSource,
+    store: ObjectLanding,
+    landed: LandedObject,
+    declared: list[str],
+    declared_types: dict[str, str] | None = None,
+    paths: dict[str, str] | None = None,
+) -> Iterator[RawBatch]:
+    """``read_file`` of an object, through its local copy (with its marker and manifest); an
+    error names the object's URL."""
+    companions = [t for t in (source.ready_marker, source.manifest) if t]
+    with store.local_copy(source.directory, landed.name, companions) as copy:
+        try:
+            yield from read_file(source, copy, declared, declared_types, paths)
+        except LandingFileError as error:
+            url = store.object_url(source.directory, landed.name)
+            raise LandingFileError(str(error).replace(str(copy), url)) from error
 
 
 def read_file(

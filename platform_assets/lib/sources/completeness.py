@@ -10,6 +10,7 @@ the file's lines in the accounting.
 """
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -52,12 +53,22 @@ def companion(path: Path, template: str) -> Path:
     return path.with_name(template.replace(FILE, path.name))
 
 
+def missing_companion(
+    name: str, ready_marker: str | None, manifest: str | None, arrived: Callable[[str], bool]
+) -> str | None:
+    """Why the file ``name`` is not ready to load (its marker or manifest, named from it, has not
+    ``arrived``), or None."""
+    for kind, template in (("ready marker", ready_marker), ("manifest", manifest)):
+        if template and not arrived(template.replace(FILE, name)):
+            return f"its {kind} {template.replace(FILE, name)} has not arrived"
+    return None
+
+
 def not_ready(path: Path, ready_marker: str | None, manifest: str | None) -> str | None:
     """Why ``path`` is not ready to load (its marker or manifest has not arrived), or None."""
-    for kind, template in (("ready marker", ready_marker), ("manifest", manifest)):
-        if template and not companion(path, template).is_file():
-            return f"its {kind} {companion(path, template).name} has not arrived"
-    return None
+    return missing_companion(
+        path.name, ready_marker, manifest, lambda name: path.with_name(name).is_file()
+    )
 
 
 def _manifest_of(path: Path, template: str) -> FileManifest:

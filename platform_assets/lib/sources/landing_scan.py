@@ -10,7 +10,8 @@ four differ: a file replaced by one of the same size and modification time (``cp
 whose file was removed is loaded again from the files it still has, and the removal is reported. A
 file belongs to the partition whose key, written in the spec's key format, makes the file
 pattern's ``{date}`` match the file's name. A file that is a link leading out of the landing zone
-is refused, never read.
+is refused, never read. In an object store (``scan_objects``) an object is whole once listed and
+its ETag stands for its content: it changed when its size or ETag did.
 """
 
 import hashlib
@@ -39,6 +40,16 @@ class LandingScan:
     waiting: dict[str, str] = field(default_factory=dict)
     removed: list[str] = field(default_factory=list)
     refused: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LandedObject:
+    """One object directly under a dataset's prefix in an object store: its name (the last part
+    of its key), size and ETag."""
+
+    name: str
+    size: int
+    etag: str
 
 
 def key_matcher(pattern: str, key_format: str) -> Callable[[str], str | None]:
@@ -71,7 +82,8 @@ def file_sha256(path: Path) -> str:
 def _fingerprint(files: dict[str, dict]) -> str:
     digest = hashlib.sha256()
     for name in sorted(files):
-        digest.update(f"{name}\0{files[name]['sha256']}\n".encode())
+        content = files[name].get("sha256") or files[name]["etag"]  # a file's, or an object's
+        digest.update(f"{name}\0{content}\n".encode())
     return digest.hexdigest()[:16]
 
 
@@ -82,6 +94,30 @@ def _file_state(path: Path) -> list[int]:
 
 def _known_state(known: dict) -> list[int | None]:
     return [known.get(name) for name in ("size", "mtime_ns", "ctime_ns", "ino")]
+
+
+def _partition_key(
+    name: str,
+    key_of: Callable[[str], str | None],
+    pattern: str,
+    key_format: str,
+    is_partition: Callable[[str], bool],
+    waiting: dict[str, str],
+) -> str | None:
+    """The partition key of the file ``name``, or None when it has none to load now (those that
+    match the pattern are added to ``waiting``, saying why)."""
+    key = key_of(name)
+    if key is None:
+        if fnmatchcase(name, pattern.replace(_KEY, "*")):
+            waiting[name] = f"its name matches {pattern} but names no {key_format} key"
+        return None
+    if not is_partition(key):
+        waiting[name] = (
+            f"{key} is not a partition (yet): a day becomes one once it has ended, and keys"
+            " outside the partitions' range never do"
+        )
+        return None
+    return key
 
 
 def scan_landing(
@@ -110,16 +146,8 @@ def scan_landing(
     inside = zone.resolve() if zone is not None else None
     present = sorted(directory.iterdir()) if directory.is_dir() else []
     for path in present:
-        key = key_of(path.name)
+        key = _partition_key(path.name, key_of, pattern, key_format, is_partition, waiting)
         if key is None:
-            if fnmatchcase(path.name, pattern.replace(_KEY, "*")):
-                waiting[path.name] = f"its name matches {pattern} but names no {key_format} key"
-            continue
-        if not is_partition(key):
-            waiting[path.name] = (
-                f"{key} is not a partition (yet): a day becomes one once it has ended, and keys"
-                " outside the partitions' range never do"
-            )
             continue
         if inside is not None and not path.resolve().is_relative_to(inside):
             refused[path.name] = f"it leads out of the landing zone, to {path.resolve()}"
@@ -150,6 +178,56 @@ def scan_landing(
         }
         if known is None or known["sha256"] != sha256:
             changed.add(key)
+    return _scan(previous, seen, changed, settling, waiting, refused)
+
+
+def scan_objects(
+    objects: list[LandedObject],
+    pattern: str,
+    key_format: str,
+    cursor: dict | None,
+    is_partition: Callable[[str], bool],
+    not_ready: Callable[[str], str | None] | None = None,
+) -> LandingScan:
+    """``scan_landing`` for the objects under a dataset's prefix in an object store.
+
+    An object is listed only once whole (a PUT is atomic), so none settles; its ETag changes
+    with its content, so an object counts as changed when its size or ETag differs from the
+    cursor's, without reading it. ``not_ready`` gives why an object waits (its ready marker or
+    manifest not listed yet).
+    """
+    previous = cursor or {"seen": {}, "settling": {}}
+    seen: dict[str, dict] = {}
+    waiting: dict[str, str] = {}
+    changed: set[str] = set()
+    key_of = key_matcher(pattern, key_format)
+    for landed in objects:
+        key = _partition_key(landed.name, key_of, pattern, key_format, is_partition, waiting)
+        if key is None:
+            continue
+        known = previous["seen"].get(landed.name)
+        reason = not_ready(landed.name) if not_ready is not None else None
+        if reason:
+            waiting[landed.name] = reason
+            if known is not None:
+                seen[landed.name] = known
+            continue
+        seen[landed.name] = {"key": key, "size": landed.size, "etag": landed.etag}
+        if known is None or (known.get("size"), known.get("etag")) != (landed.size, landed.etag):
+            changed.add(key)
+    return _scan(previous, seen, changed, {}, waiting, {})
+
+
+def _scan(
+    previous: dict,
+    seen: dict[str, dict],
+    changed: set[str],
+    settling: dict[str, list[int]],
+    waiting: dict[str, str],
+    refused: dict[str, str],
+) -> LandingScan:
+    """The scan's result: a partition whose file was removed is loaded again from the files it
+    still has, and every changed partition gets the fingerprint of its files' content."""
     removed = sorted(name for name in previous["seen"] if name not in seen)
     gone = {previous["seen"][name]["key"] for name in removed}
     changed |= {key for key in gone if any(f["key"] == key for f in seen.values())}
