@@ -25,6 +25,7 @@ from psycopg import sql
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.defs.datasets.sensors import build_landing_sensor
 from platform_assets.defs.datasets.specs import SPECS_BY_NAME
+from platform_assets.lib import settings
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all, table_checksum
@@ -233,3 +234,11 @@ def _pid_of_a_gone_process() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+def test_a_landing_url_must_name_an_s3_bucket(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(settings.LANDING_URL_VAR, "gs://elsewhere/zone")
+    with pytest.raises(ValueError, match="PLATFORM_LANDING_URL must be an s3://bucket/prefix URL"):
+        settings.landing_root()
+    monkeypatch.setenv(settings.LANDING_URL_VAR, " ")
+    assert settings.landing_root() == str(settings.landing_dir())  # blank: the local directory

@@ -44,11 +44,11 @@ def image_command() -> list[str]:
     return json.loads(line.removeprefix("CMD "))
 
 
-def rendered_manifests() -> list[dict]:
+def rendered_manifests(kustomization: str = "k8s") -> list[dict]:
     kubectl = shutil.which("kubectl")
     assert kubectl, "kubectl is missing: the README's test command installs it"
     rendered = subprocess.run(
-        [kubectl, "kustomize", str(DEPLOY / "k8s")],
+        [kubectl, "kustomize", str(DEPLOY / kustomization)],
         capture_output=True,
         text=True,
         check=True,
@@ -135,6 +135,52 @@ def test_the_manifests_render_validate_and_agree_with_the_values() -> None:
     assert container["command"] == ["platform-db", "apply-roles"]
     (env,) = container["env"]
     assert env["name"] == settings.ADMIN_URL_VAR and "secretKeyRef" in env["valueFrom"]
+
+
+def helm_merged(base: dict, overlay: dict) -> dict:
+    """``overlay`` over ``base`` as Helm merges values files: maps key by key, lists whole."""
+    merged = dict(base)
+    for key, value in overlay.items():
+        both_maps = isinstance(value, dict) and isinstance(base.get(key), dict)
+        merged[key] = helm_merged(base[key], value) if both_maps else value
+    return merged
+
+
+def test_the_s3_values_change_only_the_landing_zone(monkeypatch: pytest.MonkeyPatch) -> None:
+    base = helm_values()
+    overlay = yaml.safe_load((DEPLOY / "helm" / "values-s3.yaml").read_text())
+    values = helm_merged(base, overlay)
+    (before,) = base["dagster-user-deployments"]["deployments"]
+    (after,) = values["dagster-user-deployments"]["deployments"]
+    landing = {"env", "envSecrets", "volumes", "volumeMounts"}
+    assert {k: v for k, v in after.items() if k not in landing} == {
+        k: v for k, v in before.items() if k not in landing
+    }
+    assert after["volumes"] == after["volumeMounts"] == []
+    assert after["envSecrets"] == [*before["envSecrets"], {"name": "platform-landing-s3"}]
+    env = after["env"]
+    assert {k: v for k, v in env.items() if not k.startswith(("PLATFORM_LANDING", "AWS_"))} == {
+        k: v for k, v in before["env"].items() if not k.startswith("PLATFORM_LANDING")
+    }
+    assert "PLATFORM_LANDING_DIR" not in env
+    monkeypatch.setenv(settings.LANDING_URL_VAR, env[settings.LANDING_URL_VAR])
+    assert settings.landing_root() == env[settings.LANDING_URL_VAR]  # the platform takes it
+
+    launcher = values["runLauncher"]["config"]["k8sRunLauncher"]
+    assert launcher["envSecrets"] == after["envSecrets"]
+    assert launcher["volumes"] == launcher["volumeMounts"] == []
+    assert sorted(launcher["envVars"]) == sorted(
+        [f"{k}={v}" for k, v in env.items() if k != "PLATFORM_EXECUTOR"]
+        + [f"{EVENT_BATCH_SIZE_VAR}={EVENT_BATCH_SIZE}"]
+    )
+    assert (
+        launcher["runK8sConfig"] == base["runLauncher"]["config"]["k8sRunLauncher"]["runK8sConfig"]
+    )  # the rest of the launcher is values.yaml's
+
+    manifests = rendered_manifests("k8s-s3")
+    for manifest in manifests:
+        kubernetes_validate.validate(manifest, KUBERNETES_VERSION, strict=True)
+    assert sorted(m["kind"] for m in manifests) == ["Job", "Namespace"]  # no shared volume
 
 
 def test_an_invalid_manifest_is_refused_by_the_validation() -> None:
