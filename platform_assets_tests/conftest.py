@@ -50,10 +50,25 @@ SAMPLE_SEED = 11
 _session_data_dir: Path | None = None
 
 
+def _external_servers() -> bool:
+    """Whether the tests use servers named by URLs rather than embedded ones of their own."""
+    urls = (settings.WAREHOUSE_URL_VAR, settings.DAGSTER_STORAGE_URL_VAR)
+    return any(settings.configured_url(variable) for variable in urls)
+
+
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (the default, pyproject.toml): a worker per core (2 to 4), each with its own
+    embedded server (the tests drop and fill the same schemas, so workers must not share one).
+    With an external server, one process: its schemas are shared by whoever connects."""
+    return 0 if _external_servers() else min(max(os.cpu_count() or 1, 2), 4)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    """Point the embedded server at a throwaway data directory before anything starts it."""
+    """Point the embedded server at a throwaway data directory before anything starts it: one
+    per worker process (the controller of a distributed run starts none)."""
     global _session_data_dir
-    if settings.DATA_DIR_VAR not in os.environ:
+    controller = config.getoption("dist", "no") != "no" and "PYTEST_XDIST_WORKER" not in os.environ
+    if settings.DATA_DIR_VAR not in os.environ and not controller:
         _session_data_dir = Path(tempfile.mkdtemp(prefix="platform-tests-"))
         os.environ[settings.DATA_DIR_VAR] = str(_session_data_dir)
 

@@ -7,8 +7,8 @@ from platform_assets.lib.sources.object_landing import ObjectLanding, is_object_
 
 
 class LandingZone(dg.ConfigurableResource):
-    """Where the daily landing files arrive: a local directory (``PLATFORM_LANDING_DIR``), or an
-    S3-compatible bucket and prefix (``PLATFORM_LANDING_URL``, ``s3://bucket/prefix``)."""
+    """Where the daily landing files arrive: a local directory (PLATFORM_LANDING_DIR), or an
+    S3-compatible bucket and prefix (PLATFORM_LANDING_URL, s3://bucket/prefix)."""
 
     directory: str = Field(
         description=(
