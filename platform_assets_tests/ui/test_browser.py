@@ -4,10 +4,13 @@ dialog, launch a day from the UI's *Materialize…* dialog before its file has l
 and the checks roll up to *Failed*, with that day alone in *Execution failed*. Once the file lands,
 launch it again: every check rolls up to *Succeeded*, each check's execution on that day passed,
 and the rows are in Postgres. Two more days then load in one range run, and each day's partition
-page shows that day's own figures.
+page shows that day's own figures. Left to run itself on three days of orders and of events, the
+platform shows each dataset's dead letters with their counts, every landed day on the landing
+assets' partitions pages, and tomorrow's file as waiting, with why.
 
 Screenshots are kept as test artefacts under ``$PLATFORM_TEST_ARTIFACTS`` (default
-``./test-artifacts``); they illustrate docs/operations.md.
+``./test-artifacts``); they illustrate docs/operations.md and
+docs/tour.md.
 """
 
 import os
@@ -25,6 +28,7 @@ from psycopg import sql
 
 from platform_assets.lib.dagster_dev.client import DagsterDevClient
 from platform_assets.lib.dagster_dev.process import wait_for
+from platform_assets.lib.samples.sample_events import write_events_day
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
@@ -194,3 +198,76 @@ def wait_for_partition_run(client: DagsterDevClient, day: str, earlier: set[str]
     run_id = wait_for(launched, 120, f"a run for {day}")
     client.wait_for_run(run_id, 300)
     return run_id
+
+
+def loaded_partitions(warehouse: Warehouse) -> dict[str, int]:
+    """Partitions in the accounting per dataset (none before the first load made the table)."""
+    if not fetch_all(warehouse, sql.SQL("SELECT to_regclass('platform.ingestion_accounting')"))[0][
+        0
+    ]:
+        return {}
+    query = "SELECT asset_key, count(*) FROM platform.ingestion_accounting GROUP BY 1"
+    return dict(fetch_all(warehouse, sql.SQL(query)))
+
+
+def expect_metadata(page: Page, label: str, value: int) -> None:
+    """The asset page's metadata row ``label`` shows ``value``."""
+    row = page.get_by_role("row").filter(has=page.get_by_text(label, exact=True))
+    expect(row.first).to_contain_text(str(value), timeout=30_000)
+
+
+def test_the_ui_shows_every_datasets_letters_the_landed_days_and_a_file_that_waits(
+    clean_warehouse: Warehouse,
+    tmp_path: Path,
+    instance_database_url: str,
+    browser: Browser,
+    artifacts: Path,
+) -> None:
+    """Left to run itself, the platform loads three days of orders and of events; the browser then
+    finds each dataset's dead letters with its count, every landed day on the landing assets'
+    partitions pages, and tomorrow's orders file reported as waiting, and why."""
+    landing_dir = tmp_path / "landing"
+    for n in range(3):
+        day = DAY + timedelta(days=n)
+        write_day(landing_dir / "orders", day, orders=200, seed=20 + n, malformed_share=0.02)
+        write_events_day(landing_dir / "shop_events", day, 200, 30 + n, malformed_share=0.02)
+    tomorrow = datetime.now(UTC).date() + timedelta(days=1)
+    waiting = write_day(landing_dir / "orders", tomorrow, orders=10, seed=1, malformed_share=0)
+    with dagster_dev(landing_dir, tmp_path / "dg-dev.log", instance_database_url) as client:
+        wanted = {"sales/orders": 3, "web/shop_events": 3}
+        wait_for(lambda: loaded_partitions(clean_warehouse) == wanted, 300, "both datasets")
+        for run in client.runs_tagged("trigger", "landing_files"):
+            assert client.wait_for_run(run.run_id, 120) == DagsterRunStatus.SUCCESS
+        letters = dict(
+            fetch_all(
+                clean_warehouse,
+                sql.SQL(
+                    "SELECT asset_key, count(*) FROM platform.dead_letter_records"
+                    " WHERE status = 'new' GROUP BY 1"
+                ),
+            )
+        )
+        assert letters["sales/orders"] > 0 and letters["web/shop_events"] > 0
+
+        page = browser.new_page(viewport={"width": 1400, "height": 900})
+        assets = f"http://127.0.0.1:{client.port}/assets"
+        page.goto(f"{assets}/sales/orders", wait_until="networkidle")
+        dismiss_first_visit_dialog(page)
+        for dataset, shot in (("sales/orders", "dead-letters.png"), ("web/shop_events", None)):
+            page.goto(f"{assets}/{dataset}_dead_letters", wait_until="networkidle")
+            expect_metadata(page, "new", letters[dataset])
+            expect_metadata(page, "partitions_with_letters", 3)
+            if shot:
+                page.screenshot(path=str(artifacts / shot))
+        for landing in ("orders_files", "shop_events_files"):
+            page.goto(f"{assets}/landing/{landing}?view=partitions", wait_until="networkidle")
+            expect(page.get_by_text("Materialized (3)")).to_be_visible(timeout=30_000)
+        page.screenshot(path=str(artifacts / "landing-days.png"))
+        page.goto(f"{assets}/landing/orders_files?view=events", wait_until="networkidle")
+        expect(page.get_by_text("1 orders file(s) seen but not loaded").first).to_be_visible(
+            timeout=30_000
+        )
+        why = page.get_by_role("row").filter(has=page.get_by_text("why", exact=True)).first
+        expect(why).to_contain_text(waiting.name)
+        expect(why).to_contain_text(f"{tomorrow} is not a partition (yet)")
+        page.screenshot(path=str(artifacts / "landing-file-waiting.png"))
