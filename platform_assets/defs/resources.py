@@ -31,6 +31,12 @@ def build_notifier() -> Notifier:
 warehouse = build_warehouse(settings.WAREHOUSE_URL_VAR, roles.OWNER)
 migrator = build_warehouse(settings.MIGRATOR_URL_VAR, roles.MIGRATOR)
 
+# What the dead-letter jobs (replay, discard, export) use: the warehouse, and an IO manager for
+# their outputs, which no later op reads. Bound to the jobs themselves, so their launchpads list
+# these alone, not every resource of the code location (Dagster binds the Definitions' resources
+# only to jobs that lack some).
+DEAD_LETTER_JOB_RESOURCES = {"warehouse": warehouse, "io_manager": dg.mem_io_manager}
+
 defs = dg.Definitions(
     resources={
         "warehouse": warehouse,

@@ -5,6 +5,7 @@ import pyarrow.parquet as pq
 import pytest
 from psycopg import sql
 
+from platform_assets.definitions import defs
 from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.defs.datasets.export import export_dead_letters_job
 from platform_assets.defs.datasets.replay import replay_dead_letters_job
@@ -242,3 +243,13 @@ def test_the_launchpad_asks_which_dataset(resources, instance) -> None:
             resources={"warehouse": resources["warehouse"]},
             instance=instance,
         )
+
+
+@pytest.mark.parametrize(
+    "job", ["replay_dead_letters_job", "discard_dead_letters_job", "export_dead_letters_job"]
+)
+def test_the_launchpad_lists_only_what_the_job_uses(job: str) -> None:
+    """The code location's jobs as the UI loads them: a dead-letter job's launchpad offers the
+    warehouse it writes (and the IO manager of its output), not the migrations' resources."""
+    schema = defs.resolve_job_def(job).run_config_schema.config_type.fields
+    assert set(schema["resources"].config_type.fields) == {"warehouse", "io_manager"}

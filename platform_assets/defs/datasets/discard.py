@@ -14,6 +14,7 @@ from pydantic import Field
 from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
 from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.defs.resources import DEAD_LETTER_JOB_RESOURCES
 from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib.dead_letters.discard_store import (
     Discarded,
@@ -90,6 +91,7 @@ def discard_dead_letters(
         " counted as discarded in their partitions' accounting."
     ),
     tags={"team": "data-platform"},
+    resource_defs=DEAD_LETTER_JOB_RESOURCES,
 )
 def discard_dead_letters_job() -> None:
     """One op: the discard (see ``discard_dead_letters``)."""

@@ -7,6 +7,7 @@ import dagster as dg
 from pydantic import Field
 
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
+from platform_assets.defs.resources import DEAD_LETTER_JOB_RESOURCES
 from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib import settings
 from platform_assets.lib.dead_letters.export import export_dead_letters
@@ -55,7 +56,10 @@ def export_dead_letters_op(
     return dg.Output(None, metadata={"path": dg.MetadataValue.path(str(path)), "rows": rows})
 
 
-@dg.job(description="Export a dataset's dead letters to Parquet (the reference's save_failures).")
+@dg.job(
+    description="Export a dataset's dead letters to Parquet (the reference's save_failures).",
+    resource_defs=DEAD_LETTER_JOB_RESOURCES,
+)
 def export_dead_letters_job() -> None:
     """One op: the export (see ``export_dead_letters_op``)."""
     export_dead_letters_op()

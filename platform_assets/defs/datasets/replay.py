@@ -20,6 +20,7 @@ from platform_assets.defs.datasets.partitions import dataset_table_slice
 from platform_assets.defs.datasets.specs import dataset_field, spec_named
 from platform_assets.defs.datasets.table_extracts import WHOLE_TABLE_WINDOW, table_source_of
 from platform_assets.defs.pools import WAREHOUSE_POOL
+from platform_assets.defs.resources import DEAD_LETTER_JOB_RESOURCES
 from platform_assets.defs.retries import WAREHOUSE_RETRY_POLICY
 from platform_assets.lib.dead_letters.observation import dead_letter_observation
 from platform_assets.lib.dead_letters.replay_store import (
@@ -200,6 +201,7 @@ def replay_dead_letters(
         " load the rows that now pass into their partition, resolve them."
     ),
     tags={"team": "data-platform"},
+    resource_defs=DEAD_LETTER_JOB_RESOURCES,
 )
 def replay_dead_letters_job() -> None:
     """One op: the replay (see ``replay_dead_letters``)."""
