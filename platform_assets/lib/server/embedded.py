@@ -263,8 +263,16 @@ def apply_roles_to_server(warehouse_database: str, instance_database: str) -> No
 
 
 def _roles_sql(warehouse_database: str, instance_database: str) -> str:
-    """The roles' statements as a psql script, for a server the platform does not run."""
-    parts = [f"-- as a superuser, in any database of the server\n\\connect {warehouse_database}"]
+    """The roles' statements as a psql script, for a server the platform does not run: both
+    databases created first unless they exist (psql's ``\\gexec``: CREATE DATABASE cannot run
+    in a transaction), then what ``apply_roles`` applies, each part in its database."""
+    parts = ["-- as a superuser, in any database of the server"]
+    for database in (warehouse_database, instance_database):
+        name = sql.Literal(database).as_string()
+        parts.append(
+            f"SELECT format('CREATE DATABASE %I', {name})"
+            f" WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {name})\\gexec"
+        )
     parts += [
         f"{s.as_string()};" for s in roles.cluster_statements(warehouse_database, instance_database)
     ]
