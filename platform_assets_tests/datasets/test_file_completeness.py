@@ -41,10 +41,9 @@ def test_files_wait_for_their_marker_and_load_only_as_their_manifest_says(
     warehouse = resources["warehouse"]
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        context = dg.build_sensor_context(
-            instance=instance, cursor=cursor, resources={"landing": resources["landing"]}
-        )
-        return SENSOR(context)
+        zone = {"landing": resources["landing"], "warehouse": warehouse}
+        with dg.build_sensor_context(instance=instance, cursor=cursor, resources=zone) as context:
+            return SENSOR(context)
 
     def load() -> dg.ExecuteInProcessResult:
         return dg.materialize(

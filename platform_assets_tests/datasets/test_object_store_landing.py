@@ -26,7 +26,9 @@ from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.defs.datasets.sensors import build_landing_sensor
 from platform_assets.defs.datasets.specs import SPECS_BY_NAME
 from platform_assets.lib import settings
+from platform_assets.lib.logging import platform_logger
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.sources.scan_state import stored_state
 from platform_assets_tests.conftest import SAMPLE_DAYS
 from platform_assets_tests.helpers import fetch_all, table_checksum
 
@@ -98,11 +100,9 @@ def put(client, name: str, body: bytes) -> None:
     client.put_object(Bucket=BUCKET, Key=f"{PREFIX}/orders/{name}", Body=body)
 
 
-def tick(sensor: dg.SensorDefinition, instance: dg.DagsterInstance, cursor: str | None):
-    context = dg.build_sensor_context(
-        instance=instance, cursor=cursor, resources={"landing": LandingZone(directory=ZONE_URL)}
-    )
-    result = sensor(context)
+def tick(sensor: dg.SensorDefinition, zone: dict, instance: dg.DagsterInstance, cursor: str | None):
+    with dg.build_sensor_context(instance=instance, cursor=cursor, resources=zone) as context:
+        result = sensor(context)
     assert isinstance(result, dg.SensorResult)
     return result
 
@@ -129,13 +129,14 @@ def test_a_bucket_is_loaded_end_to_end_by_the_landing_sensor(
     bucket, resources: dict, landing_dir: Path, instance: dg.DagsterInstance
 ) -> None:
     sensor, asset = build_landing_sensor(ORDERS), build_dataset_asset(ORDERS)
+    zone = {**resources, "landing": LandingZone(directory=ZONE_URL)}
     files = sorted((landing_dir / "orders").iterdir())
     for path in files:
         put(bucket, path.name, path.read_bytes())
     tomorrow = (datetime.now(UTC).date() + timedelta(days=1)).isoformat()
     put(bucket, f"orders_{tomorrow}.csv", b"order_id\n1\n")
 
-    first = tick(sensor, instance, None)
+    first = tick(sensor, zone, instance, None)
     assert requested_ranges(first) == [(DAYS[0], DAYS[-1])]  # whole once listed: no settling
     landed = [e.partition for e in first.asset_events if isinstance(e, dg.AssetMaterialization)]
     assert landed == DAYS
@@ -144,13 +145,15 @@ def test_a_bucket_is_loaded_end_to_end_by_the_landing_sensor(
         f"{tomorrow} is not a partition (yet)"
         in waiting.metadata["why"].value[f"orders_{tomorrow}.csv"]
     )
-    seen = json.loads(first.cursor)["seen"]
+    seen = stored_state(
+        resources["warehouse"], sensor.name, json.loads(first.cursor), platform_logger()
+    )["seen"]
     assert seen[files[0].name]["etag"] and seen[files[0].name]["size"] == files[0].stat().st_size
 
     from_bucket = dg.materialize(
         [asset],
         tags=first.run_requests[0].tags,
-        resources={**resources, "landing": LandingZone(directory=ZONE_URL)},
+        resources=zone,
         instance=instance,
     )
     warehouse = resources["warehouse"]
@@ -175,33 +178,33 @@ def test_a_bucket_is_loaded_end_to_end_by_the_landing_sensor(
     assert table_checksum(warehouse, "sales", "orders") == stored
     assert letters and {letter[1].split(":")[0] for letter in letters} <= {f.name for f in files}
 
-    assert requested_ranges(tick(sensor, instance, first.cursor)) == []  # nothing changed
+    assert requested_ranges(tick(sensor, zone, instance, first.cursor)) == []  # nothing changed
     put(bucket, files[1].name, files[1].read_bytes())  # the same bytes again: the same ETag
-    assert requested_ranges(tick(sensor, instance, first.cursor)) == []
+    assert requested_ranges(tick(sensor, zone, instance, first.cursor)) == []
     body = files[1].read_bytes()  # a corrected delivery of the middle day, of the same size
     corrected = body[:-2] + (b"7" if body[-2:-1] != b"7" else b"8") + body[-1:]
     put(bucket, files[1].name, corrected)
-    assert requested_ranges(tick(sensor, instance, first.cursor)) == [(DAYS[1], DAYS[1])]
+    assert requested_ranges(tick(sensor, zone, instance, first.cursor)) == [(DAYS[1], DAYS[1])]
 
 
 def test_objects_wait_for_their_marker_and_a_missing_day_names_the_bucket(
     bucket, resources: dict, landing_dir: Path, instance: dg.DagsterInstance
 ) -> None:
     sensor, asset = build_landing_sensor(VOUCHED), build_dataset_asset(VOUCHED)
+    zone = {**resources, "landing": LandingZone(directory=ZONE_URL)}
     path = sorted((landing_dir / "orders").iterdir())[0]
     body = path.read_bytes()
     put(bucket, path.name, body)
     manifest = {"sha256": hashlib.sha256(body).hexdigest()}
     put(bucket, f"{path.name}.manifest.json", json.dumps(manifest).encode())
 
-    waits = tick(sensor, instance, None)
+    waits = tick(sensor, zone, instance, None)
     assert requested_ranges(waits) == []
     assert f"its ready marker {path.name}.done has not arrived" in waits.skip_reason.skip_message
     put(bucket, f"{path.name}.done", b"")
-    ready = tick(sensor, instance, waits.cursor)
+    ready = tick(sensor, zone, instance, waits.cursor)
     assert requested_ranges(ready) == [(DAYS[0], DAYS[0])]
 
-    zone = {**resources, "landing": LandingZone(directory=ZONE_URL)}
     loaded = dg.materialize([asset], partition_key=DAYS[0], resources=zone, instance=instance)
     ((checks,),) = fetch_all(
         resources["warehouse"],

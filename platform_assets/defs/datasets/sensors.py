@@ -20,10 +20,13 @@ from platform_assets.defs.datasets.landing import landing_materialization, unloa
 from platform_assets.defs.datasets.partitions import dataset_partitions
 from platform_assets.defs.datasets.specs import DATASET_SPECS
 from platform_assets.lib.ingestion.spec import DatasetSpec
+from platform_assets.lib.logging import platform_logger
 from platform_assets.lib.sources.completeness import missing_companion, not_ready
 from platform_assets.lib.sources.landing_readers import LandingFilesSource
 from platform_assets.lib.sources.landing_scan import LandingScan, scan_landing, scan_objects
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.sources.scan_state import GENERATION, store_state, stored_state
+from platform_assets.lib.warehouse.resource import Warehouse
 
 LANDING_SENSOR_INTERVAL_S = 15
 # The cursor's digest of the files last reported as not loaded (the scan ignores the key).
@@ -94,9 +97,10 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
     source = spec.source
     assert isinstance(source, LandingFilesSource)
     partitions_def = dataset_partitions(spec)
+    sensor_name = f"{spec.name}_landing_files"
 
     @dg.sensor(
-        name=f"{spec.name}_landing_files",
+        name=sensor_name,
         job=LOAD_JOBS[spec.name],
         minimum_interval_seconds=LANDING_SENSOR_INTERVAL_S,
         default_status=dg.DefaultSensorStatus.RUNNING,
@@ -106,12 +110,18 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         ),
     )
     def landing_files_changed(
-        context: dg.SensorEvaluationContext, landing: LandingZone
+        context: dg.SensorEvaluationContext, landing: LandingZone, warehouse: Warehouse
     ) -> dg.SensorResult:
-        """Requests each changed partition once; the cursor holds what was seen. The tick says
-        which files wait and why, which were removed after loading, and which were refused."""
+        """Requests each changed partition once; what was seen is kept in the warehouse, the
+        cursor points at it (``lib/sources/scan_state``). The tick says which files wait and
+        why, which were removed after loading, and which were refused."""
         cursor = json.loads(context.cursor) if context.cursor else None
-        scan = _scan_zone(landing, spec, cursor, partitions_def.has_partition_key)
+        log = platform_logger().bind(sensor=sensor_name)
+        seen = stored_state(warehouse, sensor_name, cursor, log)
+        scan = _scan_zone(landing, spec, seen, partitions_def.has_partition_key)
+        generation = (cursor or {}).get(GENERATION)
+        if scan.cursor != seen or generation is None:
+            generation = store_state(warehouse, sensor_name, cursor, scan.cursor, log)
         notes = [
             *(f"{name} waits: {why}" for name, why in scan.waiting.items()),
             *(f"{name} was removed after it was seen; its rows stay" for name in scan.removed),
@@ -156,7 +166,7 @@ def build_landing_sensor(spec: DatasetSpec) -> dg.SensorDefinition:
         return dg.SensorResult(
             run_requests=requests,
             skip_reason=skip,
-            cursor=json.dumps({**scan.cursor, UNLOADED_REPORTED: reported}),
+            cursor=json.dumps({GENERATION: generation, UNLOADED_REPORTED: reported}),
             asset_events=events,
         )
 

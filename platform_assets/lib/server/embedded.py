@@ -268,11 +268,11 @@ def _roles_sql(warehouse_database: str, instance_database: str) -> str:
     in a transaction), then what ``apply_roles`` applies, each part in its database."""
     parts = ["-- as a superuser, in any database of the server"]
     for database in (warehouse_database, instance_database):
-        name = sql.Literal(database).as_string()
-        parts.append(
-            f"SELECT format('CREATE DATABASE %I', {name})"
-            f" WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {name})\\gexec"
-        )
+        create = sql.SQL(
+            "SELECT format('CREATE DATABASE %I', {name})"
+            " WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = {name})"
+        ).format(name=sql.Literal(database))
+        parts.append(f"{create.as_string()}\\gexec")
     parts += [
         f"{s.as_string()};" for s in roles.cluster_statements(warehouse_database, instance_database)
     ]
