@@ -3,6 +3,7 @@
 ``'``. Every line is loaded or dead-lettered, text decoded as declared, and a byte the encoding
 leaves undefined makes only its own record a dead letter. Materialised for real."""
 
+import re
 from pathlib import Path
 
 import pydantic
@@ -100,3 +101,41 @@ def test_a_latin_1_file_quoted_with_apostrophes(tmp_path: Path, resources: dict)
 def test_a_dialect_that_cannot_be_read_is_refused(source: dict, error: str) -> None:
     with pytest.raises(pydantic.ValidationError, match=error):
         spec_with(**source)
+
+
+@pytest.mark.parametrize(
+    ("columns", "source", "message"),
+    [
+        (
+            [{"name": "value", "type": "integer", "header": "Value (kWh)"}],
+            {"format": "parquet"},
+            "header applies to CSV files with a header line",
+        ),
+        (
+            [{"name": "value", "type": "integer", "header": "Value (kWh)"}],
+            {"header": False},
+            "header applies to CSV files with a header line",
+        ),
+        (
+            [{"name": "value", "type": "integer", "header": "reading_id"}],
+            {},
+            "headers read by two columns: ['reading_id']",
+        ),
+    ],
+    ids=["parquet", "no-header-line", "repeated"],
+)
+def test_a_column_header_is_refused_where_it_cannot_name_a_csv_column(
+    columns: list[dict], source: dict, message: str
+) -> None:
+    with pytest.raises(pydantic.ValidationError, match=re.escape(message)):
+        spec = readings_spec(
+            [
+                {"name": "reading_id", "type": "integer", "required": True},
+                {"name": "taken_on", "type": "date", "required": True},
+                *columns,
+            ],
+            partition_column="taken_on",
+        )
+        document = spec.model_dump(mode="json")
+        document["source"] |= source
+        DatasetSpec.model_validate(document)

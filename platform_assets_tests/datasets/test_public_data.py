@@ -121,3 +121,96 @@ def test_the_penguins_csv_loads_exactly_as_pandas_reads_it(
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["rows_read"].value == len(as_text)
     assert metadata["rows_loaded"].value == len(complete)
+
+
+RAW_CSV = importlib.resources.files("palmerpenguins") / "data" / "penguins-raw.csv"
+# The raw export as the Palmer Station LTER publishes it: headers that are no column names, a
+# quoted field with a comma, Yes/No, R's float noise in the isotope ratios, NA in every column.
+RAW_SPEC_YAML = """\
+name: penguins_raw
+asset_key: [io_test, penguins_raw]
+description: The Palmer Station penguin census as its raw export.
+group: io_test
+partitions: {start: 2026-11-01}
+source:
+  kind: landing_files
+  directory: penguins
+  pattern: "penguins-raw_{date}.csv"
+  null_values: ["NA"]
+  extra_columns: ignore
+columns:
+  - {name: study_name, header: studyName, type: text, required: true}
+  - {name: sample_number, header: Sample Number, type: integer, required: true}
+  - {name: species, header: Species, type: text, required: true}
+  - {name: island, header: Island, type: text, required: true}
+  - {name: individual_id, header: Individual ID, type: text, required: true}
+  - {name: clutch_completion, header: Clutch Completion, type: boolean, required: true}
+  - {name: egg_date, header: Date Egg, type: date, required: true}
+  - {name: culmen_length_mm, header: Culmen Length (mm), type: decimal, precision: 4, scale: 1}
+  - {name: culmen_depth_mm, header: Culmen Depth (mm), type: decimal, precision: 4, scale: 1}
+  - {name: flipper_length_mm, header: Flipper Length (mm), type: integer}
+  - {name: body_mass_g, header: Body Mass (g), type: integer}
+  - {name: sex, header: Sex, type: text, required: true, enum: [FEMALE, MALE]}
+  - {name: delta_15_n, header: Delta 15 N (o/oo), type: double}
+  - {name: delta_13_c, header: Delta 13 C (o/oo), type: double}
+  - {name: comments, header: Comments, type: text}
+  - {name: delivered_on, type: date, required: true, derive: {kind: partition_start}}
+dedupe_key: [study_name, individual_id]
+partition_column: delivered_on
+max_dead_letter_ratio: 0.05
+"""
+RAW_COLUMNS = {  # column: (header, how pandas' text becomes the stored value)
+    "study_name": ("studyName", str),
+    "sample_number": ("Sample Number", int),
+    "island": ("Island", str),
+    "clutch_completion": ("Clutch Completion", lambda text: text == "Yes"),
+    "egg_date": ("Date Egg", date.fromisoformat),
+    "culmen_length_mm": ("Culmen Length (mm)", Decimal),
+    "body_mass_g": ("Body Mass (g)", int),
+    "sex": ("Sex", str),
+    "delta_15_n": ("Delta 15 N (o/oo)", float),
+    "comments": ("Comments", str),
+}
+
+
+def test_the_raw_export_loads_by_its_own_headers(tmp_path: Path, resources: dict) -> None:
+    (tmp_path / "penguins").mkdir()
+    landed = tmp_path / "penguins" / f"penguins-raw_{DAY}.csv"
+    landed.write_bytes(RAW_CSV.read_bytes())
+    spec_file = tmp_path / "penguins_raw.yaml"
+    spec_file.write_text(RAW_SPEC_YAML)
+    spec = load_spec(spec_file)
+
+    result = dg.materialize(
+        [build_dataset_asset(spec), *build_dataset_checks(spec)],
+        partition_key=DAY,
+        resources={**resources, "landing": LandingZone(directory=str(tmp_path))},
+        raise_on_error=False,
+    )
+
+    assert result.success
+    assert all(check.passed for check in result.get_asset_check_evaluations())
+    with RAW_CSV.open("rb") as file:
+        as_text = pd.read_csv(file, dtype=str)
+    complete, no_sex = as_text[as_text.Sex.notna()], as_text[as_text.Sex.isna()]
+    expected = sorted(
+        (
+            tuple(
+                None if pd.isna(row[header]) else typed(row[header])
+                for header, typed in RAW_COLUMNS.values()
+            )
+            for _, row in complete.iterrows()
+        ),
+        key=repr,
+    )
+    columns = sql.SQL(", ").join(sql.Identifier(name) for name in RAW_COLUMNS)
+    query = sql.SQL("SELECT {} FROM io_test.penguins_raw").format(columns)
+    assert sorted(fetch_all(resources["warehouse"], query), key=repr) == expected
+    letters = fetch_all(
+        resources["warehouse"],
+        sql.SQL("SELECT source_ref, error_message FROM platform.dead_letter_records ORDER BY id"),
+    )
+    assert sorted(ref for ref, _ in letters) == sorted(
+        f"{landed.name}:{index + 2}" for index in no_sex.index
+    )
+    assert {message for _, message in letters} == {"sex is missing"}

@@ -59,17 +59,13 @@ def _source_batches(
             source, window.key, spec.source_column_names, spec.json_paths
         ), {"source_urls": [url]}
     landing: LandingZone = context.resources.landing
-    declared = spec.source_column_names
-    declared_types = {column.name: column.type for column in spec.columns}
     store = landing.object_store()
     if store is not None:
         objects = landing_objects(source, store, window)
 
         def object_batches() -> Iterator[RawBatch]:
             for landed in objects:
-                yield from read_object(
-                    source, store, landed, declared, declared_types, spec.json_paths
-                )
+                yield from read_object(spec, store, landed)
 
         described = [
             {"path": store.object_url(source.directory, o.name), "bytes": o.size} for o in objects
@@ -79,7 +75,7 @@ def _source_batches(
 
     def batches() -> Iterator[RawBatch]:
         for path in files:
-            yield from read_file(source, path, declared, declared_types, spec.json_paths)
+            yield from read_file(spec, path)
 
     described = [{"path": str(f), "bytes": f.stat().st_size} for f in files]
     return batches, {"source_files": described}

@@ -81,51 +81,53 @@ def landing_objects(
 
 
 def read_object(
-    source: LandingFilesSource,
-    store: ObjectLanding,
-    landed: LandedObject,
-    declared: list[str],
-    declared_types: dict[str, str] | None = None,
-    paths: dict[str, str] | None = None,
+    spec: DatasetSpec, store: ObjectLanding, landed: LandedObject
 ) -> Iterator[RawBatch]:
     """``read_file`` of an object, through its local copy (with its marker and manifest); an
     error names the object's URL."""
+    source = _landing_source(spec)
     companions = [t for t in (source.ready_marker, source.manifest) if t]
     with store.local_copy(source.directory, landed.name, companions) as copy:
         try:
-            yield from read_file(source, copy, declared, declared_types, paths)
+            yield from read_file(spec, copy)
         except LandingFileError as error:
             url = store.object_url(source.directory, landed.name)
             raise LandingFileError(str(error).replace(str(copy), url)) from error
 
 
-def read_file(
-    source: LandingFilesSource,
-    path: Path,
-    declared: list[str],
-    declared_types: dict[str, str] | None = None,
-    paths: dict[str, str] | None = None,
-) -> Iterator[RawBatch]:
-    """``path`` in chunks, with the reader of the source's format, once its ready marker and
-    manifest checksum (if declared) vouch for it. The first chunk carries the file's data lines,
-    counted from its bytes before the reader starts (``count_data_lines``); a last empty chunk
-    carries what vouched for the file, once its manifest's row count (if any) is checked too."""
+def _landing_source(spec: DatasetSpec) -> LandingFilesSource:
+    assert isinstance(spec.source, LandingFilesSource), spec.name  # callers read landing files
+    return spec.source
+
+
+def read_file(spec: DatasetSpec, path: Path) -> Iterator[RawBatch]:
+    """``path``, a landing file of ``spec``, in chunks: the spec's source columns as text, read
+    with the reader of its format (a CSV's columns found by their ``header``, a JSON Lines
+    record's by their ``path``), once its ready marker and manifest checksum (if declared) vouch
+    for it. The first chunk carries the file's data lines, counted from its bytes before the
+    reader starts (``count_data_lines``); a last empty chunk carries what vouched for the file,
+    once its manifest's row count (if any) is checked too."""
+    source = _landing_source(spec)
+    declared = spec.source_column_names
     completeness = check_before_reading(path, source.ready_marker, source.manifest)
     unterminated = "load" if completeness.declared_whole else source.unterminated_last_line
     if source.format == "parquet":
-        batches = stream_parquet(
-            path, declared, source.extra_columns, declared_types=declared_types
-        )
+        types = {column.name: column.type for column in spec.columns}
+        batches = stream_parquet(path, declared, source.extra_columns, declared_types=types)
     elif source.format == "jsonl":
-        batches = stream_jsonl(path, declared, paths or {}, source.record_limits, unterminated)
-    else:
-        batches = stream_csv(
-            path,
-            declared,
-            source.extra_columns,
-            limits=source.record_limits,
-            unterminated_last_line=unterminated,
-            dialect=source.dialect,
+        batches = stream_jsonl(path, declared, spec.json_paths, source.record_limits, unterminated)
+    else:  # the columns as the header calls them, then by their own names
+        in_file = [spec.csv_headers.get(name, name) for name in declared]
+        batches = (
+            replace(batch, rows=batch.rows.rename_columns(declared))
+            for batch in stream_csv(
+                path,
+                in_file,
+                source.extra_columns,
+                limits=source.record_limits,
+                unterminated_last_line=unterminated,
+                dialect=source.dialect,
+            )
         )
     data_lines = count_data_lines(path, source.format, source.format == "csv" and source.header)
     records, first = 0, True

@@ -86,6 +86,9 @@ class ColumnSpec(StrictModel):
     # Where a JSON source (JSON Lines, an API) holds the value: a dotted path (user.id); its name
     # by default.
     path: str | None = Field(default=None, pattern=r"^[^.]+(\.[^.]+)*$")
+    # What a CSV file's header line calls the column, when that is not its name (an export's
+    # "Culmen Length (mm)"); the header is matched exactly, the column keeps its own name.
+    header: str | None = Field(default=None, min_length=1)
     # How the source writes the values (lib/ingestion/value_formats): a strptime pattern for a
     # date or timestamp, epoch_s / epoch_ms for a timestamptz; the decimal point of a number.
     format: str | None = None
@@ -293,7 +296,25 @@ class DatasetSpec(StrictModel):
         for column in self.columns:
             if column.derive is not None:
                 self._check_derivation(column)
+        self._check_headers()
         return self
+
+    def _check_headers(self) -> None:
+        """A ``header`` names a column of a CSV file's header line: a source column of a CSV
+        source that has one, and no two columns the same header."""
+        headers = [c.header or c.name for c in self.columns if c.derive is None]
+        declared = [c.name for c in self.columns if c.header is not None]
+        if not declared:
+            return
+        source = self.source
+        if getattr(source, "format", None) != "csv" or not getattr(source, "header", False):
+            raise ValueError(f"columns {declared}: header applies to CSV files with a header line")
+        derived = [c.name for c in self.columns if c.header is not None and c.derive is not None]
+        if derived:
+            raise ValueError(f"columns {derived}: a derived column is not read, so has no header")
+        repeated = sorted({h for h in headers if headers.count(h) > 1})
+        if repeated:
+            raise ValueError(f"headers read by two columns: {repeated}")
 
     def _check_partitions(self) -> None:
         """A file or API source is loaded a time partition at a time, found by its column."""
@@ -405,6 +426,11 @@ class DatasetSpec(StrictModel):
     def json_paths(self) -> dict[str, str]:
         """Where a JSON source holds each column that declares a ``path``."""
         return {column.name: column.path for column in self.columns if column.path is not None}
+
+    @property
+    def csv_headers(self) -> dict[str, str]:
+        """What a CSV header line calls each column that declares a ``header``."""
+        return {c.name: c.header for c in self.columns if c.header is not None}
 
     @property
     def source_column_names(self) -> list[str]:
