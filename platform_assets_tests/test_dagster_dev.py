@@ -9,17 +9,25 @@ default config, and everything is still there after a restart.
 """
 
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import psutil
 from dagster import DagsterRunStatus
 from psycopg import sql
 
 from platform_assets.lib import settings
 from platform_assets.lib.dagster_dev.client import DagsterDevClient
-from platform_assets.lib.dagster_dev.process import free_port, running_dagster_dev, wait_for
+from platform_assets.lib.dagster_dev.process import (
+    free_port,
+    running_dagster_dev,
+    stop_process_group,
+    wait_for,
+)
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import ASSET_KEYS, REPO_ROOT
@@ -220,3 +228,26 @@ def test_dagster_dev_runs_itself_backfills_in_few_runs_and_survives_restart(
         orders = next(n for n in nodes if n["assetKey"]["path"] == ["sales", "orders"])
         loads = {r.run_id for r in runs} | {range_run}
         assert {m["runId"] for m in orders["assetMaterializations"]} <= loads
+
+
+def test_stopping_a_process_group_leaves_nothing_of_it() -> None:
+    """A child that ignores the polite signal while its parent obeys it (as a code server of
+    `dagster dev` once did, outliving its test by half an hour) is killed with the group."""
+    stubborn = "(trap '' TERM; sleep 300) & echo started; wait"
+    leader = subprocess.Popen(
+        ["bash", "-c", stubborn], stdout=subprocess.PIPE, text=True, start_new_session=True
+    )
+    assert leader.stdout is not None and leader.stdout.readline() == "started\n"
+    group = leader.pid
+
+    stop_process_group(leader, signal.SIGTERM, 5)
+
+    left = [p.pid for p in psutil.process_iter(["pid"]) if _group_of(p) == group]
+    assert left == []
+
+
+def _group_of(process: psutil.Process) -> int | None:
+    try:
+        return os.getpgid(process.pid)
+    except (ProcessLookupError, PermissionError):
+        return None
