@@ -242,12 +242,16 @@ def test_stopping_a_process_group_leaves_nothing_of_it() -> None:
 
     stop_process_group(leader, signal.SIGTERM, 5)
 
-    left = [p.pid for p in psutil.process_iter(["pid"]) if _group_of(p) == group]
-    assert left == []
+    wait_for(lambda: _alive_in_group(group) == [], 10, f"process group {group} to be gone")
 
 
-def _group_of(process: psutil.Process) -> int | None:
-    try:
-        return os.getpgid(process.pid)
-    except (ProcessLookupError, PermissionError):
-        return None
+def _alive_in_group(group: int) -> list[int]:
+    """The processes of ``group`` still running (a killed one waiting to be reaped is not)."""
+    alive = []
+    for process in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(process.pid) == group and process.status() != psutil.STATUS_ZOMBIE:
+                alive.append(process.pid)
+        except (ProcessLookupError, PermissionError, psutil.NoSuchProcess):
+            continue
+    return alive
