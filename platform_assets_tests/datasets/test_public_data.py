@@ -19,6 +19,7 @@ from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.lib.ingestion.spec import load_spec
 from platform_assets.lib.sources.landing_zone import LandingZone
+from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.helpers import fetch_all
 
 DAY = "2026-11-20"
@@ -68,27 +69,52 @@ def pandas_rows(frame: pd.DataFrame) -> list[tuple]:
     )
 
 
-@pytest.mark.parametrize("suffix", ["csv", "csv.gz"])
-def test_the_penguins_csv_loads_exactly_as_pandas_reads_it(
-    tmp_path: Path, resources: dict, suffix: str
-) -> None:
-    shipped = PENGUINS_CSV.read_bytes()
+def load_as_published(
+    tmp_path: Path, resources: dict, file_name: str, body: bytes, spec_yaml: str
+) -> dg.ExecuteInProcessResult:
+    """``body`` landed as ``penguins/<file_name>``, the dataset declared by ``spec_yaml`` alone,
+    and the day materialised with the dataset's checks: the run and every check succeed."""
     (tmp_path / "penguins").mkdir()
-    landed = tmp_path / "penguins" / f"penguins_{DAY}.{suffix}"
-    landed.write_bytes(gzip.compress(shipped) if suffix.endswith(".gz") else shipped)
-    spec_file = tmp_path / "penguins.yaml"
-    spec_file.write_text(SPEC_YAML % {"suffix": suffix})
+    (tmp_path / "penguins" / file_name).write_bytes(body)
+    spec_file = tmp_path / "dataset.yaml"
+    spec_file.write_text(spec_yaml)
     spec = load_spec(spec_file)
-
     result = dg.materialize(
         [build_dataset_asset(spec), *build_dataset_checks(spec)],
         partition_key=DAY,
         resources={**resources, "landing": LandingZone(directory=str(tmp_path))},
         raise_on_error=False,
     )
-
     assert result.success
     assert all(check.passed for check in result.get_asset_check_evaluations())
+    return result
+
+
+def assert_letters_are_the_rows_without_sex(
+    warehouse: Warehouse, file_name: str, no_sex: pd.DataFrame
+) -> None:
+    """The dead letters are exactly pandas' rows without a sex, each at its line of the file,
+    each saying so."""
+    letters = fetch_all(
+        warehouse,
+        sql.SQL("SELECT source_ref, error_message FROM platform.dead_letter_records ORDER BY id"),
+    )
+    # pandas numbers data rows from 0; the file's line is that + 2 (its header is line 1)
+    assert sorted(ref for ref, _ in letters) == sorted(
+        f"{file_name}:{index + 2}" for index in no_sex.index
+    )
+    assert {message for _, message in letters} == {"sex is missing"}
+
+
+@pytest.mark.parametrize("suffix", ["csv", "csv.gz"])
+def test_the_penguins_csv_loads_exactly_as_pandas_reads_it(
+    tmp_path: Path, resources: dict, suffix: str
+) -> None:
+    shipped = PENGUINS_CSV.read_bytes()
+    body = gzip.compress(shipped) if suffix.endswith(".gz") else shipped
+    landed = f"penguins_{DAY}.{suffix}"
+    result = load_as_published(tmp_path, resources, landed, body, SPEC_YAML % {"suffix": suffix})
+
     with PENGUINS_CSV.open("rb") as file:  # pandas reads "NA" as missing by default
         as_text = pd.read_csv(file, dtype=str)
     complete, no_sex = as_text[as_text.sex.notna()], as_text[as_text.sex.isna()]
@@ -109,15 +135,7 @@ def test_the_penguins_csv_loads_exactly_as_pandas_reads_it(
         )
         assert nulls == complete[measure].isna().sum()
 
-    letters = fetch_all(
-        warehouse,
-        sql.SQL("SELECT source_ref, error_message FROM platform.dead_letter_records ORDER BY id"),
-    )
-    # pandas numbers data rows from 0; the file's line is that + 2 (its header is line 1)
-    assert sorted(ref for ref, _ in letters) == sorted(
-        f"{landed.name}:{index + 2}" for index in no_sex.index
-    )
-    assert {message for _, message in letters} == {"sex is missing"}
+    assert_letters_are_the_rows_without_sex(warehouse, landed, no_sex)
     metadata = result.get_asset_materialization_events()[0].materialization.metadata
     assert metadata["rows_read"].value == len(as_text)
     assert metadata["rows_loaded"].value == len(complete)
@@ -174,22 +192,9 @@ RAW_COLUMNS = {  # column: (header, how pandas' text becomes the stored value)
 
 
 def test_the_raw_export_loads_by_its_own_headers(tmp_path: Path, resources: dict) -> None:
-    (tmp_path / "penguins").mkdir()
-    landed = tmp_path / "penguins" / f"penguins-raw_{DAY}.csv"
-    landed.write_bytes(RAW_CSV.read_bytes())
-    spec_file = tmp_path / "penguins_raw.yaml"
-    spec_file.write_text(RAW_SPEC_YAML)
-    spec = load_spec(spec_file)
+    landed = f"penguins-raw_{DAY}.csv"
+    load_as_published(tmp_path, resources, landed, RAW_CSV.read_bytes(), RAW_SPEC_YAML)
 
-    result = dg.materialize(
-        [build_dataset_asset(spec), *build_dataset_checks(spec)],
-        partition_key=DAY,
-        resources={**resources, "landing": LandingZone(directory=str(tmp_path))},
-        raise_on_error=False,
-    )
-
-    assert result.success
-    assert all(check.passed for check in result.get_asset_check_evaluations())
     with RAW_CSV.open("rb") as file:
         as_text = pd.read_csv(file, dtype=str)
     complete, no_sex = as_text[as_text.Sex.notna()], as_text[as_text.Sex.isna()]
@@ -206,11 +211,4 @@ def test_the_raw_export_loads_by_its_own_headers(tmp_path: Path, resources: dict
     columns = sql.SQL(", ").join(sql.Identifier(name) for name in RAW_COLUMNS)
     query = sql.SQL("SELECT {} FROM io_test.penguins_raw").format(columns)
     assert sorted(fetch_all(resources["warehouse"], query), key=repr) == expected
-    letters = fetch_all(
-        resources["warehouse"],
-        sql.SQL("SELECT source_ref, error_message FROM platform.dead_letter_records ORDER BY id"),
-    )
-    assert sorted(ref for ref, _ in letters) == sorted(
-        f"{landed.name}:{index + 2}" for index in no_sex.index
-    )
-    assert {message for _, message in letters} == {"sex is missing"}
+    assert_letters_are_the_rows_without_sex(resources["warehouse"], landed, no_sex)
