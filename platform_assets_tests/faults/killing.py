@@ -3,6 +3,7 @@ chosen moment, and what a killed process must not leave behind in Postgres."""
 
 import contextlib
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -37,16 +38,34 @@ def timed(script: str, *args: str) -> float:
     return time.perf_counter() - began
 
 
-def killed(script: str, *args: str, after_s: float) -> int:
-    """Run ``script``, SIGKILL its whole process group ``after_s`` into its work; return the
-    exit code (-9 when killed, 0 when it finished first)."""
-    process = started(script, *args)
-    try:
-        return process.wait(timeout=after_s)  # it finished first
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-    return process.wait(timeout=120)
+class KillMoments:
+    """Seeded random moments at which to SIGKILL a script's run, spread over the run's length.
+
+    The length is first measured on an unkilled run, then lowered to the length of any run that
+    finishes before its kill: a first timing taken while the machine was busy (another test
+    worker, CI) would otherwise put most kills after the end, and the trials would kill nothing.
+    """
+
+    def __init__(self, script: str, *args: str, seed: str) -> None:
+        self.script, self.args = script, args
+        self.rng = random.Random(seed)
+        self.run_s = timed(script, *args)  # no kill: how long a run takes
+
+    def kill(self, within: tuple[float, float] = (0.0, 1.0)) -> int:
+        """Run the script and SIGKILL its whole process group at a random moment ``within`` the
+        given fractions of its length; return the exit code (-9 when killed, 0 when it finished
+        first)."""
+        after_s = self.rng.uniform(*within) * self.run_s
+        process = started(self.script, *self.args)
+        began = time.perf_counter()
+        try:
+            code = process.wait(timeout=after_s)  # it finished first
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+            return process.wait(timeout=120)
+        self.run_s = min(self.run_s, time.perf_counter() - began)
+        return code
 
 
 def leftovers(warehouse: Warehouse) -> list:

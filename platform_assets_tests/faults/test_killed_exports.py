@@ -9,7 +9,6 @@ a file a consumer cannot open), and the next export removes the killed one's tem
 ``PLATFORM_FAULT_SEED`` replays a run's moments.
 """
 
-import random
 import signal
 import textwrap
 from pathlib import Path
@@ -19,7 +18,7 @@ import pyarrow.parquet as pq
 from platform_assets.lib.dead_letters.export import export_dead_letters
 from platform_assets.lib.samples.sample_dead_letters import add_sample_letters
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets_tests.faults.killing import killed, timed
+from platform_assets_tests.faults.killing import KillMoments
 from platform_assets_tests.faults.test_killed_loads import SEED
 
 KILLS = 3
@@ -45,16 +44,15 @@ def test_killed_exports_leave_the_previous_file_or_the_new_one(
     add_sample_letters(clean_warehouse, "export/test", LETTERS)
     assert export_dead_letters(clean_warehouse, path) == LETTERS
     add_sample_letters(clean_warehouse, "export/test", 1_000)
-    export_s = timed(EXPORTER, str(path), url)  # the new export, unkilled
+    moments = KillMoments(EXPORTER, str(path), url, seed=f"{SEED}:export")  # the new export
     assert pq.ParquetFile(path).metadata.num_rows == LETTERS + 1_000
 
-    rng = random.Random(f"{SEED}:export")
     tally = {"killed": 0, "finished first": 0}
     while tally["killed"] < KILLS:
         assert sum(tally.values()) < 3 * KILLS, f"the exports kept finishing first: {tally}"
         add_sample_letters(clean_warehouse, "export/test", 1_000)
         before = pq.ParquetFile(path).metadata.num_rows
-        code = killed(EXPORTER, str(path), url, after_s=rng.uniform(0.4, 1.0) * export_s)
+        code = moments.kill(within=(0.4, 1.0))
         assert code in (0, -signal.SIGKILL)
         tally["killed" if code else "finished first"] += 1
         assert pq.ParquetFile(path).metadata.num_rows in (before, before + 1_000)
@@ -62,4 +60,4 @@ def test_killed_exports_leave_the_previous_file_or_the_new_one(
         assert export_dead_letters(clean_warehouse, path) == before + 1_000
         assert pq.read_table(path, columns=["id"]).num_rows == before + 1_000
         assert sorted(p.name for p in path.parent.iterdir()) == [path.name]
-    print(f"export kill trials (seed {SEED}, export {export_s:.1f} s): {tally}")
+    print(f"export kill trials (seed {SEED}, export {moments.run_s:.1f} s): {tally}")

@@ -10,7 +10,6 @@ skipped, none twice) and ``source_rows_accounted`` passes.
 The default run keeps ``KILL_TRIALS_SHORT`` kills; ``pytest -m faults`` runs ``KILL_TRIALS_LONG``.
 """
 
-import random
 import signal
 import textwrap
 
@@ -25,7 +24,7 @@ from platform_assets_tests.datasets.test_table_source import (
     source,  # noqa: F401 (the fixture)
     with_source,
 )
-from platform_assets_tests.faults.killing import killed, settled_leftovers, timed
+from platform_assets_tests.faults.killing import KillMoments, settled_leftovers
 from platform_assets_tests.faults.test_killed_loads import SEED
 from platform_assets_tests.helpers import fetch_all
 
@@ -86,10 +85,9 @@ def run_extract_kill_trials(kills: int, warehouse: Warehouse) -> dict[str, int]:
         )
     assert extract(warehouse, SPEC).success
     change_every_customer(warehouse, 1)
-    extract_s = timed(EXTRACTOR, warehouse.database_url or "")  # no kill: how long it takes
+    moments = KillMoments(EXTRACTOR, warehouse.database_url or "", seed=f"{SEED}:extract")
     assert staged(warehouse)[1] == ROWS
 
-    rng = random.Random(f"{SEED}:extract")
     tally = {"killed, before": 0, "killed, after": 0, "finished first": 0}
     version = 1
     while tally["killed, before"] + tally["killed, after"] < kills:
@@ -97,7 +95,7 @@ def run_extract_kill_trials(kills: int, warehouse: Warehouse) -> dict[str, int]:
         assert version <= 3 * kills + 1, f"the extracts kept finishing first: {tally}"
         before = staged(warehouse)
         change_every_customer(warehouse, version)
-        code = killed(EXTRACTOR, warehouse.database_url or "", after_s=rng.uniform(0, extract_s))
+        code = moments.kill()
         left = staged(warehouse)
         assert settled_leftovers(warehouse) == []
         resumed = extract(warehouse, SPEC)  # the next run: no operator action needed
@@ -112,7 +110,7 @@ def run_extract_kill_trials(kills: int, warehouse: Warehouse) -> dict[str, int]:
             tally["killed, before" if left == before else "killed, after"] += 1
         names = fetch_all(warehouse, sql.SQL("SELECT DISTINCT name ~ ' v' FROM staging.customers"))
         assert names == [(True,)]
-    print(f"extract kill trials (seed {SEED}, extract {extract_s:.1f} s): {tally}")
+    print(f"extract kill trials (seed {SEED}, extract {moments.run_s:.1f} s): {tally}")
     return tally
 
 

@@ -16,7 +16,6 @@ moments; the seed and the tally are printed.
 """
 
 import os
-import random
 import signal
 import textwrap
 from dataclasses import dataclass
@@ -31,7 +30,7 @@ from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import SAMPLE_DAYS
-from platform_assets_tests.faults.killing import killed, settled_leftovers, timed
+from platform_assets_tests.faults.killing import KillMoments, settled_leftovers
 from platform_assets_tests.helpers import fetch_all, table_checksum
 from platform_assets_tests.sales.test_pipeline import ORDERS
 
@@ -142,10 +141,9 @@ def run_kill_trials(
     assert state_old != state_new
     land(new)
     loader_args = (KEY, warehouse.database_url or "", str(tmp_path), str(bulk or ""))
-    load_s = timed(LOADER, *loader_args)  # no kill: how long a load takes
+    moments = KillMoments(LOADER, *loader_args, seed=f"{SEED}:{bulk}")
     assert partition_state(warehouse) == state_new
 
-    rng = random.Random(f"{SEED}:{bulk}")
     tally = {"killed, old content": 0, "killed, new content": 0, "finished first": 0}
     attempts = 0
     while tally["killed, old content"] + tally["killed, new content"] < kills:
@@ -155,7 +153,7 @@ def run_kill_trials(
         load_in_process(resources, instance, bulk)
         assert partition_state(warehouse) == state_old
         land(new)
-        code = killed(LOADER, *loader_args, after_s=rng.uniform(0, load_s))
+        code = moments.kill()
         after = partition_state(warehouse)
         assert after in (state_old, state_new), "a partition neither old nor new"
         assert settled_leftovers(warehouse) == []
@@ -167,7 +165,8 @@ def run_kill_trials(
             tally["killed, old content" if after == state_old else "killed, new content"] += 1
         load_in_process(resources, instance, bulk)  # the next run: no operator action needed
         assert partition_state(warehouse) == state_new
-    print(f"kill trials (seed {SEED}, bulk_load_min_rows={bulk}, load {load_s:.1f} s): {tally}")
+    load = f"bulk_load_min_rows={bulk}, load {moments.run_s:.1f} s"
+    print(f"kill trials (seed {SEED}, {load}): {tally}")
     return tally
 
 

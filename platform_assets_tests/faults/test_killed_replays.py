@@ -15,7 +15,6 @@ The default run keeps ``KILL_TRIALS_SHORT`` kills; ``pytest -m faults`` runs ``K
 """
 
 import hashlib
-import random
 import signal
 import textwrap
 from dataclasses import dataclass
@@ -32,7 +31,7 @@ from platform_assets.lib.ingestion.spec import DatasetSpec
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets_tests.faults.killing import killed, settled_leftovers, timed
+from platform_assets_tests.faults.killing import KillMoments, settled_leftovers
 from platform_assets_tests.faults.test_killed_loads import DAY, KEY, ORDERS_PER_FILE, SEED
 from platform_assets_tests.helpers import fetch_all, table_checksum
 
@@ -162,10 +161,9 @@ def run_replay_kill_trials(
     assert before.rows != after.rows and before.accounting[1] < after.accounting[1]
     reset(resources, instance)
     args = (KEY, warehouse.database_url or "")
-    replay_s = timed(REPLAYER, *args)  # no kill: how long a replay takes
+    moments = KillMoments(REPLAYER, *args, seed=f"{SEED}:replay")
     assert replay_state(warehouse) == after
 
-    rng = random.Random(f"{SEED}:replay")
     tally = {"killed, before": 0, "killed, after": 0, "finished first": 0}
     attempts = 0
     while tally["killed, before"] + tally["killed, after"] < kills:
@@ -173,7 +171,7 @@ def run_replay_kill_trials(
         assert attempts <= 3 * kills, f"the replays kept finishing first: {tally}"
         reset(resources, instance)
         assert replay_state(warehouse) == before
-        code = killed(REPLAYER, *args, after_s=rng.uniform(0, replay_s))
+        code = moments.kill()
         state = replay_state(warehouse)
         assert state in (before, after), "a replay left the partition half done"
         assert settled_leftovers(warehouse) == []
@@ -185,7 +183,7 @@ def run_replay_kill_trials(
             tally["killed, before" if state == before else "killed, after"] += 1
         replay_in_process(warehouse, instance)  # the next replay: no operator action needed
         assert replay_state(warehouse).settled_like(after)
-    print(f"replay kill trials (seed {SEED}, replay {replay_s:.1f} s): {tally}")
+    print(f"replay kill trials (seed {SEED}, replay {moments.run_s:.1f} s): {tally}")
     return tally
 
 

@@ -9,7 +9,6 @@ row lost: a fresh start, a resumption, or nothing left to do.
 The default run keeps ``KILL_TRIALS_SHORT`` kills; ``pytest -m faults`` runs ``KILL_TRIALS_LONG``.
 """
 
-import random
 import signal
 import textwrap
 
@@ -17,7 +16,7 @@ import pytest
 from psycopg import sql
 
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets_tests.faults.killing import killed, settled_leftovers, timed
+from platform_assets_tests.faults.killing import KillMoments, settled_leftovers
 from platform_assets_tests.faults.test_killed_loads import SEED
 from platform_assets_tests.helpers import fetch_all
 from platform_assets_tests.migrations.conftest import CUSTOMERS, SAMPLE_MIGRATIONS, run_migrations
@@ -60,16 +59,15 @@ def undo(warehouse: Warehouse) -> None:
 
 def run_migration_kill_trials(kills: int, warehouse: Warehouse) -> dict[str, int]:
     url = warehouse.conninfo()
-    migrate_s = timed(MIGRATOR, url)  # no kill: how long a confirmed run takes
+    moments = KillMoments(MIGRATOR, url, seed=f"{SEED}:migrate")
     assert [row[1] for row in ledger(warehouse)] == ["applied"] and tiers_right(warehouse)
 
-    rng = random.Random(f"{SEED}:migrate")
     tally = {"killed, nothing recorded": 0, "killed, running": 0, "killed, applied": 0}
     finished_first, killed_runs = 0, 0
     while killed_runs < kills:
         assert finished_first <= 2 * kills, f"the runs kept finishing first: {tally}"
         undo(warehouse)
-        code = killed(MIGRATOR, url, after_s=rng.uniform(0, migrate_s))
+        code = moments.kill()
         assert settled_leftovers(warehouse) == []
         statuses = [row[1] for row in ledger(warehouse)]
         assert statuses in ([], ["running"], ["applied"]), statuses
@@ -86,7 +84,7 @@ def run_migration_kill_trials(kills: int, warehouse: Warehouse) -> dict[str, int
         resumed = run_migrations(warehouse, SAMPLE_MIGRATIONS[:1], confirm=True, **BATCH)
         assert resumed.success  # the next run: resumes, starts afresh, or finds nothing to do
         assert [row[1] for row in ledger(warehouse)] == ["applied"] and tiers_right(warehouse)
-    print(f"migration kill trials (seed {SEED}, run {migrate_s:.1f} s): {tally}")
+    print(f"migration kill trials (seed {SEED}, run {moments.run_s:.1f} s): {tally}")
     return tally
 
 
