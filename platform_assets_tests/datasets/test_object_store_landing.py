@@ -27,6 +27,7 @@ from platform_assets.defs.datasets.sensors import build_landing_sensor
 from platform_assets.defs.datasets.specs import SPECS_BY_NAME
 from platform_assets.lib import settings
 from platform_assets.lib.logging import platform_logger
+from platform_assets.lib.samples import sample_data
 from platform_assets.lib.sources.landing_zone import LandingZone
 from platform_assets.lib.sources.scan_state import stored_state
 from platform_assets_tests.conftest import SAMPLE_DAYS
@@ -231,6 +232,35 @@ def test_objects_wait_for_their_marker_and_a_missing_day_names_the_bucket(
     assert not stale.exists()  # removed by the next load on the machine
     leftovers = list(Path(tempfile.gettempdir()).glob(f"platform-landing-{os.getpid()}-*"))
     assert leftovers == []  # each local copy is removed once read, or once its load failed
+
+
+def test_the_sample_data_command_uploads_to_the_landing_url(
+    bucket, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def objects() -> dict[str, tuple[str, bytes]]:
+        listed = bucket.list_objects_v2(Bucket=BUCKET).get("Contents", [])
+        fetched = {o["Key"]: bucket.get_object(Bucket=BUCKET, Key=o["Key"]) for o in listed}
+        return {key: (got["ETag"], got["Body"].read()) for key, got in fetched.items()}
+
+    span = ["--start", "2026-11-01", "--end", "2026-11-02", "--no-customers"]
+    sizes = ["--orders-per-day", "40", "--events-per-day", "7"]
+    monkeypatch.setenv(settings.LANDING_URL_VAR, ZONE_URL)  # the default landing zone
+    sample_data.main([*span, *sizes])
+    sample_data.main([*span, *sizes, "--landing", str(tmp_path)])  # the same, in a directory
+    uploaded = objects()
+    written = {
+        f"{PREFIX}/{path.relative_to(tmp_path)}": path.read_bytes()
+        for path in tmp_path.rglob("*")
+        if path.is_file()
+    }
+    assert len(written) == 4 and {key: body for key, (_, body) in uploaded.items()} == written
+
+    sample_data.main([*span, "--orders-per-day", "90", "--landing", ZONE_URL])
+    assert objects() == uploaded  # what exists is kept, as in a directory
+    sample_data.main([*span, "--orders-per-day", "90", "--overwrite"])
+    assert {key: body for key, (_, body) in objects().items() if "orders_" in key} != {
+        key: body for key, (_, body) in uploaded.items() if "orders_" in key
+    }
 
 
 def _pid_of_a_gone_process() -> int:

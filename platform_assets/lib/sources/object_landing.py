@@ -77,6 +77,11 @@ class ObjectLanding:
         finally:
             shutil.rmtree(staging, ignore_errors=True)
 
+    def put(self, directory: str, path: Path) -> None:
+        """Upload the local file ``path`` as the object of its name under ``directory``: one
+        atomic PUT (multipart for large files), so the sensor never lists half of it."""
+        obstore.put(self._store, f"{directory.strip('/')}/{path.name}", path)
+
     def _download(self, key: str, target: Path) -> None:
         """The object at ``key`` written to ``target`` chunk by chunk."""
         with target.open("wb") as file:
