@@ -13,6 +13,7 @@ from psycopg import sql
 from platform_assets.defs.datasets.assets import build_dataset_asset
 from platform_assets.defs.datasets.checks import build_dataset_checks
 from platform_assets.defs.datasets.specs import SPECS_BY_NAME
+from platform_assets.defs.platform.assets import build_dead_letters_asset
 from platform_assets.lib.dead_letters.observation import dead_letters_key
 from platform_assets.lib.samples.sample_events import generate_events_day, write_events_day
 from platform_assets.lib.samples.sample_orders import write_day
@@ -80,7 +81,8 @@ def test_each_dataset_s_dead_letters_are_observed_on_its_own_asset(
     resources: dict, instance: dg.DagsterInstance, tmp_path: Path
 ) -> None:
     """Orders, then events: the events' observation does not hide the orders' letters (one
-    asset for both did), and each asset's counts are its own dataset's."""
+    asset for both did), and each asset's counts are its own dataset's. Observing an asset on
+    demand (the UI's Observe button) records the same figures as the load did."""
     write_day(tmp_path / "orders", DAY, orders=400, seed=5, malformed_share=0.05)
     write_events_day(tmp_path / "shop_events", DAY, 500, 11, 0.02, 0.01)
     landed = {**resources, "landing": LandingZone(directory=str(tmp_path))}
@@ -108,3 +110,15 @@ def test_each_dataset_s_dead_letters_are_observed_on_its_own_asset(
         assert metadata["new"].value == stored > 0, name
         assert metadata["partitions_with_letters"].value == 1
         assert metadata["partitions_not_listed"].value == 0
+
+    for name, key in (("orders", "sales/orders"), ("shop_events", "web/shop_events")):
+        observing = dg.Definitions(  # what the UI's Observe button launches
+            assets=[build_dead_letters_asset(SPECS_BY_NAME[name])],
+            jobs=[dg.define_asset_job("observe", selection=[dead_letters_key(key)])],
+            resources=resources,
+        )
+        observed = observing.resolve_job_def("observe").execute_in_process(instance=instance)
+        assert observed.success
+        on_demand, by_load = instance.fetch_observations(dead_letters_key(key), limit=2).records
+        assert on_demand.run_id == observed.run_id != by_load.run_id
+        assert on_demand.asset_observation.metadata == by_load.asset_observation.metadata

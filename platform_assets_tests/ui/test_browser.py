@@ -210,6 +210,31 @@ def loaded_partitions(warehouse: Warehouse) -> dict[str, int]:
     return dict(fetch_all(warehouse, sql.SQL(query)))
 
 
+_OBSERVATION_RUNS = """
+query ($key: AssetKeyInput!) {
+  assetOrError(assetKey: $key) { ... on Asset { assetObservations(limit: 100) { runId } } }
+}
+"""
+
+
+def observation_runs(client: DagsterDevClient, key: str) -> set[str]:
+    """The runs that recorded an observation of the asset ``key`` (``a/b``)."""
+    found = client.query(_OBSERVATION_RUNS, {"key": {"path": key.split("/")}})["assetOrError"]
+    return {observation["runId"] for observation in found["assetObservations"]}
+
+
+def observe_from_the_ui(page: Page, client: DagsterDevClient, key: str) -> None:
+    """Click the asset page's *Observe* and wait for the run it launches to succeed."""
+    before = observation_runs(client, key)
+    page.get_by_role("button", name="Observe").click()
+    run_id = wait_for(
+        lambda: next(iter(observation_runs(client, key) - before), None),
+        120,
+        f"an observation of {key} launched from the UI",
+    )
+    assert client.wait_for_run(run_id, 120) == DagsterRunStatus.SUCCESS
+
+
 def expect_metadata(page: Page, label: str, value: int) -> None:
     """The asset page's metadata row ``label`` shows ``value``."""
     row = page.get_by_role("row").filter(has=page.get_by_text(label, exact=True))
@@ -224,8 +249,9 @@ def test_the_ui_shows_every_datasets_letters_the_landed_days_and_a_file_that_wai
     artifacts: Path,
 ) -> None:
     """Left to run itself, the platform loads three days of orders and of events; the browser then
-    finds each dataset's dead letters with its count, every landed day on the landing assets'
-    partitions pages, and tomorrow's orders file reported as waiting, and why."""
+    finds each dataset's dead letters with its count and when they were last observed (its
+    *Observe* button observing them again), every landed day on the landing assets' partitions
+    pages, and tomorrow's orders file reported as waiting, and why."""
     landing_dir = tmp_path / "landing"
     for n in range(3):
         day = DAY + timedelta(days=n)
@@ -262,8 +288,11 @@ def test_the_ui_shows_every_datasets_letters_the_landed_days_and_a_file_that_wai
             page.goto(f"{assets}/{dataset}_dead_letters", wait_until="networkidle")
             expect_metadata(page, "new", letters[dataset])
             expect_metadata(page, "partitions_with_letters", 3)
+            expect(page.get_by_text("Latest observation").first).to_be_visible()
+            expect(page.get_by_text("Never materialized")).to_have_count(0)
             if shot:
                 page.screenshot(path=str(artifacts / shot))
+            observe_from_the_ui(page, client, f"{dataset}_dead_letters")
         for landing in ("orders_files", "shop_events_files"):
             page.goto(f"{assets}/landing/{landing}?view=partitions", wait_until="networkidle")
             expect(page.get_by_text("Materialized (3)")).to_be_visible(timeout=30_000)
