@@ -16,8 +16,9 @@ tables, ``sales/orders`` and ``sales/daily_order_metrics`` with their checks ove
   ``backfill_first_run_start_s`` (Dagster's backfill daemon looks for new backfills every 30 s, a
   fixed interval) and ``backfill_marked_complete_s`` (it marks the backfill complete on its next
   look after that);
-- ``single_run_s``: the UI's other choice for a range, *Launch as… Single run*: one run with the
-  range's tags (``launchRun``), launch to success, no daemon involved;
+- ``single_run_s``: the range as one run with the range's tags, launched at once as
+  ``dg launch --partition-range`` launches it (``launchRun``), launch to success, no daemon
+  involved (Dagster 1.13's launch dialog for assets does not offer this);
 - ``one_partition_run_s``: one more day through the dataset's load job, launch to success;
 - ``definitions_import_s``: the best of three imports of ``platform_assets.definitions`` in a
   fresh interpreter.

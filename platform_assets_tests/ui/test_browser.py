@@ -83,6 +83,22 @@ def launch_partition_from_the_ui(page: Page, day: str) -> None:
     ).first.click()
 
 
+def expect_a_range_to_launch_as_one_backfill_run(page: Page, first: str, last: str) -> None:
+    """*Materialize…* with a range of days offers one thing, as docs/operations.md says: a
+    backfill of one run (the assets' ``BackfillPolicy``), with no *Launch as… Single run* choice
+    (Dagster 1.13 does not offer it for assets). Cancelled, nothing launched."""
+    page.get_by_role("button", name="Materialize…").click()
+    launch_dialog = page.get_by_role("dialog").filter(has_text="Launch runs to materialize")
+    selection = launch_dialog.locator("input[type=text]").first
+    selection.fill(f"[{first}...{last}]")
+    selection.press("Enter")
+    expect(launch_dialog).to_contain_text("Backfills all partitions in a single run.")
+    expect(launch_dialog.get_by_role("button", name="Launch backfill")).to_be_visible()
+    expect(launch_dialog.get_by_text("Launch as…")).to_have_count(0)
+    launch_dialog.get_by_role("button", name="Cancel", exact=True).click()
+    expect(launch_dialog).to_be_hidden()
+
+
 def expect_checks_roll_up(page: Page, status: str) -> None:
     """Every check of the *Checks* tab's list says ``status`` (its roll-up over the partitions)."""
     page.get_by_text("Checks", exact=True).first.click()
@@ -128,6 +144,8 @@ def test_a_day_launched_from_the_ui_rolls_its_checks_up_truthfully(
         expect(page.get_by_text("ISO 4217 code of every amount on the order")).to_be_visible()
         expect(page.get_by_text("pii: linkable")).to_be_visible()  # the spec's column tags
         page.screenshot(path=str(artifacts / "asset-overview.png"))
+        later = (DAY + timedelta(days=2)).isoformat()
+        expect_a_range_to_launch_as_one_backfill_run(page, day, later)
 
         # Before the file lands: the run fails, and that day alone is marked.
         launch_partition_from_the_ui(page, day)
