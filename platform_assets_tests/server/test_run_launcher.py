@@ -1,9 +1,12 @@
 """The run launcher's health check, through Dagster's own run monitoring: a run whose worker
-process is gone is failed; a live worker, a worker on another machine, or a run that recorded no
-worker is left alone; a pid taken over by a newer process is not mistaken for the worker."""
+process is gone is failed, from the moment the launcher handed it the run; a live worker, a worker
+on another machine, or a run that recorded no worker is left alone; a pid taken over by a newer
+process is not mistaken for the worker. Terminate marks a warm worker's run CANCELING (the worker
+interrupts itself: ``test_warm_workers.py``)."""
 
 import json
 import logging
+import socket
 import subprocess
 import sys
 import time
@@ -18,7 +21,11 @@ from dagster._core.storage.tags import GRPC_INFO_TAG
 from dagster._daemon.monitoring.run_monitoring import monitor_started_run
 
 from platform_assets.lib import settings
-from platform_assets.lib.server.run_launcher import PlatformRunLauncher, worker_process_health
+from platform_assets.lib.server.run_launcher import (
+    RUN_WORKER_TAG,
+    PlatformRunLauncher,
+    worker_process_health,
+)
 from platform_assets_tests.conftest import REPO_ROOT
 
 LOCAL = {"host": "localhost", "socket": "/tmp/code-server.sock"}
@@ -114,3 +121,37 @@ def test_a_pid_taken_by_a_newer_process_is_not_the_worker(worker: subprocess.Pop
     assert worker_process_health(worker.pid, time.time()).status == WorkerStatus.RUNNING
     later = worker_process_health(worker.pid, time.time() - 60)  # the worker started before it
     assert later.status == WorkerStatus.FAILED and "another" in later.msg
+
+
+def handed_run(instance: dg.DagsterInstance, pid: int, host: str) -> dg.DagsterRun:
+    """A run in STARTED that this launcher handed to worker ``pid`` on ``host``, before the
+    worker recorded anything itself."""
+    worker = {"host": host, "pid": pid, "launched_at": time.time()}
+    return instance.add_run(
+        dg.DagsterRun(
+            job_name="load_orders",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={RUN_WORKER_TAG: json.dumps(worker)},
+        )
+    )
+
+
+def test_a_warm_worker_is_checked_from_the_moment_it_is_handed_the_run(
+    instance: dg.DagsterInstance, worker: subprocess.Popen
+) -> None:
+    run = handed_run(instance, worker.pid, socket.gethostname())
+    remote = handed_run(instance, worker.pid, "another-machine")
+    assert monitor(instance, run) == dg.DagsterRunStatus.STARTED
+    worker.kill()
+    worker.wait()
+    assert monitor(instance, remote) == dg.DagsterRunStatus.STARTED
+    assert monitor(instance, run) == dg.DagsterRunStatus.FAILURE
+
+
+def test_terminate_marks_a_warm_workers_run_canceling(
+    instance: dg.DagsterInstance, worker: subprocess.Popen
+) -> None:
+    run = handed_run(instance, worker.pid, socket.gethostname())
+    assert instance.run_launcher.terminate(run.run_id) is True
+    assert instance.get_run_by_id(run.run_id).status == dg.DagsterRunStatus.CANCELING
+    assert worker.poll() is None  # the worker interrupts itself; it is not killed from outside
