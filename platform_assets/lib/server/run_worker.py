@@ -1,8 +1,8 @@
 """A run worker started before its run: ``python -m platform_assets.lib.server.run_worker MODULE…``.
 
 Most of a run worker's start is importing libraries (Dagster, its Postgres storage, pandas,
-pyarrow, ADBC): about 1.5 s of the 2 s a fresh worker took on the benchmark machine before the
-run's first step. This process imports the ``MODULE`` arguments at once, then waits on its
+pyarrow, ADBC): 1.6 s of the 1.97 s a fresh worker took on the benchmark machine before the run
+started. This process imports the ``MODULE`` arguments at once, then waits on its
 standard input for the one run it will execute: a line holding Dagster's serialized
 ``ExecuteRunArgs``. It then runs ``dagster api execute_run`` with those arguments, in this process,
 exactly as Dagster's container launchers run it in theirs: the run's job is reconstructed from its
@@ -18,7 +18,7 @@ a step that has a ``RetryPolicy`` (every step that writes the warehouse has one)
 the step, and the run went on (dagster-io/dagster#15026, still open). An interrupt that arrives
 while the step waits for its retry is raised when the retry starts, outside the step's code, and
 ends the run CANCELED: a load in progress is rolled back, and Terminate takes effect within the
-step's retry delay (about 10 s) rather than at once.
+step's retry delay (10 s ± jitter for the steps that write the warehouse) rather than at once.
 
 End of input before a run (the launcher's process ended) or an interrupt while waiting ends the
 worker quietly. A module that cannot be imported is reported on standard error and left to the run,

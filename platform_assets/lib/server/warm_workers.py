@@ -1,16 +1,16 @@
 """Run worker processes kept started ahead of their runs, for the run launcher.
 
-One worker (``lib/server/run_worker.py``) waits with its libraries imported. A run takes it, or
-starts a new one if there is none (the first run this process launches, or a run launched while
-the waiting worker still imports), and a new worker is started at once to wait for the next run.
-Its imports share the machine with the run that just started: on the benchmark's two cores that
-costs that run a few tenths of a second, against the 1.5 s a run waits for a worker started when
-it arrives (docs/results.md).
+One worker (``lib/server/run_worker.py``) waits with its libraries imported. A run takes it (one
+that is still importing finishes first), or starts a new one if there is none (the first run this
+process launches, or the waiting worker died), and a new worker is started at once to wait for the
+next run.
+Its imports (1.8 s of CPU) share the machine with the run that just started, which is cheaper
+than the 1.6 s a run waits for a worker started when it arrives (docs/results.md).
 
 Every worker handed a run is waited for by a thread, so none is left a zombie. A waiting worker
 reads its standard input, which only this process writes: when this process ends, however it
 ends, the worker reads the end of input and exits. One waiting worker holds its libraries in
-memory (about 200 MB with the platform's list).
+memory (212 MB resident with the platform's list, measured).
 """
 
 import subprocess
