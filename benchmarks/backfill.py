@@ -172,7 +172,7 @@ def main() -> None:
             client.port,
             os.environ,
             data_dir / "dagster-dev.log",
-            client.answers,
+            client.ready,
         ):
             for sensor in ("orders_landing_files", "platform_automation"):
                 client.stop_sensor(sensor)

@@ -312,7 +312,7 @@ def dg_dev_arm(url: str, days: list[date], orders: int, landing: Path, repeats: 
     # Bytecode kept as on a developer's machine (see the module docstring), in the data directory.
     environment = {**os.environ, "PYTHONPYCACHEPREFIX": str(log.parent / "pycache")}
     environment.pop("PYTHONDONTWRITEBYTECODE", None)
-    with running_dagster_dev(REPO_ROOT, client.port, environment, log, client.answers):
+    with running_dagster_dev(REPO_ROOT, client.port, environment, log, client.ready):
         for sensor in ("orders_landing_files", "platform_automation"):
             client.stop_sensor(sensor)
         # What the sensors requested at dg dev's start would share the two cores with the run.

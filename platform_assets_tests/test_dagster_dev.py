@@ -52,7 +52,7 @@ def dagster_dev(landing_dir: Path, log_path: Path, instance_url: str) -> Iterato
     env[settings.LANDING_DIR_VAR] = str(landing_dir)
     env[settings.DAGSTER_STORAGE_URL_VAR] = instance_url
     client = DagsterDevClient(free_port())
-    with running_dagster_dev(REPO_ROOT, client.port, env, log_path, client.answers):
+    with running_dagster_dev(REPO_ROOT, client.port, env, log_path, client.ready):
         yield client
 
 

@@ -127,7 +127,7 @@ def test_command_1_sets_up_and_starts_the_platform(tmp_path: Path) -> None:
 
         def answering() -> bool:
             assert started.poll() is None, f"command 1 ended: {tmp_path / 'command-1.log'}"
-            return client.answers()
+            return client.ready()
 
         try:
             wait_for(answering, 900, f"command 1's UI (log: {tmp_path / 'command-1.log'})")

@@ -28,7 +28,11 @@ _RUNS_TAGGED = """query Runs($key: String!, $value: String!) {
 _SENSOR = """query Sensor($selector: SensorSelector!) {
   sensorOrError(sensorSelector: $selector) { ... on Sensor { id } }
 }"""
-_STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename } }"""
+_STOP_SENSOR = """mutation Stop($id: String!) { stopSensor(id: $id) { __typename
+  ... on PythonError { message } } }"""
+# The daemon's first tick of a sensor writes its state as the UI may stop it: the loser of that
+# race gets a PythonError and succeeds when asked again.
+_STOP_ATTEMPTS = 3
 _IN_PROGRESS = """{ runsOrError(filter:
   {statuses: [QUEUED, NOT_STARTED, STARTING, STARTED, CANCELING]})
   { ... on Runs { results { runId } } } }"""
@@ -38,6 +42,8 @@ _POOL = """query Pool($pool: String!) { instance { concurrencyLimit(concurrencyK
   claimedSlots { runId stepKey } } } }"""
 _RUN_MESSAGES = """query Logs($id: ID!) { logsForRun(runId: $id) {
   ... on EventConnection { events { ... on MessageEvent { message } } } } }"""
+_WORKSPACE = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 _WORKER_PID = re.compile(r"Started process for run \(pid: (\d+)\)")
 
 
@@ -65,12 +71,23 @@ class DagsterDevClient(DagsterGraphQLClient):
         ``DagsterGraphQLClientError``."""
         return self._execute(query, variables)
 
-    def answers(self) -> bool:
-        """Whether the webserver answers GraphQL yet (False while it is starting)."""
+    def ready(self) -> bool:
+        """Whether the webserver answers GraphQL and has loaded its code locations (False while
+        it starts; a code location that failed to load raises, naming the error)."""
         try:
-            return bool(self.query("{ version }"))
+            workspace = self.query(_WORKSPACE)["workspaceOrError"]
         except DagsterGraphQLClientError:
             return False
+        entries = workspace.get("locationEntries") or []
+        if not entries or any(entry["loadStatus"] != "LOADED" for entry in entries):
+            return False
+        for entry in entries:
+            loaded = entry["locationOrLoadError"] or {}
+            if loaded.get("__typename") != "RepositoryLocation":
+                raise DagsterGraphQLClientError(
+                    f"code location {entry['name']} did not load", loaded.get("message")
+                )
+        return True
 
     def wait_for_run(self, run_id: str, timeout: float) -> DagsterRunStatus:
         """The run's final status, once it has one."""
@@ -125,9 +142,13 @@ class DagsterDevClient(DagsterGraphQLClient):
         """Turn the sensor ``name`` off, as its toggle in the UI does."""
         selector = {**LOCATION, "sensorName": name}
         sensor_id = self.query(_SENSOR, {"selector": selector})["sensorOrError"]["id"]
-        stopped = self.query(_STOP_SENSOR, {"id": sensor_id})["stopSensor"]
-        if stopped["__typename"] != "StopSensorMutationResult":
-            raise DagsterGraphQLClientError(stopped["__typename"])
+        for _ in range(_STOP_ATTEMPTS):
+            stopped = self.query(_STOP_SENSOR, {"id": sensor_id})["stopSensor"]
+            if stopped["__typename"] == "StopSensorMutationResult":
+                return
+            if stopped["__typename"] != "PythonError":
+                break
+        raise DagsterGraphQLClientError(f"stopping {name}: {stopped['__typename']}", stopped)
 
     def runs_in_progress(self) -> list[str]:
         """The ids of the runs queued, starting, running or being cancelled."""
