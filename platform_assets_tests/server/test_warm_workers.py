@@ -102,14 +102,15 @@ def test_runs_start_in_waiting_workers_and_terminate(
 def test_a_worker_preloads_libraries_not_the_code_location() -> None:
     assert PRELOADED and not any(m.split(".")[0] == "platform_assets" for m in PRELOADED)
     probe = (
-        "import sys; from platform_assets.lib.server.run_worker import preload; "
+        "import json, sys; from platform_assets.lib.server.run_worker import preload; "
         f"preload({PRELOADED!r}); "
-        "print(sorted(m for m in sys.modules if m.startswith('platform_assets.')))"
+        "print(json.dumps(sorted(m for m in sys.modules if m.startswith('platform_assets.'))))"
     )
     imported = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, check=True
     )
-    assert json.loads(imported.stdout.replace("'", '"')) == [
+    # The worker's own module and its packages; nothing of the code location.
+    assert json.loads(imported.stdout) == [
         "platform_assets.lib",
         "platform_assets.lib.server",
         "platform_assets.lib.server.run_worker",
