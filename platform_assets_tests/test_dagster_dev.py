@@ -56,6 +56,19 @@ def dagster_dev(landing_dir: Path, log_path: Path, instance_url: str) -> Iterato
         yield client
 
 
+@contextmanager
+def quiet_dagster_dev(
+    landing_dir: Path, log_path: Path, instance_url: str
+) -> Iterator[DagsterDevClient]:
+    """``dagster_dev`` with its landing sensors and automation turned off and the runs they
+    requested at startup ended: only what the test launches runs."""
+    with dagster_dev(landing_dir, log_path, instance_url) as client:
+        for sensor in ("orders_landing_files", "shop_events_landing_files", "platform_automation"):
+            client.stop_sensor(sensor)
+        wait_for(lambda: not client.runs_in_progress(), 180, "the first automation runs to end")
+        yield client
+
+
 def per_day(warehouse: Warehouse, query: str) -> dict[str, int]:
     return {day: int(n) for day, n in fetch_all(warehouse, sql.SQL(query))}
 

@@ -15,7 +15,12 @@ from platform_assets.defs.pools import WAREHOUSE_POOL
 from platform_assets.lib.dagster_dev.process import wait_for
 from platform_assets.lib.samples.sample_orders import write_day
 from platform_assets.lib.warehouse.resource import Warehouse
-from platform_assets_tests.test_dagster_dev import accounted, dagster_dev, data_lines, loaded_days
+from platform_assets_tests.test_dagster_dev import (
+    accounted,
+    data_lines,
+    loaded_days,
+    quiet_dagster_dev,
+)
 
 TODAY = datetime.now(UTC).date()
 KILLED_DAY, WAITING_DAY = TODAY - timedelta(days=20), TODAY - timedelta(days=19)
@@ -26,10 +31,7 @@ def test_a_killed_run_frees_its_slot_and_is_retried_with_no_operator_action(
 ) -> None:
     landing_dir, log_path = tmp_path / "landing", tmp_path / "dagster-dev.log"
     landing_dir.mkdir()
-    with dagster_dev(landing_dir, log_path, instance_database_url) as client:
-        for sensor in ("orders_landing_files", "shop_events_landing_files", "platform_automation"):
-            client.stop_sensor(sensor)
-        wait_for(lambda: not client.runs_in_progress(), 180, "the first automation runs to end")
+    with quiet_dagster_dev(landing_dir, log_path, instance_database_url) as client:
         client.set_pool_limit(WAREHOUSE_POOL, 1)
         # A day long enough to be killed in the middle of, and a small one.
         write_day(landing_dir / "orders", KILLED_DAY, orders=300_000, seed=1, malformed_share=0.01)

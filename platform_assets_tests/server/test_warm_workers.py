@@ -24,7 +24,7 @@ from platform_assets.lib.server.run_launcher import RUN_WORKER_TAG
 from platform_assets.lib.server.warm_workers import WORKER_MODULE
 from platform_assets.lib.warehouse.resource import Warehouse
 from platform_assets_tests.conftest import REPO_ROOT
-from platform_assets_tests.test_dagster_dev import dagster_dev, loaded_days
+from platform_assets_tests.test_dagster_dev import loaded_days, quiet_dagster_dev
 
 TODAY = datetime.now(UTC).date()
 LOADED_DAY, TERMINATED_DAY = TODAY - timedelta(days=30), TODAY - timedelta(days=29)
@@ -64,10 +64,7 @@ def test_runs_start_in_waiting_workers_and_terminate(
 ) -> None:
     landing_dir, log_path = tmp_path / "landing", tmp_path / "dagster-dev.log"
     landing_dir.mkdir()
-    with dagster_dev(landing_dir, log_path, instance_database_url) as client:
-        for sensor in ("orders_landing_files", "shop_events_landing_files", "platform_automation"):
-            client.stop_sensor(sensor)
-        wait_for(lambda: not client.runs_in_progress(), 180, "the first automation runs to end")
+    with quiet_dagster_dev(landing_dir, log_path, instance_database_url) as client:
         write_day(landing_dir / "orders", LOADED_DAY, orders=500, seed=1, malformed_share=0.01)
         write_day(
             landing_dir / "orders", TERMINATED_DAY, orders=300_000, seed=2, malformed_share=0.01
